@@ -1,0 +1,90 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ourway/auth/policy"
+)
+
+// Error is an error with the status and message the client is to see.
+type Error struct {
+	Code    int
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d: %s", e.Code, e.Message) }
+
+func badRequest(msg string) error { return &Error{Code: http.StatusBadRequest, Message: msg} }
+
+// errorBody is the JSON error envelope; fields are in sorted order, as the
+// original service wrote them.
+type errorBody struct {
+	Code      int            `json:"code"`
+	Details   map[string]any `json:"details"`
+	Message   string         `json:"message"`
+	Success   bool           `json:"success"`
+	Timestamp string         `json:"timestamp"`
+}
+
+// statusOf maps an error to the status and message the client sees. It is
+// the one place where domain errors meet HTTP.
+func statusOf(err error) (int, string) {
+	var ae *Error
+	var he *echo.HTTPError
+	var ne *policy.NameError
+	switch {
+	case errors.As(err, &ae):
+		return ae.Code, ae.Message
+	case errors.As(err, &he):
+		msg := http.StatusText(he.Code)
+		if m, ok := he.Message.(string); ok && he.Code != http.StatusInternalServerError {
+			msg = m
+		}
+		return he.Code, msg
+	case errors.As(err, &ne):
+		return http.StatusBadRequest, fmt.Sprintf("Invalid %s name: %s", ne.Kind, ne.Value)
+	case errors.Is(err, policy.ErrRoleCycle):
+		return http.StatusBadRequest, "Role inheritance would form a cycle."
+	case errors.Is(err, policy.ErrRoleDepth):
+		return http.StatusBadRequest, "Role inheritance chain would be too deep."
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, policy.ErrUnavailable):
+		return http.StatusServiceUnavailable, "The service is temporarily unavailable."
+	default:
+		return http.StatusInternalServerError, "An internal error occurred"
+	}
+}
+
+// handleError is installed as Echo's HTTPErrorHandler: every error becomes
+// the JSON error envelope; internal causes go to the log with the request
+// id, never to the client.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, msg := statusOf(err)
+	if code >= 500 {
+		s.log.ErrorContext(c.Request().Context(), "request failed",
+			"request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+			"method", c.Request().Method, "route", c.Path(), "err", err)
+	}
+	body := errorBody{Code: code, Details: map[string]any{}, Message: msg, Success: false, Timestamp: timestamp(time.Now())}
+	if c.Request().Method == http.MethodHead {
+		err = c.NoContent(code)
+	} else {
+		err = c.JSON(code, body)
+	}
+	if err != nil {
+		s.log.ErrorContext(c.Request().Context(), "write error response", "err", err)
+	}
+}
+
+// timestamp formats t as UTC RFC 3339 with microseconds.
+func timestamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+}

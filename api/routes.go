@@ -1,0 +1,459 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ourway/auth/policy"
+)
+
+// routes registers /ping, the operational endpoints and the compatible
+// routes under both /api and /api/v1.
+func (s *Server) routes() {
+	e := s.echo
+	get := []string{http.MethodGet, http.MethodHead}
+	e.Match(get, "/ping", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"message": "PONG"})
+	})
+	e.Match(get, "/health", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "healthy"})
+	})
+	e.Match(get, "/ready", s.ready)
+	for _, prefix := range []string{"/api", "/api/v1"} {
+		add := func(methods []string, path string, h echo.HandlerFunc) {
+			e.Match(methods, prefix+path, h, authenticate)
+		}
+		post, del := []string{http.MethodPost}, []string{http.MethodDelete}
+		add(get, "/membership/:user/:group", s.checkMembership)
+		add(post, "/membership/:user/:group", s.addMembership)
+		add(del, "/membership/:user/:group", s.removeMembership)
+		add(get, "/permission/:group/:name", s.checkRolePermission)
+		add(post, "/permission/:group/:name", s.addPermission)
+		add(del, "/permission/:group/:name", s.removePermission)
+		add(get, "/has_permission/:user/:name", s.hasPermission)
+		add(get, "/user_permissions/:user", s.userPermissions)
+		add(get, "/role_permissions/:role", s.rolePermissions)
+		add(get, "/user_roles/:user", s.userRoles)
+		add(get, "/members/:role", s.members)
+		add(get, "/roles", s.listRoles)
+		add(get, "/which_roles_can/:name", s.whichRolesCan)
+		add(get, "/which_users_can/:name", s.whichUsersCan)
+		add(post, "/role/:role", s.createRole)
+		add(del, "/role/:role", s.deleteRole)
+		add(get, "/role/:role/parents", s.roleParents)
+		add(post, "/role/:role/parents/:parent", s.addRoleParent)
+		add(del, "/role/:role/parents/:parent", s.removeRoleParent)
+		add(get, "/workflow/users/:workflow_name", s.workflowUsers)
+		add(get, "/workflow/user/:user/can_run/:workflow_name", s.workflowCanRun)
+	}
+}
+
+// ready answers 200 when the database answers and the schema is current.
+func (s *Server) ready(c echo.Context) error {
+	if s.deps.Ready != nil {
+		if err := s.deps.Ready(c.Request().Context()); err != nil {
+			s.log.WarnContext(c.Request().Context(), "not ready", "err", err)
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Wire shapes. Fields are declared in sorted order so that the JSON matches
+// the original service byte for byte (it sorted keys).
+type (
+	result struct {
+		Result any `json:"result"`
+	}
+	envelope struct {
+		Code      int    `json:"code"`
+		Data      any    `json:"data"`
+		Message   string `json:"message"`
+		Success   bool   `json:"success"`
+		Timestamp string `json:"timestamp"`
+	}
+	checkData struct {
+		HasPermission bool `json:"has_permission"`
+	}
+	nameItem struct {
+		Name string `json:"name"`
+	}
+	permissionsData struct {
+		Count       int        `json:"count"`
+		Permissions []nameItem `json:"permissions"`
+	}
+	membersData struct {
+		Count   int              `json:"count"`
+		Members []membershipItem `json:"members"`
+	}
+	membershipItem struct {
+		Role string `json:"role"`
+		User string `json:"user"`
+	}
+	roleItem struct {
+		Description *string `json:"description"`
+		Role        string  `json:"role"`
+	}
+	roleOnlyItem struct {
+		Role string `json:"role"`
+	}
+	parentItem struct {
+		Parent string `json:"parent"`
+		Role   string `json:"role"`
+	}
+)
+
+func ok(c echo.Context, data any, format string, args ...any) error {
+	return c.JSON(http.StatusOK, envelope{
+		Code: http.StatusOK, Data: data, Message: fmt.Sprintf(format, args...),
+		Success: true, Timestamp: timestamp(time.Now()),
+	})
+}
+
+func bare(c echo.Context, v any) error { return c.JSON(http.StatusOK, result{Result: v}) }
+
+// param returns a path parameter, percent-decoded. Echo routes on the raw
+// path when the request used a non-canonical encoding (such as %40), and
+// then leaves the parameters encoded.
+func param(c echo.Context, name string) string {
+	v := c.Param(name)
+	if c.Request().URL.RawPath != "" {
+		if d, err := url.PathUnescape(v); err == nil {
+			return d
+		}
+	}
+	return v
+}
+
+// Validation messages of the contract.
+func longUserMsg(u string) string {
+	return "Invalid user name: " + u + ". User names must be 1-64 characters long and contain only alphanumeric, underscore, hyphen, or email characters (@ . +)."
+}
+
+func longRoleMsg(r string) string {
+	return "Invalid role name: " + r + ". Role names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen."
+}
+
+// check validates names in order and returns the first failure's message.
+type check struct {
+	ok  bool
+	msg string
+}
+
+func validate(checks ...check) error {
+	for _, ch := range checks {
+		if !ch.ok {
+			return badRequest(ch.msg)
+		}
+	}
+	return nil
+}
+
+func userLong(u string) check  { return check{policy.ValidUser(u), longUserMsg(u)} }
+func roleLong(r string) check  { return check{policy.ValidRole(r), longRoleMsg(r)} }
+func userShort(u string) check { return check{policy.ValidUser(u), "Invalid user name: " + u} }
+func roleShort(r string) check { return check{policy.ValidRole(r), "Invalid role name: " + r} }
+func groupShort(r string) check {
+	return check{policy.ValidRole(r), "Invalid group name: " + r}
+}
+func perm(p string) check {
+	return check{policy.ValidPermission(p), "Invalid permission name: " + p}
+}
+func workflow(w string) check {
+	return check{policy.ValidPermission(w), "Invalid workflow name: " + w}
+}
+
+func (s *Server) checkMembership(c echo.Context) error {
+	u, g := param(c, "user"), param(c, "group")
+	if err := validate(userLong(u), roleLong(g)); err != nil {
+		return err
+	}
+	has, err := s.deps.Policy.IsMember(c.Request().Context(), tenantOf(c), u, g)
+	if err != nil {
+		return err
+	}
+	return ok(c, checkData{has}, "Membership check for user '%s' and group '%s' completed", u, g)
+}
+
+func (s *Server) addMembership(c echo.Context) error {
+	u, g := param(c, "user"), param(c, "group")
+	if err := validate(userLong(u), roleLong(g)); err != nil {
+		return err
+	}
+	r, err := s.deps.Policy.AddMember(c.Request().Context(), tenantOf(c), u, g)
+	if err != nil {
+		return err
+	}
+	return bare(c, r)
+}
+
+func (s *Server) removeMembership(c echo.Context) error {
+	u, g := param(c, "user"), param(c, "group")
+	if err := validate(userLong(u), roleLong(g)); err != nil {
+		return err
+	}
+	r, err := s.deps.Policy.RemoveMember(c.Request().Context(), tenantOf(c), u, g)
+	if err != nil {
+		return err
+	}
+	return bare(c, r)
+}
+
+func (s *Server) checkRolePermission(c echo.Context) error {
+	g, n := param(c, "group"), param(c, "name")
+	if err := validate(groupShort(g), perm(n)); err != nil {
+		return err
+	}
+	r, err := s.deps.Policy.RoleHasPermission(c.Request().Context(), tenantOf(c), g, n)
+	if err != nil {
+		return err
+	}
+	return bare(c, r)
+}
+
+// grantName checks a permission being granted or revoked: under a model
+// that matches permissions by pattern it may contain the wildcard *.
+func (s *Server) grantName(n string) check {
+	return check{s.deps.Policy.ValidGrant(n), "Invalid permission name: " + n}
+}
+
+func (s *Server) addPermission(c echo.Context) error {
+	g, n := param(c, "group"), param(c, "name")
+	if err := validate(groupShort(g), s.grantName(n)); err != nil {
+		return err
+	}
+	r, err := s.deps.Policy.Grant(c.Request().Context(), tenantOf(c), g, n)
+	if err != nil {
+		return err
+	}
+	return bare(c, r)
+}
+
+func (s *Server) removePermission(c echo.Context) error {
+	g, n := param(c, "group"), param(c, "name")
+	if err := validate(groupShort(g), s.grantName(n)); err != nil {
+		return err
+	}
+	r, err := s.deps.Policy.Revoke(c.Request().Context(), tenantOf(c), g, n)
+	if err != nil {
+		return err
+	}
+	return bare(c, r)
+}
+
+func (s *Server) hasPermission(c echo.Context) error {
+	u, n := param(c, "user"), param(c, "name")
+	if err := validate(userShort(u), perm(n)); err != nil {
+		return err
+	}
+	has, err := s.deps.Policy.HasPermission(c.Request().Context(), tenantOf(c), u, n)
+	if err != nil {
+		return err
+	}
+	return ok(c, checkData{has}, "Permission check for user '%s' and permission '%s' completed", u, n)
+}
+
+func names(list []string) []nameItem {
+	out := make([]nameItem, 0, len(list))
+	for _, n := range list {
+		out = append(out, nameItem{n})
+	}
+	return out
+}
+
+func (s *Server) userPermissions(c echo.Context) error {
+	u := param(c, "user")
+	if err := validate(userShort(u)); err != nil {
+		return err
+	}
+	list, err := s.deps.Policy.UserPermissions(c.Request().Context(), tenantOf(c), u)
+	if err != nil {
+		return err
+	}
+	return ok(c, permissionsData{Count: len(list), Permissions: names(list)}, "Retrieved permissions for user '%s'", u)
+}
+
+func (s *Server) rolePermissions(c echo.Context) error {
+	r := param(c, "role")
+	if err := validate(roleShort(r)); err != nil {
+		return err
+	}
+	list, err := s.deps.Policy.RolePermissions(c.Request().Context(), tenantOf(c), r)
+	if err != nil {
+		return err
+	}
+	return ok(c, names(list), "Retrieved permissions for role '%s'", r)
+}
+
+func (s *Server) userRoles(c echo.Context) error {
+	u := param(c, "user")
+	if err := validate(userShort(u)); err != nil {
+		return err
+	}
+	roles, err := s.deps.Policy.UserRoles(c.Request().Context(), tenantOf(c), u)
+	if err != nil {
+		return err
+	}
+	out := make([]membershipItem, 0, len(roles))
+	for _, r := range roles {
+		out = append(out, membershipItem{Role: r, User: u})
+	}
+	return bare(c, out)
+}
+
+func (s *Server) members(c echo.Context) error {
+	r := param(c, "role")
+	if err := validate(roleShort(r)); err != nil {
+		return err
+	}
+	users, err := s.deps.Policy.Members(c.Request().Context(), tenantOf(c), r)
+	if err != nil {
+		return err
+	}
+	out := make([]membershipItem, 0, len(users))
+	for _, u := range users {
+		out = append(out, membershipItem{Role: r, User: u})
+	}
+	return bare(c, out)
+}
+
+func (s *Server) listRoles(c echo.Context) error {
+	roles, err := s.deps.Policy.ListRoles(c.Request().Context(), tenantOf(c))
+	if err != nil {
+		return err
+	}
+	out := make([]roleItem, 0, len(roles))
+	for _, r := range roles {
+		out = append(out, roleItem{Description: r.Description, Role: r.Name})
+	}
+	return bare(c, out)
+}
+
+func (s *Server) whichRolesCan(c echo.Context) error {
+	n := param(c, "name")
+	if err := validate(perm(n)); err != nil {
+		return err
+	}
+	roles, err := s.deps.Policy.WhichRolesCan(c.Request().Context(), tenantOf(c), n)
+	if err != nil {
+		return err
+	}
+	out := make([]roleOnlyItem, 0, len(roles))
+	for _, r := range roles {
+		out = append(out, roleOnlyItem{Role: r})
+	}
+	return bare(c, out)
+}
+
+func memberships(list []policy.Membership) []membershipItem {
+	out := make([]membershipItem, 0, len(list))
+	for _, m := range list {
+		out = append(out, membershipItem{Role: m.Role, User: m.User})
+	}
+	return out
+}
+
+func (s *Server) whichUsersCan(c echo.Context) error {
+	n := param(c, "name")
+	if err := validate(perm(n)); err != nil {
+		return err
+	}
+	list, err := s.deps.Policy.WhichUsersCan(c.Request().Context(), tenantOf(c), n)
+	if err != nil {
+		return err
+	}
+	return bare(c, memberships(list))
+}
+
+func (s *Server) createRole(c echo.Context) error {
+	r := param(c, "role")
+	if err := validate(roleShort(r)); err != nil {
+		return err
+	}
+	res, err := s.deps.Policy.CreateRole(c.Request().Context(), tenantOf(c), r)
+	if err != nil {
+		return err
+	}
+	return bare(c, res)
+}
+
+func (s *Server) deleteRole(c echo.Context) error {
+	r := param(c, "role")
+	if err := validate(roleShort(r)); err != nil {
+		return err
+	}
+	res, err := s.deps.Policy.DeleteRole(c.Request().Context(), tenantOf(c), r)
+	if err != nil {
+		return err
+	}
+	return ok(c, result{res}, "Role '%s' deletion completed", r)
+}
+
+func (s *Server) roleParents(c echo.Context) error {
+	r := param(c, "role")
+	if err := validate(roleShort(r)); err != nil {
+		return err
+	}
+	parents, err := s.deps.Policy.RoleParents(c.Request().Context(), tenantOf(c), r)
+	if err != nil {
+		return err
+	}
+	out := make([]parentItem, 0, len(parents))
+	for _, p := range parents {
+		out = append(out, parentItem{Parent: p, Role: r})
+	}
+	return bare(c, out)
+}
+
+func (s *Server) addRoleParent(c echo.Context) error {
+	r, p := param(c, "role"), param(c, "parent")
+	if err := validate(roleShort(r), roleShort(p)); err != nil {
+		return err
+	}
+	res, err := s.deps.Policy.AddRoleParent(c.Request().Context(), tenantOf(c), r, p)
+	if err != nil {
+		return err
+	}
+	return bare(c, res)
+}
+
+func (s *Server) removeRoleParent(c echo.Context) error {
+	r, p := param(c, "role"), param(c, "parent")
+	if err := validate(roleShort(r), roleShort(p)); err != nil {
+		return err
+	}
+	res, err := s.deps.Policy.RemoveRoleParent(c.Request().Context(), tenantOf(c), r, p)
+	if err != nil {
+		return err
+	}
+	return bare(c, res)
+}
+
+func (s *Server) workflowUsers(c echo.Context) error {
+	w := param(c, "workflow_name")
+	if err := validate(workflow(w)); err != nil {
+		return err
+	}
+	list, err := s.deps.Workflows.UsersFor(c.Request().Context(), tenantOf(c), w)
+	if err != nil {
+		return err
+	}
+	items := memberships(list)
+	return ok(c, membersData{Count: len(items), Members: items}, "Retrieved users who can run workflow '%s'", w)
+}
+
+func (s *Server) workflowCanRun(c echo.Context) error {
+	u, w := param(c, "user"), param(c, "workflow_name")
+	if err := validate(userLong(u), workflow(w)); err != nil {
+		return err
+	}
+	has, err := s.deps.Workflows.CanRun(c.Request().Context(), tenantOf(c), u, w)
+	if err != nil {
+		return err
+	}
+	return ok(c, checkData{has}, "Workflow permission check for user '%s' and workflow '%s' completed", u, w)
+}

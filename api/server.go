@@ -1,0 +1,231 @@
+// Package api is the HTTP API of auth-server: the routes of the compatible
+// REST contract (under /api and /api/v1), their middleware and the one
+// mapping from errors to JSON responses.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/ourway/auth/audit"
+	"github.com/ourway/auth/policy"
+)
+
+// Authorizer is what the API needs from the policy core.
+type Authorizer interface {
+	CreateRole(ctx context.Context, key policy.KeyHash, role string) (bool, error)
+	DeleteRole(ctx context.Context, key policy.KeyHash, role string) (bool, error)
+	ListRoles(ctx context.Context, key policy.KeyHash) ([]policy.Role, error)
+	Grant(ctx context.Context, key policy.KeyHash, role, perm string) (bool, error)
+	Revoke(ctx context.Context, key policy.KeyHash, role, perm string) (bool, error)
+	RoleHasPermission(ctx context.Context, key policy.KeyHash, role, perm string) (bool, error)
+	AddMember(ctx context.Context, key policy.KeyHash, user, role string) (bool, error)
+	RemoveMember(ctx context.Context, key policy.KeyHash, user, role string) (bool, error)
+	IsMember(ctx context.Context, key policy.KeyHash, user, role string) (bool, error)
+	HasPermission(ctx context.Context, key policy.KeyHash, user, perm string) (bool, error)
+	UserPermissions(ctx context.Context, key policy.KeyHash, user string) ([]string, error)
+	RolePermissions(ctx context.Context, key policy.KeyHash, role string) ([]string, error)
+	UserRoles(ctx context.Context, key policy.KeyHash, user string) ([]string, error)
+	Members(ctx context.Context, key policy.KeyHash, role string) ([]string, error)
+	WhichRolesCan(ctx context.Context, key policy.KeyHash, perm string) ([]string, error)
+	WhichUsersCan(ctx context.Context, key policy.KeyHash, perm string) ([]policy.Membership, error)
+	AddRoleParent(ctx context.Context, key policy.KeyHash, role, parent string) (bool, error)
+	RemoveRoleParent(ctx context.Context, key policy.KeyHash, role, parent string) (bool, error)
+	RoleParents(ctx context.Context, key policy.KeyHash, role string) ([]string, error)
+	ValidGrant(name string) bool
+}
+
+// Workflows is what the API needs from the workflow package.
+type Workflows interface {
+	UsersFor(ctx context.Context, key policy.KeyHash, workflow string) ([]policy.Membership, error)
+	CanRun(ctx context.Context, key policy.KeyHash, user, workflow string) (bool, error)
+}
+
+// Config is the HTTP section of the configuration.
+type Config struct {
+	// AllowCORS turns CORS on; CORSOrigins lists the allowed origins ("*"
+	// for any).
+	AllowCORS   bool
+	CORSOrigins []string
+	// BodyLimit bounds request bodies (default "64K").
+	BodyLimit string
+}
+
+// Deps are the services behind the API.
+type Deps struct {
+	Policy    Authorizer
+	Workflows Workflows
+	// Ready reports whether the service can serve (database reachable,
+	// schema current); nil means always ready.
+	Ready  func(ctx context.Context) error
+	Logger *slog.Logger
+}
+
+// Server is the HTTP API.
+type Server struct {
+	echo *echo.Echo
+	deps Deps
+	log  *slog.Logger
+}
+
+// New builds the API with every route registered.
+func New(cfg Config, deps Deps) *Server {
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if cfg.BodyLimit == "" {
+		cfg.BodyLimit = "64K"
+	}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Debug = false
+	s := &Server{echo: e, deps: deps, log: deps.Logger}
+	e.HTTPErrorHandler = s.handleError
+	e.Pre(requestID)
+	e.Use(s.recoverer, securityHeaders, s.accessLog)
+	if cfg.AllowCORS {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:  cfg.CORSOrigins,
+			AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodDelete, http.MethodOptions},
+			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, echo.HeaderXRequestID},
+			ExposeHeaders: []string{echo.HeaderXRequestID},
+		}))
+	}
+	e.Use(middleware.BodyLimit(cfg.BodyLimit))
+	s.routes()
+	return s
+}
+
+// Handler is the http.Handler that serves the API.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+var requestIDRE = regexp.MustCompile(`\A[A-Za-z0-9._:-]{1,128}\z`)
+
+// requestID gives every request an id: the caller's X-Request-ID when it is
+// well formed, a fresh random one otherwise. It is echoed in the response.
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !requestIDRE.MatchString(id) {
+			var b [16]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		r := c.Request()
+		c.SetRequest(r.WithContext(audit.WithRequest(r.Context(), audit.Request{
+			ID: id, IP: c.RealIP(), UserAgent: clamp(r.UserAgent(), 512),
+		})))
+		return next(c)
+	}
+}
+
+func clamp(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// securityHeaders sets the headers every response carries, errors included.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		if c.Request().TLS != nil {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		return next(c)
+	}
+}
+
+// recoverer turns a panic into a 500 with the stack in the log.
+func (s *Server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.ErrorContext(c.Request().Context(), "panic in handler", "panic", r,
+					"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+				err = &Error{Code: http.StatusInternalServerError, Message: "An internal error occurred"}
+			}
+		}()
+		return next(c)
+	}
+}
+
+// accessLog writes one line per request (never the Authorization header).
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		if s.log.Enabled(c.Request().Context(), slog.LevelDebug) {
+			s.log.LogAttrs(c.Request().Context(), slog.LevelDebug, "request",
+				slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
+				slog.String("method", c.Request().Method),
+				slog.String("route", c.Path()),
+				slog.Int("status", c.Response().Status),
+				slog.Duration("took", time.Since(start)))
+		}
+		return nil
+	}
+}
+
+// Messages of the authentication gate, as the original service wrote them.
+const (
+	msgMissingHeader = "Authorization header is missing."
+	msgBadHeader     = "Invalid Authorization header format. Must be 'Bearer <token>'."
+	msgBadKey        = "Invalid client key. Must be a valid UUID4."
+	msgBadToken      = "Invalid or expired token."
+)
+
+const ctxKeyTenant = "auth.tenant"
+
+// authenticate is the gate of every /api route: it runs before name
+// validation and before any database work. The token is never echoed.
+func authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header.Get(echo.HeaderAuthorization)
+		if strings.TrimSpace(h) == "" {
+			return &Error{Code: http.StatusUnauthorized, Message: msgMissingHeader}
+		}
+		parts := strings.Fields(h)
+		if len(parts) != 2 || !strings.EqualFold(parts[0], "bearer") {
+			return &Error{Code: http.StatusUnauthorized, Message: msgBadHeader}
+		}
+		token := parts[1]
+		if strings.Count(token, ".") == 2 {
+			// Shaped like a JWT; this version accepts client keys only.
+			return &Error{Code: http.StatusUnauthorized, Message: msgBadToken}
+		}
+		key, err := policy.ParseClientKey(token)
+		if err != nil {
+			return &Error{Code: http.StatusBadRequest, Message: msgBadKey}
+		}
+		c.Set(ctxKeyTenant, key)
+		return next(c)
+	}
+}
+
+func tenantOf(c echo.Context) policy.KeyHash {
+	k, _ := c.Get(ctxKeyTenant).(policy.KeyHash)
+	return k
+}

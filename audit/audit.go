@@ -1,0 +1,78 @@
+// Package audit defines the vocabulary of the audit trail: what is recorded
+// for each change and check, and the request facts that travel with it.
+//
+// The policy core calls a Recorder inside the database transaction of every
+// change, so that a change and its record commit together or not at all.
+package audit
+
+import (
+	"context"
+	"time"
+)
+
+// Action names what happened, in the vocabulary of the original service.
+type Action string
+
+// The actions of the compatible API.
+const (
+	CreateRole       Action = "CREATE_ROLE"
+	DeleteRole       Action = "DELETE_ROLE"
+	AddPermission    Action = "ADD_PERMISSION"
+	RemovePermission Action = "REMOVE_PERMISSION"
+	AddMembership    Action = "ADD_MEMBERSHIP"
+	RemoveMembership Action = "REMOVE_MEMBERSHIP"
+	CheckPermission  Action = "CHECK_PERMISSION"
+	CheckMembership  Action = "CHECK_MEMBERSHIP"
+	ListRoles        Action = "LIST_ROLES"
+	ListPermissions  Action = "LIST_PERMISSIONS"
+	ListMemberships  Action = "LIST_MEMBERSHIPS"
+	UserPermissions  Action = "USER_PERMISSIONS"
+	AddRoleParent    Action = "ADD_ROLE_PARENT"
+	RemoveRoleParent Action = "REMOVE_ROLE_PARENT"
+)
+
+// Entry is one audit record as the policy core describes it. Tenant and user
+// are the raw values; a Recorder fingerprints them before they are stored.
+type Entry struct {
+	Time     time.Time
+	TenantID int64
+	User     string
+	Action   Action
+	Resource string
+	// Success is whether a change took effect (a write answered with
+	// {"result": false} is not a success) or whether a check was answered.
+	Success bool
+	Details map[string]any
+}
+
+// Recorder writes audit entries. RecordChange is called inside the change's
+// transaction (the transaction travels in ctx); an error rolls the change back.
+type Recorder interface {
+	RecordChange(ctx context.Context, e Entry) error
+}
+
+// Nop is a Recorder that records nothing.
+type Nop struct{}
+
+// RecordChange implements Recorder.
+func (Nop) RecordChange(context.Context, Entry) error { return nil }
+
+// Request is what the HTTP layer knows about the request behind an entry.
+type Request struct {
+	ID        string
+	IP        string
+	UserAgent string
+}
+
+type requestKey struct{}
+
+// WithRequest returns a context carrying r.
+func WithRequest(ctx context.Context, r Request) context.Context {
+	return context.WithValue(ctx, requestKey{}, r)
+}
+
+// RequestFrom returns the request facts carried by ctx, if any.
+func RequestFrom(ctx context.Context) (Request, bool) {
+	r, ok := ctx.Value(requestKey{}).(Request)
+	return r, ok
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/ourway/auth"
+	"github.com/ourway/auth/api"
+	"github.com/ourway/auth/internal/config"
+	"github.com/ourway/auth/internal/sqldb"
+	"github.com/ourway/auth/policy"
+	"github.com/ourway/auth/policy/policydb"
+	"github.com/ourway/auth/workflow"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+const usage = `auth-server: multi-tenant RBAC authorization service
+
+Usage:
+  auth-server [serve]    start the server (default)
+  auth-server migrate    apply database migrations and exit
+  auth-server version    print the version and exit
+  auth-server help       show this help
+
+Configuration comes from config.yaml (built in; AUTH_CONFIG names another
+file) and environment variables, which win. See README.md for the table.
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	if len(args) > 1 {
+		return fmt.Errorf("unexpected argument %q\n\n%s", args[1], usage)
+	}
+	switch cmd {
+	case "help", "-h", "--help", "-help":
+		_, err := io.WriteString(stdout, usage)
+		return err
+	case "version", "--version", "-v":
+		_, err := fmt.Fprintln(stdout, "auth-server", buildVersion())
+		return err
+	case "serve", "migrate":
+	default:
+		return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
+	}
+	cfg, err := config.Load(auth.DefaultConfig, auth.DefaultModel, getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	db, err := sqldb.Open(ctx, sqldb.Options{
+		Dialect: sqldb.Dialect(cfg.Database.Type), Path: cfg.Database.Path,
+		URL: cfg.Database.PostgresURL.Reveal(), MaxOpenConns: cfg.Database.MaxOpenConns,
+	})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if cmd == "migrate" {
+		n, err := db.Migrate(ctx, log)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "database is up to date (%d migration(s) applied)\n", n)
+		return err
+	}
+	return serve(ctx, cfg, db, log)
+}
+
+func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, log *slog.Logger) error {
+	if cfg.Database.MigrateOnStart {
+		if _, err := db.Migrate(ctx, log); err != nil {
+			return err
+		}
+	} else if err := db.Current(ctx); err != nil {
+		return err
+	}
+	svc, err := policy.New(policydb.New(db), cfg.Policy.ModelText, policy.Options{
+		IdleTimeout:  cfg.Policy.TenantIdleTimeout,
+		MaxRoleDepth: cfg.Policy.MaxRoleDepth,
+		Logger:       log,
+	})
+	if err != nil {
+		if cfg.Policy.ModelPath != "" {
+			return fmt.Errorf("%w (AUTH_MODEL_PATH=%s)", err, cfg.Policy.ModelPath)
+		}
+		return err
+	}
+	srv := api.New(api.Config{AllowCORS: cfg.Server.AllowCORS, CORSOrigins: cfg.Server.Origins()}, api.Deps{
+		Policy:    svc,
+		Workflows: workflow.New(svc),
+		Ready: func(ctx context.Context) error {
+			if err := db.Ping(ctx); err != nil {
+				return err
+			}
+			return db.Current(ctx)
+		},
+		Logger: log,
+	})
+	ln, err := net.Listen("tcp", cfg.Server.Addr())
+	if err != nil {
+		return fmt.Errorf("listen on %s (SERVER_HOST/SERVER_PORT): %w", cfg.Server.Addr(), err)
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		WriteTimeout:      cfg.Server.WriteTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	bg, cancelBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBG()
+	go func() { _ = svc.Run(bg) }()
+
+	log.Info("auth-server listening", "addr", ln.Addr().String(), "db", cfg.Database.Type,
+		"version", buildVersion(), "fast_path", svc.FastPath())
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.Server.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

@@ -1,0 +1,378 @@
+// Package config loads the one configuration of auth-server: the defaults in
+// config.yaml, then environment variables (which win), validated once at start.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ourway/auth/internal/ratelimit"
+)
+
+// Secret is a string that never appears in logs.
+type Secret string
+
+// LogValue implements slog.LogValuer so that a Secret logs as REDACTED.
+func (s Secret) LogValue() slog.Value {
+	if s == "" {
+		return slog.StringValue("")
+	}
+	return slog.StringValue("REDACTED")
+}
+
+// String hides the value from fmt as well.
+func (s Secret) String() string { return s.LogValue().String() }
+
+// Reveal returns the secret value itself.
+func (s Secret) Reveal() string { return string(s) }
+
+// Config is the whole configuration of the service.
+type Config struct {
+	Server    Server    `yaml:"server"`
+	Database  Database  `yaml:"database"`
+	Policy    Policy    `yaml:"policy"`
+	Log       Log       `yaml:"log"`
+	RateLimit RateLimit `yaml:"rate_limit"`
+	JWT       JWT       `yaml:"jwt"`
+	Crypto    Crypto    `yaml:"-"`
+	// File is the configuration file that was read ("" for the built-in one).
+	File string `yaml:"-"`
+}
+
+// Server is the HTTP listener section.
+type Server struct {
+	Host            string        `yaml:"host"`
+	Port            int           `yaml:"port"`
+	AllowCORS       bool          `yaml:"allow_cors"`
+	CORSOrigins     string        `yaml:"cors_origins"`
+	ReadTimeout     time.Duration `yaml:"read_timeout"`
+	WriteTimeout    time.Duration `yaml:"write_timeout"`
+	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Addr is host:port.
+func (s Server) Addr() string {
+	return fmt.Sprintf("%s:%d", s.Host, s.Port)
+}
+
+// Origins returns the CORS origins as a list.
+func (s Server) Origins() []string {
+	var out []string
+	for _, o := range strings.Split(s.CORSOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Database is the storage section.
+type Database struct {
+	Type           string `yaml:"type"`
+	Path           string `yaml:"path"`
+	PostgresURL    Secret `yaml:"-"`
+	MaxOpenConns   int    `yaml:"max_open_conns"`
+	MigrateOnStart bool   `yaml:"migrate_on_start"`
+}
+
+// Policy is the authorization-core section.
+type Policy struct {
+	ModelPath         string        `yaml:"model_path"`
+	TenantIdleTimeout time.Duration `yaml:"tenant_idle_timeout"`
+	MaxRoleDepth      int           `yaml:"max_role_depth"`
+	// ModelText is the model read from ModelPath, or the built-in one.
+	ModelText string `yaml:"-"`
+}
+
+// Log is the logging section.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// RateLimit is the rate-limit section.
+type RateLimit struct {
+	Default    string `yaml:"default"`
+	StorageURL string `yaml:"storage_url"`
+	// Limits is Default parsed.
+	Limits []ratelimit.Limit `yaml:"-"`
+}
+
+// JWT is the token section.
+type JWT struct {
+	Secret               Secret `yaml:"-"`
+	Algorithm            string `yaml:"algorithm"`
+	AccessTokenExpireMin int    `yaml:"access_token_expire_minutes"`
+}
+
+// Crypto is the field-encryption section (secrets only, from the environment).
+type Crypto struct {
+	Enabled bool
+	Key     Secret
+}
+
+// Error is a configuration error that names the offending setting.
+type Error struct {
+	Setting string
+	Value   string
+	Reason  string
+}
+
+func (e *Error) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("invalid configuration: %s: %s", e.Setting, e.Reason)
+	}
+	return fmt.Sprintf("invalid configuration: %s=%q: %s", e.Setting, e.Value, e.Reason)
+}
+
+// Load builds the configuration from the built-in defaults, the file named by
+// AUTH_CONFIG (if any) and the environment read through getenv.
+func Load(defaults []byte, defaultModel string, getenv func(string) string) (Config, error) {
+	var c Config
+	if err := decodeYAML(defaults, &c); err != nil {
+		return c, fmt.Errorf("built-in config.yaml: %w", err)
+	}
+	if p := getenv("AUTH_CONFIG"); p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return c, &Error{Setting: "AUTH_CONFIG", Value: p, Reason: err.Error()}
+		}
+		if err := decodeYAML(b, &c); err != nil {
+			return c, &Error{Setting: "AUTH_CONFIG", Value: p, Reason: err.Error()}
+		}
+		c.File = p
+	}
+	if err := applyEnv(&c, getenv); err != nil {
+		return c, err
+	}
+	if err := c.finish(defaultModel); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func decodeYAML(b []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+type envVar struct {
+	name string
+	set  func(v string) error
+}
+
+func applyEnv(c *Config, getenv func(string) string) error {
+	vars := []envVar{
+		{"AUTH_DB_TYPE", func(v string) error { c.Database.Type = strings.ToLower(v); return nil }},
+		{"POSTGRESQL_URL", func(v string) error { c.Database.PostgresURL = Secret(v); return nil }},
+		{"AUTH_DB_PATH", func(v string) error { c.Database.Path = v; return nil }},
+		{"AUTH_DB_MAX_OPEN_CONNS", intSetter(&c.Database.MaxOpenConns)},
+		{"AUTH_MIGRATE_ON_START", boolSetter(&c.Database.MigrateOnStart)},
+		{"JWT_SECRET_KEY", func(v string) error { c.JWT.Secret = Secret(v); return nil }},
+		{"JWT_ALGORITHM", func(v string) error { c.JWT.Algorithm = v; return nil }},
+		{"JWT_ACCESS_TOKEN_EXPIRE_MINUTES", intSetter(&c.JWT.AccessTokenExpireMin)},
+		{"ENABLE_ENCRYPTION", boolSetter(&c.Crypto.Enabled)},
+		{"ENCRYPTION_KEY", func(v string) error { c.Crypto.Key = Secret(v); return nil }},
+		{"RATE_LIMIT_DEFAULT", func(v string) error { c.RateLimit.Default = v; return nil }},
+		{"RATELIMIT_STORAGE_URL", func(v string) error { c.RateLimit.StorageURL = v; return nil }},
+		{"SERVER_HOST", func(v string) error { c.Server.Host = v; return nil }},
+		{"SERVER_PORT", intSetter(&c.Server.Port)},
+		{"ALLOW_CORS", boolSetter(&c.Server.AllowCORS)},
+		{"CORS_ORIGINS", func(v string) error { c.Server.CORSOrigins = v; return nil }},
+		{"AUTH_MODEL_PATH", func(v string) error { c.Policy.ModelPath = v; return nil }},
+		{"AUTH_TENANT_IDLE_TIMEOUT", durationSetter(&c.Policy.TenantIdleTimeout)},
+		{"AUTH_MAX_ROLE_DEPTH", intSetter(&c.Policy.MaxRoleDepth)},
+		{"AUTH_LOG_LEVEL", func(v string) error { c.Log.Level = strings.ToLower(v); return nil }},
+		{"AUTH_LOG_FORMAT", func(v string) error { c.Log.Format = strings.ToLower(v); return nil }},
+		{"AUTH_SHUTDOWN_TIMEOUT", durationSetter(&c.Server.ShutdownTimeout)},
+	}
+	for _, ev := range vars {
+		v, ok := lookup(getenv, ev.name)
+		if !ok {
+			continue
+		}
+		if err := ev.set(v); err != nil {
+			shown := v
+			if strings.Contains(ev.name, "KEY") || strings.Contains(ev.name, "URL") {
+				shown = ""
+			}
+			return &Error{Setting: ev.name, Value: shown, Reason: err.Error()}
+		}
+	}
+	return nil
+}
+
+// lookup returns a variable's value and whether it is set and not blank.
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	if strings.TrimSpace(v) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(v), true
+}
+
+func intSetter(dst *int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errors.New("must be a whole number")
+		}
+		*dst = n
+		return nil
+	}
+}
+
+func boolSetter(dst *bool) func(string) error {
+	return func(v string) error {
+		switch strings.ToLower(v) {
+		case "1", "true", "yes", "on":
+			*dst = true
+		case "0", "false", "no", "off":
+			*dst = false
+		default:
+			return errors.New("must be true or false")
+		}
+		return nil
+	}
+}
+
+func durationSetter(dst *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("must be a duration such as 30s or 10m")
+		}
+		*dst = d
+		return nil
+	}
+}
+
+// finish validates the configuration and derives the computed fields.
+func (c *Config) finish(defaultModel string) error {
+	switch c.Database.Type {
+	case "sqlite":
+		if strings.TrimSpace(c.Database.Path) == "" {
+			return &Error{Setting: "AUTH_DB_PATH", Reason: "must not be empty"}
+		}
+		p, err := expandHome(c.Database.Path)
+		if err != nil {
+			return &Error{Setting: "AUTH_DB_PATH", Value: c.Database.Path, Reason: err.Error()}
+		}
+		c.Database.Path = p
+	case "postgresql", "postgres":
+		c.Database.Type = "postgresql"
+		if c.Database.PostgresURL == "" {
+			return &Error{Setting: "POSTGRESQL_URL", Reason: "is required when AUTH_DB_TYPE=postgresql"}
+		}
+	default:
+		return &Error{Setting: "AUTH_DB_TYPE", Value: c.Database.Type, Reason: "must be sqlite or postgresql"}
+	}
+	if c.Database.MaxOpenConns < 1 || c.Database.MaxOpenConns > 1000 {
+		return &Error{Setting: "AUTH_DB_MAX_OPEN_CONNS", Value: strconv.Itoa(c.Database.MaxOpenConns), Reason: "must be between 1 and 1000"}
+	}
+	if c.Server.Port < 0 || c.Server.Port > 65535 {
+		return &Error{Setting: "SERVER_PORT", Value: strconv.Itoa(c.Server.Port), Reason: "must be between 0 and 65535"}
+	}
+	if strings.TrimSpace(c.Server.Host) == "" {
+		return &Error{Setting: "SERVER_HOST", Reason: "must not be empty"}
+	}
+	if c.Server.AllowCORS && len(c.Server.Origins()) == 0 {
+		return &Error{Setting: "CORS_ORIGINS", Reason: "must list at least one origin (or * for any) when ALLOW_CORS is true"}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"server.read_timeout", c.Server.ReadTimeout},
+		{"server.write_timeout", c.Server.WriteTimeout},
+		{"server.idle_timeout", c.Server.IdleTimeout},
+		{"AUTH_SHUTDOWN_TIMEOUT", c.Server.ShutdownTimeout},
+		{"AUTH_TENANT_IDLE_TIMEOUT", c.Policy.TenantIdleTimeout},
+	} {
+		if d.v <= 0 {
+			return &Error{Setting: d.name, Value: d.v.String(), Reason: "must be positive"}
+		}
+	}
+	if c.Policy.MaxRoleDepth < 1 || c.Policy.MaxRoleDepth > 9 {
+		return &Error{Setting: "AUTH_MAX_ROLE_DEPTH", Value: strconv.Itoa(c.Policy.MaxRoleDepth), Reason: "must be between 1 and 9"}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return &Error{Setting: "AUTH_LOG_LEVEL", Value: c.Log.Level, Reason: "must be debug, info, warn or error"}
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		return &Error{Setting: "AUTH_LOG_FORMAT", Value: c.Log.Format, Reason: "must be json or text"}
+	}
+	switch c.JWT.Algorithm {
+	case "HS256", "HS384", "HS512":
+	default:
+		return &Error{Setting: "JWT_ALGORITHM", Value: c.JWT.Algorithm, Reason: "must be HS256, HS384 or HS512"}
+	}
+	if c.JWT.AccessTokenExpireMin < 1 || c.JWT.AccessTokenExpireMin > 525600 {
+		return &Error{Setting: "JWT_ACCESS_TOKEN_EXPIRE_MINUTES", Value: strconv.Itoa(c.JWT.AccessTokenExpireMin), Reason: "must be between 1 and 525600"}
+	}
+	limits, err := ratelimit.ParseLimits(c.RateLimit.Default)
+	if err != nil {
+		return &Error{Setting: "RATE_LIMIT_DEFAULT", Value: c.RateLimit.Default, Reason: err.Error()}
+	}
+	c.RateLimit.Limits = limits
+	if err := validateStorageURL(c.RateLimit.StorageURL); err != nil {
+		return &Error{Setting: "RATELIMIT_STORAGE_URL", Value: c.RateLimit.StorageURL, Reason: err.Error()}
+	}
+	if c.Crypto.Enabled {
+		return &Error{Setting: "ENABLE_ENCRYPTION", Value: "true", Reason: "field encryption is not available in this version; unset it or set it to false"}
+	}
+	if c.Policy.ModelPath != "" {
+		b, err := os.ReadFile(c.Policy.ModelPath)
+		if err != nil {
+			return &Error{Setting: "AUTH_MODEL_PATH", Value: c.Policy.ModelPath, Reason: err.Error()}
+		}
+		c.Policy.ModelText = string(b)
+	} else {
+		c.Policy.ModelText = defaultModel
+	}
+	return nil
+}
+
+func validateStorageURL(u string) error {
+	switch {
+	case u == "memory://":
+		return nil
+	case strings.HasPrefix(u, "redis://"), strings.HasPrefix(u, "rediss://"):
+		if len(u) <= len("redis://") {
+			return errors.New("must name a host, as in redis://host:port[/db]")
+		}
+		return nil
+	default:
+		return errors.New("must be memory:// or redis://host:port[/db]")
+	}
+}
+
+func expandHome(p string) (string, error) {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("cannot expand ~: %w", err)
+		}
+		return filepath.Join(home, strings.TrimPrefix(p, "~")), nil
+	}
+	return p, nil
+}

@@ -1,0 +1,77 @@
+package policy
+
+import "sort"
+
+// oset is a set of strings that remembers insertion order.
+type oset struct {
+	seq  map[string]uint64
+	next uint64
+}
+
+func newOset() *oset { return &oset{seq: map[string]uint64{}} }
+
+func (o *oset) add(s string) bool {
+	if _, ok := o.seq[s]; ok {
+		return false
+	}
+	o.next++
+	o.seq[s] = o.next
+	return true
+}
+
+func (o *oset) remove(s string) bool {
+	if _, ok := o.seq[s]; !ok {
+		return false
+	}
+	delete(o.seq, s)
+	return true
+}
+
+func (o *oset) has(s string) bool {
+	if o == nil {
+		return false
+	}
+	_, ok := o.seq[s]
+	return ok
+}
+
+func (o *oset) len() int {
+	if o == nil {
+		return 0
+	}
+	return len(o.seq)
+}
+
+// list returns the members in insertion order.
+func (o *oset) list() []string {
+	if o == nil || len(o.seq) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(o.seq))
+	for s := range o.seq {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return o.seq[out[i]] < o.seq[out[j]] })
+	return out
+}
+
+// multimap maps a key to an ordered set of values.
+type multimap map[string]*oset
+
+func (m multimap) add(k, v string) {
+	s := m[k]
+	if s == nil {
+		s = newOset()
+		m[k] = s
+	}
+	s.add(v)
+}
+
+func (m multimap) remove(k, v string) {
+	if s := m[k]; s != nil {
+		s.remove(v)
+		if s.len() == 0 {
+			delete(m, k)
+		}
+	}
+}

@@ -1,0 +1,231 @@
+// Package policydb stores the policy core's state with gorm: Casbin rules in
+// the casbin_rule table through gorm-adapter, tenants and roles in tables of
+// their own. It implements policy.Store.
+package policydb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	gormadapter "github.com/casbin/gorm-adapter/v3"
+	"github.com/casbin/casbin/v3/model"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/ourway/auth/internal/sqldb"
+	"github.com/ourway/auth/policy"
+)
+
+// Store is the gorm implementation of policy.Store.
+type Store struct {
+	db *sqldb.DB
+}
+
+var (
+	_ policy.Store = (*Store)(nil)
+	_ policy.Tx    = (*tx)(nil)
+)
+
+// New returns a Store over an open, migrated database.
+func New(db *sqldb.DB) *Store { return &Store{db: db} }
+
+type tenantRow struct {
+	ID            int64     `gorm:"column:id;primaryKey"`
+	KeyHash       string    `gorm:"column:key_hash"`
+	PolicyVersion int64     `gorm:"column:policy_version"`
+	CreatedAt     time.Time `gorm:"column:created_at"`
+}
+
+func (tenantRow) TableName() string { return "tenants" }
+
+type roleRow struct {
+	ID          int64     `gorm:"column:id;primaryKey"`
+	TenantID    int64     `gorm:"column:tenant_id"`
+	Name        string    `gorm:"column:name"`
+	Description *string   `gorm:"column:description"`
+	CreatedAt   time.Time `gorm:"column:created_at"`
+}
+
+func (roleRow) TableName() string { return "roles" }
+
+// adapter returns a gorm-adapter bound to db (a transaction or the pool),
+// with its own migration switched off: the schema is ours.
+func adapter(db *gorm.DB) (*gormadapter.Adapter, error) {
+	d := db.Session(&gorm.Session{})
+	gormadapter.TurnOffAutoMigrate(d)
+	return gormadapter.NewAdapterByDB(d)
+}
+
+// FindTenant implements policy.Store.
+func (s *Store) FindTenant(ctx context.Context, key policy.KeyHash) (int64, bool, error) {
+	var row tenantRow
+	err := s.db.Gorm().WithContext(ctx).Where("key_hash = ?", string(key)).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("find tenant: %w", err)
+	}
+	return row.ID, true, nil
+}
+
+// LoadTenant implements policy.Store: the tenant's rules, roles and version
+// are read in one transaction, so they agree with each other.
+func (s *Store) LoadTenant(ctx context.Context, id int64, m model.Model) (policy.Snapshot, error) {
+	snap := policy.Snapshot{TenantID: id}
+	load := func(tx *gorm.DB) error {
+		var t tenantRow
+		if err := tx.Where("id = ?", id).Take(&t).Error; err != nil {
+			return fmt.Errorf("read tenant: %w", err)
+		}
+		snap.Version = t.PolicyVersion
+		var roles []roleRow
+		if err := tx.Where("tenant_id = ?", id).Order("id").Find(&roles).Error; err != nil {
+			return fmt.Errorf("read roles: %w", err)
+		}
+		for _, r := range roles {
+			snap.Roles = append(snap.Roles, policy.Role{Name: r.Name, Description: r.Description})
+		}
+		a, err := adapter(tx)
+		if err != nil {
+			return err
+		}
+		dom := fmt.Sprint(id)
+		filter := []gormadapter.Filter{
+			{Ptype: []string{"p"}, V1: []string{dom}},
+			{Ptype: []string{"g"}, V2: []string{dom}},
+		}
+		if err := a.LoadFilteredPolicy(m, filter); err != nil {
+			return fmt.Errorf("load rules: %w", err)
+		}
+		return nil
+	}
+	g := s.db.Gorm().WithContext(ctx)
+	var err error
+	if s.db.Dialect() == sqldb.Postgres {
+		err = g.Transaction(load, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	} else {
+		// A SQLite transaction reads one snapshot; an immediate one also
+		// keeps writers of other processes out while the tenant loads.
+		err = s.db.InTx(ctx, load)
+	}
+	return snap, err
+}
+
+// Change implements policy.Store.
+func (s *Store) Change(ctx context.Context, fn func(ctx context.Context, tx policy.Tx) error) error {
+	return s.db.InTx(ctx, func(g *gorm.DB) error {
+		a, err := adapter(g)
+		if err != nil {
+			return err
+		}
+		return fn(sqldb.WithTx(ctx, g), &tx{g: g, a: a, dialect: s.db.Dialect()})
+	})
+}
+
+// Ping implements policy.Store.
+func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
+
+type tx struct {
+	g       *gorm.DB
+	a       *gormadapter.Adapter
+	dialect sqldb.Dialect
+}
+
+func (t *tx) EnsureTenant(ctx context.Context, key policy.KeyHash) (int64, error) {
+	g := t.g.WithContext(ctx)
+	row := tenantRow{KeyHash: string(key), CreatedAt: time.Now().UTC()}
+	if err := g.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "key_hash"}}, DoNothing: true}).
+		Omit("id").Create(&row).Error; err != nil {
+		return 0, fmt.Errorf("create tenant: %w", err)
+	}
+	var got tenantRow
+	if err := g.Where("key_hash = ?", string(key)).Take(&got).Error; err != nil {
+		return 0, fmt.Errorf("read tenant: %w", err)
+	}
+	return got.ID, nil
+}
+
+func (t *tx) BumpVersion(ctx context.Context, id int64) (int64, error) {
+	g := t.g.WithContext(ctx)
+	if err := g.Exec("UPDATE tenants SET policy_version = policy_version + 1 WHERE id = ?", id).Error; err != nil {
+		return 0, fmt.Errorf("bump policy version: %w", err)
+	}
+	var v int64
+	if err := g.Raw("SELECT policy_version FROM tenants WHERE id = ?", id).Scan(&v).Error; err != nil {
+		return 0, fmt.Errorf("read policy version: %w", err)
+	}
+	return v, nil
+}
+
+func (t *tx) RoleExists(ctx context.Context, id int64, role string) (bool, error) {
+	var n int64
+	if err := t.g.WithContext(ctx).Model(&roleRow{}).Where("tenant_id = ? AND name = ?", id, role).Count(&n).Error; err != nil {
+		return false, fmt.Errorf("find role: %w", err)
+	}
+	return n > 0, nil
+}
+
+func (t *tx) CreateRole(ctx context.Context, id int64, role string) (bool, error) {
+	res := t.g.WithContext(ctx).
+		Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "tenant_id"}, {Name: "name"}}, DoNothing: true}).
+		Omit("id").Create(&roleRow{TenantID: id, Name: role, CreatedAt: time.Now().UTC()})
+	if res.Error != nil {
+		return false, fmt.Errorf("create role: %w", res.Error)
+	}
+	return res.RowsAffected > 0, nil
+}
+
+func (t *tx) DeleteRole(ctx context.Context, id int64, role string) (bool, error) {
+	res := t.g.WithContext(ctx).Where("tenant_id = ? AND name = ?", id, role).Delete(&roleRow{})
+	if res.Error != nil {
+		return false, fmt.Errorf("delete role: %w", res.Error)
+	}
+	return res.RowsAffected > 0, nil
+}
+
+func (t *tx) AddRules(ctx context.Context, ptype string, rules [][]string) error {
+	if err := checkRules(rules); err != nil {
+		return err
+	}
+	if err := t.a.AddPoliciesCtx(ctx, ptype[:1], ptype, rules); err != nil {
+		return fmt.Errorf("add rules: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) RemoveRules(ctx context.Context, ptype string, rules [][]string) error {
+	if err := checkRules(rules); err != nil {
+		return err
+	}
+	// One statement per rule: gorm-adapter's batch removal ignores errors.
+	for _, r := range rules {
+		if err := t.a.RemovePolicyCtx(ctx, ptype[:1], ptype, r); err != nil {
+			return fmt.Errorf("remove rule: %w", err)
+		}
+	}
+	return nil
+}
+
+func (t *tx) RemoveFilteredRules(ctx context.Context, ptype string, fieldIndex int, values ...string) error {
+	if err := t.a.RemoveFilteredPolicyCtx(ctx, ptype[:1], ptype, fieldIndex, values...); err != nil {
+		return fmt.Errorf("remove rules: %w", err)
+	}
+	return nil
+}
+
+// checkRules refuses empty fields: gorm-adapter treats "" as a wildcard on
+// delete and cannot load a rule that ends with one.
+func checkRules(rules [][]string) error {
+	for _, r := range rules {
+		for _, v := range r {
+			if v == "" {
+				return errors.New("policydb: empty rule field")
+			}
+		}
+	}
+	return nil
+}

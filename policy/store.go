@@ -1,0 +1,59 @@
+package policy
+
+import (
+	"context"
+
+	"github.com/casbin/casbin/v3/model"
+)
+
+// Role is a role of a tenant.
+type Role struct {
+	Name        string
+	Description *string
+}
+
+// Snapshot is the state of one tenant read at one point in time, apart from
+// its rules, which the store loads into the Casbin model it is given.
+type Snapshot struct {
+	TenantID int64
+	Version  int64
+	Roles    []Role // in creation order
+}
+
+// Store is the persistence the policy core needs. Implementations live in
+// policy/policydb.
+type Store interface {
+	// FindTenant returns the id of the tenant with this key hash.
+	FindTenant(ctx context.Context, key KeyHash) (id int64, found bool, err error)
+	// LoadTenant loads the tenant's rules into m (a filtered load of its
+	// domain) and returns the rest of its state, consistently.
+	LoadTenant(ctx context.Context, id int64, m model.Model) (Snapshot, error)
+	// Change runs fn in one write transaction. The transaction is carried in
+	// the context given to fn, so that an audit Recorder joins it.
+	Change(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+}
+
+// Tx is the write side of one transaction.
+type Tx interface {
+	// EnsureTenant returns the tenant's id, creating the tenant if needed.
+	EnsureTenant(ctx context.Context, key KeyHash) (int64, error)
+	// BumpVersion increments the tenant's policy version and returns it. On
+	// PostgreSQL it also locks the tenant until commit, which serialises the
+	// tenant's writers across replicas.
+	BumpVersion(ctx context.Context, tenantID int64) (int64, error)
+	// RoleExists reports whether the tenant has the role.
+	RoleExists(ctx context.Context, tenantID int64, role string) (bool, error)
+	// CreateRole adds the role; created is false if it already existed.
+	CreateRole(ctx context.Context, tenantID int64, role string) (created bool, err error)
+	// DeleteRole removes the role row; deleted is false if there was none.
+	DeleteRole(ctx context.Context, tenantID int64, role string) (deleted bool, err error)
+	// AddRules adds Casbin rules of one ptype (existing ones are kept).
+	AddRules(ctx context.Context, ptype string, rules [][]string) error
+	// RemoveRules removes Casbin rules of one ptype.
+	RemoveRules(ctx context.Context, ptype string, rules [][]string) error
+	// RemoveFilteredRules removes the rules of a ptype whose fields, from
+	// fieldIndex on, equal the given values ("" matches anything).
+	RemoveFilteredRules(ctx context.Context, ptype string, fieldIndex int, values ...string) error
+}

@@ -1,0 +1,319 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/casbin/casbin/v3"
+	"github.com/casbin/casbin/v3/model"
+)
+
+// tenant is the in-memory state of one tenant: its Casbin enforcer (loaded
+// with a filtered load of its domain) and the indexes that answer the hot
+// queries without scanning every rule.
+type tenant struct {
+	key KeyHash
+	// writeMu serialises loads and changes of this tenant; it is held across
+	// the database transaction and the memory update that follows it.
+	writeMu sync.Mutex
+	// mu guards everything below; readers take it shared and only for the
+	// time of a lookup, never across database work.
+	mu      sync.RWMutex
+	loaded  bool
+	id      int64 // 0 until the tenant exists in the database
+	dom     string
+	version int64
+	enf     *casbin.DistributedEnforcer
+	roles   *oset // role names in creation order
+	descs   map[string]*string
+	// Indexes over the Casbin rules; subjects are Casbin subjects (users
+	// as is, roles with rolePrefix), objects are permission names.
+	grants   multimap // subject -> objects (p rules)
+	holders  multimap // object -> subjects (p rules)
+	memberOf multimap // user -> role names (g rules user -> role)
+	members  multimap // role name -> users
+	parents  multimap // role name -> parent role names (g rules role -> role)
+	children multimap // role name -> child role names
+
+	lastUsed atomic.Int64
+}
+
+func domainOf(id int64) string { return strconv.FormatInt(id, 10) }
+
+func (t *tenant) touch(now time.Time) { t.lastUsed.Store(now.UnixNano()) }
+
+// build replaces the whole state from a loaded model and snapshot.
+func (t *tenant) build(info modelInfo, m model.Model, snap Snapshot) error {
+	enf, err := casbin.NewDistributedEnforcer(m)
+	if err != nil {
+		return fmt.Errorf("build enforcer: %w", err)
+	}
+	enf.EnableAutoSave(false)
+	enf.EnableAutoNotifyWatcher(false)
+	if err := enf.BuildRoleLinks(); err != nil {
+		return fmt.Errorf("build role links: %w", err)
+	}
+	roles := newOset()
+	descs := map[string]*string{}
+	for _, r := range snap.Roles {
+		roles.add(r.Name)
+		descs[r.Name] = r.Description
+	}
+	t.enf = enf
+	t.id = snap.TenantID
+	t.dom = domainOf(snap.TenantID)
+	t.version = snap.Version
+	t.roles = roles
+	t.descs = descs
+	t.reindex()
+	t.loaded = true
+	return nil
+}
+
+// empty makes t the state of a tenant that does not exist yet.
+func (t *tenant) empty(info modelInfo) error {
+	m, err := model.NewModelFromString(info.text)
+	if err != nil {
+		return err
+	}
+	return t.build(info, m, Snapshot{})
+}
+
+// reindex rebuilds the indexes from the enforcer's rules.
+func (t *tenant) reindex() {
+	t.grants, t.holders = multimap{}, multimap{}
+	t.memberOf, t.members = multimap{}, multimap{}
+	t.parents, t.children = multimap{}, multimap{}
+	p, _ := t.enf.GetPolicy()
+	for _, r := range p {
+		if len(r) >= 3 {
+			t.indexGrant(r[0], r[2], true)
+		}
+	}
+	g, _ := t.enf.GetGroupingPolicy()
+	for _, r := range g {
+		if len(r) >= 2 {
+			t.indexLink(r[0], r[1], true)
+		}
+	}
+}
+
+func (t *tenant) indexGrant(sub, obj string, add bool) {
+	if add {
+		t.grants.add(sub, obj)
+		t.holders.add(obj, sub)
+		return
+	}
+	t.grants.remove(sub, obj)
+	t.holders.remove(obj, sub)
+}
+
+func (t *tenant) indexLink(child, parent string, add bool) {
+	if !isRoleSubject(parent) {
+		return
+	}
+	p := roleName(parent)
+	if isRoleSubject(child) {
+		c := roleName(child)
+		if add {
+			t.parents.add(c, p)
+			t.children.add(p, c)
+		} else {
+			t.parents.remove(c, p)
+			t.children.remove(p, c)
+		}
+		return
+	}
+	if add {
+		t.memberOf.add(child, p)
+		t.members.add(p, child)
+	} else {
+		t.memberOf.remove(child, p)
+		t.members.remove(p, child)
+	}
+}
+
+// addRules applies committed rule additions to memory.
+func (t *tenant) addRules(ptype string, rules [][]string) error {
+	sec := ptype[:1]
+	affected, err := t.enf.AddPoliciesSelf(nil, sec, ptype, rules)
+	if err != nil {
+		return err
+	}
+	for _, r := range affected {
+		t.indexRule(sec, r, true)
+	}
+	return nil
+}
+
+// removeRules applies committed rule removals to memory.
+func (t *tenant) removeRules(ptype string, rules [][]string) error {
+	sec := ptype[:1]
+	affected, err := t.enf.RemovePoliciesSelf(nil, sec, ptype, rules)
+	if err != nil {
+		return err
+	}
+	for _, r := range affected {
+		t.indexRule(sec, r, false)
+	}
+	return nil
+}
+
+// removeFiltered applies a committed filtered removal to memory.
+func (t *tenant) removeFiltered(ptype string, fieldIndex int, values ...string) error {
+	sec := ptype[:1]
+	affected, err := t.enf.RemoveFilteredPolicySelf(nil, sec, ptype, fieldIndex, values...)
+	if err != nil {
+		return err
+	}
+	for _, r := range affected {
+		t.indexRule(sec, r, false)
+	}
+	return nil
+}
+
+func (t *tenant) indexRule(sec string, r []string, add bool) {
+	switch {
+	case sec == "p" && len(r) >= 3:
+		t.indexGrant(r[0], r[2], add)
+	case sec == "g" && len(r) >= 2:
+		t.indexLink(r[0], r[1], add)
+	}
+}
+
+// ancestors returns the roles that role inherits from, nearest first.
+func (t *tenant) ancestors(role string) []string {
+	var out []string
+	seen := map[string]bool{role: true}
+	queue := []string{role}
+	for len(queue) > 0 {
+		r := queue[0]
+		queue = queue[1:]
+		for _, p := range t.parents[r].list() {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+				queue = append(queue, p)
+			}
+		}
+	}
+	return out
+}
+
+// descendants returns the roles that inherit from role.
+func (t *tenant) descendants(role string) map[string]bool {
+	out := map[string]bool{}
+	queue := []string{role}
+	for len(queue) > 0 {
+		r := queue[0]
+		queue = queue[1:]
+		if s := t.children[r]; s != nil {
+			for c := range s.seq {
+				if !out[c] {
+					out[c] = true
+					queue = append(queue, c)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// height is the longest chain of parent links above role.
+func (t *tenant) height(role string, seen map[string]bool) int {
+	if seen[role] {
+		return 0
+	}
+	seen[role] = true
+	defer delete(seen, role)
+	best := 0
+	if s := t.parents[role]; s != nil {
+		for p := range s.seq {
+			if h := 1 + t.height(p, seen); h > best {
+				best = h
+			}
+		}
+	}
+	return best
+}
+
+// depth is the longest chain of child links below role.
+func (t *tenant) depth(role string, seen map[string]bool) int {
+	if seen[role] {
+		return 0
+	}
+	seen[role] = true
+	defer delete(seen, role)
+	best := 0
+	if s := t.children[role]; s != nil {
+		for c := range s.seq {
+			if d := 1 + t.depth(c, seen); d > best {
+				best = d
+			}
+		}
+	}
+	return best
+}
+
+// has reports whether subject holds permission obj in this tenant, exactly
+// as Casbin's Enforce would decide it.
+func (s *Service) has(t *tenant, subject, obj string) (bool, error) {
+	if !s.model.fast {
+		return t.enf.Enforce(subject, t.dom, obj)
+	}
+	hs := t.holders[obj]
+	if hs == nil {
+		return false, nil
+	}
+	if hs.has(subject) {
+		return true, nil
+	}
+	rm := t.enf.GetRoleManager()
+	for h := range hs.seq {
+		ok, err := rm.HasLink(subject, h, t.dom)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// loadTenant reads a tenant from the store into t. The caller holds t.writeMu.
+func (s *Service) loadTenant(ctx context.Context, t *tenant) error {
+	id, found, err := s.store.FindTenant(ctx, t.key)
+	if err != nil {
+		return err
+	}
+	fresh := &tenant{key: t.key}
+	if !found {
+		if err := fresh.empty(s.model); err != nil {
+			return err
+		}
+	} else {
+		m, err := model.NewModelFromString(s.model.text)
+		if err != nil {
+			return err
+		}
+		snap, err := s.store.LoadTenant(ctx, id, m)
+		if err != nil {
+			return fmt.Errorf("load tenant %d: %w", id, err)
+		}
+		if err := fresh.build(s.model, m, snap); err != nil {
+			return fmt.Errorf("load tenant %d: %w", id, err)
+		}
+	}
+	t.mu.Lock()
+	t.loaded, t.id, t.dom, t.version, t.enf = fresh.loaded, fresh.id, fresh.dom, fresh.version, fresh.enf
+	t.roles, t.descs = fresh.roles, fresh.descs
+	t.grants, t.holders, t.memberOf, t.members = fresh.grants, fresh.holders, fresh.memberOf, fresh.members
+	t.parents, t.children = fresh.parents, fresh.children
+	t.mu.Unlock()
+	return nil
+}
