@@ -89,6 +89,8 @@ func New(cfg Config, deps Deps) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	e.Debug = false
+	// The peer address is the client: forwarding headers are not believed.
+	e.IPExtractor = echo.ExtractIPDirect()
 	s := &Server{echo: e, deps: deps, log: deps.Logger}
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(requestID)
