@@ -405,7 +405,7 @@ func (s *Service) AddRoleParent(ctx context.Context, key KeyHash, role, parent s
 					cycle = true
 				}
 			}
-			chain := t.height(parent, map[string]bool{}) + 1 + t.depth(role, map[string]bool{})
+			chain := t.height(parent) + 1 + t.depth(role)
 			t.mu.RUnlock()
 			if cycle {
 				return false, nil, ErrRoleCycle

@@ -224,38 +224,28 @@ func (t *tenant) descendants(role string) map[string]bool {
 }
 
 // height is the longest chain of parent links above role.
-func (t *tenant) height(role string, seen map[string]bool) int {
-	if seen[role] {
-		return 0
-	}
-	seen[role] = true
-	defer delete(seen, role)
-	best := 0
-	if s := t.parents[role]; s != nil {
-		for p := range s.seq {
-			if h := 1 + t.height(p, seen); h > best {
-				best = h
-			}
-		}
-	}
-	return best
-}
+func (t *tenant) height(role string) int { return longestChain(role, t.parents, map[string]int{}) }
 
 // depth is the longest chain of child links below role.
-func (t *tenant) depth(role string, seen map[string]bool) int {
-	if seen[role] {
-		return 0
+func (t *tenant) depth(role string) int { return longestChain(role, t.children, map[string]int{}) }
+
+// longestChain is the number of links in the longest chain from role along
+// next. Each role is measured once (memo), so a wide lattice of roles costs
+// time linear in its links rather than one visit per path, which grows
+// exponentially with the depth. A role met again on the current path (a
+// cycle, which AddRoleParent never creates) counts as the end of the chain.
+func longestChain(role string, next multimap, memo map[string]int) int {
+	if n, ok := memo[role]; ok {
+		return max(n, 0) // -1: on the current path
 	}
-	seen[role] = true
-	defer delete(seen, role)
+	memo[role] = -1
 	best := 0
-	if s := t.children[role]; s != nil {
-		for c := range s.seq {
-			if d := 1 + t.depth(c, seen); d > best {
-				best = d
-			}
+	if s := next[role]; s != nil {
+		for n := range s.seq {
+			best = max(best, 1+longestChain(n, next, memo))
 		}
 	}
+	memo[role] = best
 	return best
 }
 
