@@ -38,8 +38,8 @@ func ParseModel(text string) (modelInfo, error) {
 	if err != nil {
 		return modelInfo{}, fmt.Errorf("model.conf: %w", err)
 	}
-	// Building an enforcer compiles the matcher and effect as Casbin will.
-	if _, err := casbin.NewEnforcer(m); err != nil {
+	e, err := casbin.NewEnforcer(m)
+	if err != nil {
 		return modelInfo{}, fmt.Errorf("model.conf: %w", err)
 	}
 	tokens := func(sec, key string) string {
@@ -58,6 +58,20 @@ func ParseModel(text string) (modelInfo, error) {
 	g, ok := m["g"]["g"]
 	if !ok || strings.Count(g.Value, "_") != 3 {
 		return modelInfo{}, fmt.Errorf("model.conf: role_definition must define \"g = _, _, _\" (user, role, domain)")
+	}
+	// Casbin compiles the matcher and the effect only on the first Enforce:
+	// run one on a probe rule that every term of the plain matcher accepts,
+	// so that a model Casbin cannot evaluate (a syntax error, an unknown
+	// function or field, an unsupported effect) is refused here, at start,
+	// rather than failing every check.
+	if _, err := e.AddGroupingPolicy("probe-user", "probe-role", "probe-dom"); err != nil {
+		return modelInfo{}, fmt.Errorf("model.conf: %w", err)
+	}
+	if _, err := e.AddPolicy("probe-role", "probe-dom", "probe-obj"); err != nil {
+		return modelInfo{}, fmt.Errorf("model.conf: %w", err)
+	}
+	if _, err := e.Enforce("probe-user", "probe-dom", "probe-obj"); err != nil {
+		return modelInfo{}, fmt.Errorf("model.conf: %w", err)
 	}
 	info := modelInfo{text: text}
 	matcher := strings.Join(strings.Fields(m["m"]["m"].Value), "")
