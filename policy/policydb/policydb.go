@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"time"
 
-	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"github.com/casbin/casbin/v3/model"
+	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
