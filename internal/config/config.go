@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,6 +33,13 @@ func (s Secret) LogValue() slog.Value {
 
 // String hides the value from fmt as well.
 func (s Secret) String() string { return s.LogValue().String() }
+
+// GoString hides the value from %#v.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// MarshalText hides the value from encoders (JSON, YAML) that would
+// otherwise write the string itself.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Reveal returns the secret value itself.
 func (s Secret) Reveal() string { return string(s) }
@@ -335,7 +343,12 @@ func (c *Config) finish(defaultModel string) error {
 	}
 	c.RateLimit.Limits = limits
 	if err := validateStorageURL(c.RateLimit.StorageURL); err != nil {
-		return &Error{Setting: "RATELIMIT_STORAGE_URL", Value: c.RateLimit.StorageURL, Reason: err.Error()}
+		// A Redis URL may carry a password: echo it only when it cannot.
+		shown := c.RateLimit.StorageURL
+		if strings.ContainsAny(shown, "@%") {
+			shown = ""
+		}
+		return &Error{Setting: "RATELIMIT_STORAGE_URL", Value: shown, Reason: err.Error()}
 	}
 	if c.Crypto.Enabled {
 		return &Error{Setting: "ENABLE_ENCRYPTION", Value: "true", Reason: "field encryption is not available in this version; unset it or set it to false"}
@@ -352,18 +365,24 @@ func (c *Config) finish(defaultModel string) error {
 	return nil
 }
 
-func validateStorageURL(u string) error {
-	switch {
-	case u == "memory://":
+func validateStorageURL(s string) error {
+	if s == "memory://" {
 		return nil
-	case strings.HasPrefix(u, "redis://"), strings.HasPrefix(u, "rediss://"):
-		if len(u) <= len("redis://") {
-			return errors.New("must name a host, as in redis://host:port[/db]")
-		}
-		return nil
-	default:
+	}
+	// url.Parse's errors quote the URL, password included: never use them.
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
 		return errors.New("must be memory:// or redis://host:port[/db]")
 	}
+	if u.Hostname() == "" {
+		return errors.New("must name a host, as in redis://host:port[/db]")
+	}
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+		if n, err := strconv.Atoi(db); err != nil || n < 0 {
+			return errors.New("the database after the host must be a number, as in redis://host:port/0")
+		}
+	}
+	return nil
 }
 
 func expandHome(p string) (string, error) {
