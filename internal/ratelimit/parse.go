@@ -17,10 +17,15 @@ type Limit struct {
 	Period time.Duration
 }
 
-// String renders the limit in the canonical "N per unit" form.
+// String renders the limit in the canonical "N per unit" form, or
+// "N per M units" for a multiple of a unit, which ParseLimits reads back.
 func (l Limit) String() string {
-	for _, u := range units {
-		if u.d == l.Period {
+	for i := len(units) - 1; i >= 0; i-- {
+		u := units[i]
+		if l.Period > 0 && l.Period%u.d == 0 {
+			if m := l.Period / u.d; m > 1 {
+				return fmt.Sprintf("%d per %d %ss", l.Count, m, u.name)
+			}
 			return fmt.Sprintf("%d per %s", l.Count, u.name)
 		}
 	}
