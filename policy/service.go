@@ -9,6 +9,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -160,7 +161,18 @@ type change struct {
 	resource string
 	user     string
 	op       func(ctx context.Context, tx Tx, t *tenant, dom string) (bool, func(t *tenant) error, error)
+	// fresh says that op decides on the tenant's memory (not only on the
+	// database), which must then be as new as the database: if another
+	// process changed the tenant since it was loaded, the tenant is
+	// reloaded and the change tried again.
+	fresh bool
 }
+
+// errStale aborts a change whose tenant memory is older than the database.
+var errStale = errors.New("policy: tenant changed by another process")
+
+// maxStaleRetries bounds how often a change is retried after a reload.
+const maxStaleRetries = 5
 
 func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error) {
 	t, err := s.tenant(ctx, key, true)
@@ -175,27 +187,46 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 		tid     int64
 		version int64
 	)
-	err = s.store.Change(ctx, func(ctx context.Context, tx Tx) error {
-		var err error
-		if tid, err = tx.EnsureTenant(ctx, key); err != nil {
-			return err
-		}
-		if version, err = tx.BumpVersion(ctx, tid); err != nil {
-			return err
-		}
-		if result, apply, err = c.op(ctx, tx, t, domainOf(tid)); err != nil {
-			return err
-		}
-		return s.opts.Recorder.RecordChange(ctx, audit.Entry{
-			Time:     s.now().UTC(),
-			TenantID: tid,
-			User:     c.user,
-			Action:   c.action,
-			Resource: c.resource,
-			Success:  result,
-			Details:  map[string]any{"result": result},
+	for attempt := 1; ; attempt++ {
+		err = s.store.Change(ctx, func(ctx context.Context, tx Tx) error {
+			var err error
+			if tid, err = tx.EnsureTenant(ctx, key); err != nil {
+				return err
+			}
+			if version, err = tx.BumpVersion(ctx, tid); err != nil {
+				return err
+			}
+			if c.fresh {
+				t.mu.RLock()
+				stale := t.version+1 != version || (t.id != 0 && t.id != tid)
+				t.mu.RUnlock()
+				if stale {
+					return errStale
+				}
+			}
+			if result, apply, err = c.op(ctx, tx, t, domainOf(tid)); err != nil {
+				return err
+			}
+			return s.opts.Recorder.RecordChange(ctx, audit.Entry{
+				Time:     s.now().UTC(),
+				TenantID: tid,
+				User:     c.user,
+				Action:   c.action,
+				Resource: c.resource,
+				Success:  result,
+				Details:  map[string]any{"result": result},
+			})
 		})
-	})
+		if !errors.Is(err, errStale) {
+			break
+		}
+		if attempt == maxStaleRetries {
+			return false, fmt.Errorf("%w: tenant changed concurrently, try again", ErrUnavailable)
+		}
+		if err := s.loadTenant(ctx, t); err != nil {
+			return false, err
+		}
+	}
 	if err != nil {
 		return false, err
 	}
@@ -386,7 +417,7 @@ func (s *Service) AddRoleParent(ctx context.Context, key KeyHash, role, parent s
 	if role == parent {
 		return false, ErrRoleCycle
 	}
-	return s.write(ctx, key, change{action: audit.AddRoleParent, resource: role + ":" + parent,
+	return s.write(ctx, key, change{action: audit.AddRoleParent, resource: role + ":" + parent, fresh: true,
 		op: func(ctx context.Context, tx Tx, t *tenant, dom string) (bool, func(*tenant) error, error) {
 			tid, err := tx.EnsureTenant(ctx, key)
 			if err != nil {
