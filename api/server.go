@@ -205,9 +205,15 @@ const ctxKeyTenant = "auth.tenant"
 // validation and before any database work. The token is never echoed.
 func authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		h := c.Request().Header.Get(echo.HeaderAuthorization)
-		if strings.TrimSpace(h) == "" {
+		values, present := c.Request().Header[echo.HeaderAuthorization]
+		if !present {
 			return &Error{Code: http.StatusUnauthorized, Message: msgMissingHeader}
+		}
+		// A header that is there but blank (net/http trims a whitespace-only
+		// value to "") is a malformed one, not a missing one.
+		h := ""
+		if len(values) > 0 {
+			h = values[0]
 		}
 		parts := strings.Fields(h)
 		if len(parts) != 2 || !strings.EqualFold(parts[0], "bearer") {

@@ -1,0 +1,466 @@
+// Package e2e is the black-box HTTP test suite of auth-server: it builds the
+// real binary once, runs it as a subprocess on a random port against SQLite
+// and PostgreSQL, and talks to it over HTTP only.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binPath is the auth-server binary built by TestMain.
+var binPath string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	root, err := moduleRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "auth-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binPath = filepath.Join(dir, "auth-server")
+	build := exec.Command(goTool(), "build", "-o", binPath, "./cmd/auth-server")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/auth-server: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// moduleRoot walks up from the test directory to the directory of go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	p := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return "/usr/local/go/bin/go"
+}
+
+// configVars are the settings auth-server reads besides the AUTH_* ones; a
+// test never inherits them from the environment it runs in.
+var configVars = map[string]bool{
+	"POSTGRESQL_URL": true, "JWT_SECRET_KEY": true, "JWT_ALGORITHM": true,
+	"JWT_ACCESS_TOKEN_EXPIRE_MINUTES": true, "ENABLE_ENCRYPTION": true, "ENCRYPTION_KEY": true,
+	"RATE_LIMIT_DEFAULT": true, "RATELIMIT_STORAGE_URL": true, "SERVER_HOST": true,
+	"SERVER_PORT": true, "ALLOW_CORS": true, "CORS_ORIGINS": true,
+}
+
+// baseEnv is the process environment without any setting of auth-server,
+// plus extra (KEY=VALUE entries; later ones win).
+func baseEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "AUTH_") || configVars[k] {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, extra...)
+}
+
+// envValue returns the last value of key in env.
+func envValue(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
+}
+
+// logBuffer collects a process's stderr for failure reports.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// server is one running auth-server process.
+type server struct {
+	env    []string // the whole environment it was started with
+	base   string   // http://127.0.0.1:PORT
+	cmd    *exec.Cmd
+	stderr *logBuffer
+	done   chan struct{} // closed when the process has exited
+	err    error         // Wait's result, valid after done
+	once   sync.Once
+	http   *http.Client
+	// dbType is "sqlite" or "postgresql"; dbPath and pgURL locate the data.
+	dbType string
+	dbPath string
+	pgURL  string
+}
+
+const (
+	startTimeout = 30 * time.Second
+	stopTimeout  = 20 * time.Second
+)
+
+// startServer runs auth-server with env (a complete environment, see
+// serverEnv) and waits until it answers /ping. It is stopped when the test
+// ends; its stderr is printed if the test failed.
+func startServer(t testing.TB, env []string) *server {
+	t.Helper()
+	s, err := launch(env)
+	if err != nil {
+		t.Fatalf("start auth-server: %v", err)
+	}
+	t.Cleanup(func() {
+		s.stop(t)
+		if t.Failed() {
+			t.Logf("auth-server stderr (%s):\n%s", s.base, s.stderr.String())
+		}
+	})
+	return s
+}
+
+// serverEnv is the environment of a test server on a random port with a
+// JSON log; extra entries win.
+func serverEnv(dbPath string, extra ...string) []string {
+	return baseEnv(append([]string{
+		"SERVER_HOST=127.0.0.1",
+		"SERVER_PORT=0",
+		"AUTH_DB_PATH=" + dbPath,
+		"AUTH_LOG_FORMAT=json",
+	}, extra...)...)
+}
+
+func launch(env []string) (*server, error) {
+	cmd := exec.Command(binPath, "serve")
+	cmd.Env = env
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout = io.Discard
+	s := &server{
+		env: env, cmd: cmd, stderr: &logBuffer{}, done: make(chan struct{}),
+		dbType: envValue(env, "AUTH_DB_TYPE"), dbPath: envValue(env, "AUTH_DB_PATH"),
+		pgURL: envValue(env, "POSTGRESQL_URL"),
+		http: &http.Client{
+			Timeout: 30 * time.Second,
+			Transport: &http.Transport{
+				MaxIdleConns: 200, MaxIdleConnsPerHost: 200, IdleConnTimeout: 30 * time.Second,
+			},
+		},
+	}
+	if s.dbType == "" {
+		s.dbType = "sqlite"
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	addrc := make(chan string, 1)
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		found := false
+		for sc.Scan() {
+			line := sc.Bytes()
+			_, _ = s.stderr.Write(append(append([]byte(nil), line...), '\n'))
+			if found {
+				continue
+			}
+			var rec struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(line, &rec) == nil && rec.Msg == "auth-server listening" {
+				found = true
+				addrc <- rec.Addr
+			}
+		}
+		_, _ = io.Copy(s.stderr, stderr)
+	}()
+	go func() {
+		<-readDone // Wait closes the pipe: read everything first
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+	fail := func(format string, args ...any) (*server, error) {
+		s.kill()
+		return nil, fmt.Errorf(format+"\nstderr:\n%s", append(args, s.stderr.String())...)
+	}
+	var addr string
+	select {
+	case addr = <-addrc:
+	case <-s.done:
+		return nil, fmt.Errorf("exited before listening (%v)\nstderr:\n%s", s.err, s.stderr.String())
+	case <-time.After(startTimeout):
+		return fail("no \"auth-server listening\" log line within %v", startTimeout)
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fail("listening addr %q: %v", addr, err)
+	}
+	s.base = "http://127.0.0.1:" + port
+	deadline := time.Now().Add(startTimeout)
+	for {
+		resp, err := s.http.Get(s.base + "/ping")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fail("GET /ping did not answer 200 within %v (last error %v)", startTimeout, err)
+		}
+		select {
+		case <-s.done:
+			return nil, fmt.Errorf("exited while waiting for /ping (%v)\nstderr:\n%s", s.err, s.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (s *server) kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
+// stop sends SIGTERM and waits for the process to exit; a non-zero exit or
+// a hang is a test error. It is safe to call more than once.
+func (s *server) stop(t testing.TB) {
+	t.Helper()
+	s.once.Do(func() {
+		s.http.CloseIdleConnections()
+		select {
+		case <-s.done:
+			t.Errorf("auth-server exited before it was stopped: %v", s.err)
+			return
+		default:
+		}
+		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Errorf("SIGTERM: %v", err)
+		}
+		select {
+		case <-s.done:
+			if s.err != nil {
+				t.Errorf("auth-server did not exit cleanly after SIGTERM: %v", s.err)
+			}
+		case <-time.After(stopTimeout):
+			t.Errorf("auth-server did not exit within %v of SIGTERM", stopTimeout)
+			s.kill()
+		}
+	})
+}
+
+// restart stops s and starts a new server with the same environment (the
+// same database).
+func (s *server) restart(t testing.TB) *server {
+	t.Helper()
+	s.stop(t)
+	return startServer(t, s.env)
+}
+
+// response is a whole HTTP response.
+type response struct {
+	method, path string
+	status       int
+	header       http.Header
+	body         []byte
+}
+
+func (r response) String() string {
+	return fmt.Sprintf("%s %s -> %d %s", r.method, r.path, r.status, strings.TrimSuffix(string(r.body), "\n"))
+}
+
+// do sends a request with the given headers ("Key: value"; a header with
+// an empty value is sent empty) to path, which may hold percent-escapes, and
+// checks the headers every response must carry.
+func (s *server) do(t testing.TB, method, path string, headers ...string) response {
+	t.Helper()
+	return s.doBody(t, method, path, nil, headers...)
+}
+
+// doBody is do with a request body.
+func (s *server) doBody(t testing.TB, method, path string, body []byte, headers ...string) response {
+	t.Helper()
+	r, err := s.sendBody(method, path, body, headers...)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	checkCommonHeaders(t, r)
+	return r
+}
+
+// send is do without the checks, safe in any goroutine.
+func (s *server) send(method, path string, headers ...string) (response, error) {
+	return s.sendBody(method, path, nil, headers...)
+}
+
+func (s *server) sendBody(method, path string, body []byte, headers ...string) (response, error) {
+	u, err := url.Parse(s.base + path)
+	if err != nil {
+		return response{}, fmt.Errorf("bad test path %q: %v", path, err)
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u.String(), rd)
+	if err != nil {
+		return response{}, fmt.Errorf("new request %s %s: %v", method, path, err)
+	}
+	req.URL = u
+	for _, h := range headers {
+		k, v, ok := strings.Cut(h, ":")
+		if !ok {
+			return response{}, fmt.Errorf("bad test header %q", h)
+		}
+		k = http.CanonicalHeaderKey(k)
+		req.Header[k] = append(req.Header[k], strings.TrimPrefix(v, " "))
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return response{}, fmt.Errorf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return response{}, fmt.Errorf("%s %s: read body: %v", method, path, err)
+	}
+	return response{method: method, path: path, status: resp.StatusCode, header: resp.Header, body: got}, nil
+}
+
+// securityHeaders must be on every response, errors included.
+var securityHeaders = [][2]string{
+	{"X-Content-Type-Options", "nosniff"},
+	{"X-Frame-Options", "DENY"},
+	{"Referrer-Policy", "no-referrer"},
+	{"Cache-Control", "no-store"},
+}
+
+func checkCommonHeaders(t testing.TB, r response) {
+	t.Helper()
+	if r.header.Get("X-Request-ID") == "" {
+		t.Errorf("%s %s: no X-Request-ID header", r.method, r.path)
+	}
+	for _, h := range securityHeaders {
+		if got := r.header.Get(h[0]); got != h[1] {
+			t.Errorf("%s %s: header %s = %q, want %q", r.method, r.path, h[0], got, h[1])
+		}
+	}
+}
+
+// client is a tenant's view of a server.
+type client struct {
+	s   *server
+	key string
+}
+
+func (s *server) client(key string) client { return client{s: s, key: key} }
+
+func (c client) auth() string { return "Authorization: Bearer " + c.key }
+
+func (c client) call(t testing.TB, method, path string, headers ...string) response {
+	t.Helper()
+	return c.s.do(t, method, path, append([]string{c.auth()}, headers...)...)
+}
+
+func (c client) get(t testing.TB, path string) response  { t.Helper(); return c.call(t, "GET", path) }
+func (c client) post(t testing.TB, path string) response { t.Helper(); return c.call(t, "POST", path) }
+func (c client) del(t testing.TB, path string) response  { t.Helper(); return c.call(t, "DELETE", path) }
+
+// newKey returns a fresh random UUID4 client key.
+func newKey(t testing.TB) string {
+	t.Helper()
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// runBinary runs the binary with args and env until it exits (at most
+// timeout) and returns its exit code, stdout and stderr.
+func runBinary(t testing.TB, env []string, timeout time.Duration, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, args...)
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("auth-server %v did not exit within %v\nstderr:\n%s", args, timeout, stderr.String())
+	}
+	code := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("run auth-server %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return code, stdout.String(), stderr.String()
+}
