@@ -59,6 +59,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	if cmd == "serve" {
+		// Refuse a model the service cannot serve before touching the database.
+		if _, err := policy.ParseModel(cfg.Policy.ModelText); err != nil {
+			return modelError(cfg, err)
+		}
+	}
 	db, err := sqldb.Open(ctx, sqldb.Options{
 		Dialect: sqldb.Dialect(cfg.Database.Type), Path: cfg.Database.Path,
 		URL: cfg.Database.PostgresURL.Reveal(), MaxOpenConns: cfg.Database.MaxOpenConns,
@@ -92,10 +98,7 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, log *slog.Logge
 		Logger:       log,
 	})
 	if err != nil {
-		if cfg.Policy.ModelPath != "" {
-			return fmt.Errorf("%w (AUTH_MODEL_PATH=%s)", err, cfg.Policy.ModelPath)
-		}
-		return err
+		return modelError(cfg, err)
 	}
 	srv := api.New(api.Config{AllowCORS: cfg.Server.AllowCORS, CORSOrigins: cfg.Server.Origins()}, api.Deps{
 		Policy:    svc,
@@ -145,6 +148,14 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, log *slog.Logge
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// modelError names the model file in a model error.
+func modelError(cfg config.Config, err error) error {
+	if cfg.Policy.ModelPath != "" {
+		return fmt.Errorf("%w (AUTH_MODEL_PATH=%s)", err, cfg.Policy.ModelPath)
+	}
+	return err
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
