@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -431,7 +432,7 @@ func (s *Service) AddRoleParent(ctx context.Context, key KeyHash, role, parent s
 			}
 			t.mu.RLock()
 			cycle := false
-			for _, a := range t.ancestors(parent) {
+			for _, a := range t.ancestors(parent, math.MaxInt) {
 				if a == role {
 					cycle = true
 				}
@@ -605,7 +606,7 @@ func (t *tenant) implicitRoles(user string) []string {
 		}
 	}
 	for _, r := range direct {
-		for _, a := range t.ancestors(r) {
+		for _, a := range t.ancestors(r, casbinMaxLinks-1) {
 			if !seen[a] {
 				seen[a] = true
 				out = append(out, a)
@@ -640,16 +641,18 @@ func (s *Service) RolePermissions(ctx context.Context, key KeyHash, role string)
 	var out []string
 	err := s.read(ctx, key, func(t *tenant) error {
 		if t != nil && t.roles.has(role) {
-			out = t.permissionsOf(roleSubject(role), t.ancestors(role))
+			out = t.permissionsOf(roleSubject(role), t.ancestors(role, casbinMaxLinks))
 		}
 		return nil
 	})
 	return out, err
 }
 
-// whichRoles returns the roles that hold perm, in creation order. The
-// caller holds t.mu.
-func (s *Service) whichRoles(t *tenant, perm string) ([]string, error) {
+// whichRoles returns the roles that hold perm, in creation order: on the
+// index, those that reach a holder of perm through at most maxLinks links
+// (Casbin follows casbinMaxLinks links from the subject, so a role's members
+// reach one link less far than the role). The caller holds t.mu.
+func (s *Service) whichRoles(t *tenant, perm string, maxLinks int) ([]string, error) {
 	var out []string
 	if !s.model.fast {
 		for _, r := range t.roles.list() {
@@ -671,9 +674,7 @@ func (s *Service) whichRoles(t *tenant, perm string) ([]string, error) {
 			}
 			r := roleName(h)
 			set[r] = true
-			for d := range t.descendants(r) {
-				set[d] = true
-			}
+			t.descendants(r, maxLinks, set)
 		}
 	}
 	for r := range set {
@@ -696,7 +697,7 @@ func (s *Service) WhichRolesCan(ctx context.Context, key KeyHash, perm string) (
 			return nil
 		}
 		var err error
-		out, err = s.whichRoles(t, perm)
+		out, err = s.whichRoles(t, perm, casbinMaxLinks)
 		return err
 	})
 	return out, err
@@ -719,7 +720,7 @@ func (s *Service) WhichUsersCan(ctx context.Context, key KeyHash, perm string) (
 		if t == nil {
 			return nil
 		}
-		roles, err := s.whichRoles(t, perm)
+		roles, err := s.whichRoles(t, perm, casbinMaxLinks-1)
 		if err != nil {
 			return err
 		}

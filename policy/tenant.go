@@ -185,42 +185,48 @@ func (t *tenant) indexRule(sec string, r []string, add bool) {
 	}
 }
 
-// ancestors returns the roles that role inherits from, nearest first.
-func (t *tenant) ancestors(role string) []string {
+// ancestors returns the roles that role inherits from through at most
+// maxLinks links, nearest first.
+func (t *tenant) ancestors(role string, maxLinks int) []string {
 	var out []string
 	seen := map[string]bool{role: true}
-	queue := []string{role}
-	for len(queue) > 0 {
-		r := queue[0]
-		queue = queue[1:]
-		for _, p := range t.parents[r].list() {
-			if !seen[p] {
-				seen[p] = true
-				out = append(out, p)
-				queue = append(queue, p)
+	level := []string{role}
+	for links := 1; links <= maxLinks && len(level) > 0; links++ {
+		var next []string
+		for _, r := range level {
+			for _, p := range t.parents[r].list() {
+				if !seen[p] {
+					seen[p] = true
+					out = append(out, p)
+					next = append(next, p)
+				}
 			}
 		}
+		level = next
 	}
 	return out
 }
 
-// descendants returns the roles that inherit from role.
-func (t *tenant) descendants(role string) map[string]bool {
-	out := map[string]bool{}
-	queue := []string{role}
-	for len(queue) > 0 {
-		r := queue[0]
-		queue = queue[1:]
-		if s := t.children[r]; s != nil {
-			for c := range s.seq {
-				if !out[c] {
-					out[c] = true
-					queue = append(queue, c)
+// descendants adds to out the roles that inherit from role through at most
+// maxLinks links.
+func (t *tenant) descendants(role string, maxLinks int, out map[string]bool) {
+	seen := map[string]bool{role: true}
+	level := []string{role}
+	for links := 1; links <= maxLinks && len(level) > 0; links++ {
+		var next []string
+		for _, r := range level {
+			if s := t.children[r]; s != nil {
+				for c := range s.seq {
+					if !seen[c] {
+						seen[c] = true
+						out[c] = true
+						next = append(next, c)
+					}
 				}
 			}
 		}
+		level = next
 	}
-	return out
 }
 
 // height is the longest chain of parent links above role.
@@ -249,8 +255,16 @@ func longestChain(role string, next multimap, memo map[string]int) int {
 	return best
 }
 
+// casbinMaxLinks is the depth to which Casbin's role manager follows g
+// links (casbin.NewEnforcer builds it with NewRoleManager(10)).
+const casbinMaxLinks = 10
+
 // has reports whether subject holds permission obj in this tenant, exactly
-// as Casbin's Enforce would decide it.
+// as Casbin's Enforce would decide it: some holder of obj is the subject or
+// is reached from it through at most casbinMaxLinks g links. The links are
+// walked on the index, which mirrors the enforcer's g rules, rather than
+// through the role manager's HasLink once per holder: a permission held by
+// many roles would otherwise cost one locked graph walk per role.
 func (s *Service) has(t *tenant, subject, obj string) (bool, error) {
 	if !s.model.fast {
 		return t.enf.Enforce(subject, t.dom, obj)
@@ -262,15 +276,40 @@ func (s *Service) has(t *tenant, subject, obj string) (bool, error) {
 	if hs.has(subject) {
 		return true, nil
 	}
-	rm := t.enf.GetRoleManager()
-	for h := range hs.seq {
-		ok, err := rm.HasLink(subject, h, t.dom)
-		if err != nil {
-			return false, err
+	// level holds the role names reached through exactly links links.
+	var level []string
+	links := 0
+	if isRoleSubject(subject) {
+		level = append(level, roleName(subject))
+	} else if m := t.memberOf[subject]; m != nil {
+		links = 1
+		for r := range m.seq {
+			level = append(level, r)
 		}
-		if ok {
-			return true, nil
+	}
+	var seen map[string]bool
+	for len(level) > 0 && links <= casbinMaxLinks {
+		var next []string
+		for _, r := range level {
+			if links > 0 && hs.has(rolePrefix+r) {
+				return true, nil
+			}
+			ps := t.parents[r]
+			if ps == nil || links == casbinMaxLinks {
+				continue
+			}
+			if seen == nil {
+				seen = map[string]bool{}
+			}
+			for p := range ps.seq {
+				if !seen[p] {
+					seen[p] = true
+					next = append(next, p)
+				}
+			}
 		}
+		level = next
+		links++
 	}
 	return false, nil
 }
