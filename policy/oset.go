@@ -1,6 +1,9 @@
 package policy
 
-import "sort"
+import (
+	"cmp"
+	"slices"
+)
 
 // oset is a set of strings that remembers insertion order.
 type oset struct {
@@ -47,11 +50,21 @@ func (o *oset) list() []string {
 	if o == nil || len(o.seq) == 0 {
 		return nil
 	}
-	out := make([]string, 0, len(o.seq))
-	for s := range o.seq {
-		out = append(out, s)
+	// Sort (sequence, member) pairs: comparing the pairs themselves is
+	// several times cheaper than looking each member up in the map.
+	type entry struct {
+		n uint64
+		s string
 	}
-	sort.Slice(out, func(i, j int) bool { return o.seq[out[i]] < o.seq[out[j]] })
+	es := make([]entry, 0, len(o.seq))
+	for s, n := range o.seq {
+		es = append(es, entry{n, s})
+	}
+	slices.SortFunc(es, func(a, b entry) int { return cmp.Compare(a.n, b.n) })
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.s
+	}
 	return out
 }
 
