@@ -70,6 +70,10 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 				return nil, fmt.Errorf("create database directory: %w", err)
 			}
 		}
+		// The file holds every tenant's policies: readable by its owner only.
+		if f, err := os.OpenFile(o.Path, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
+			_ = f.Close()
+		}
 		dial = sqlite.Open(SQLiteDSN(o.Path))
 	case Postgres:
 		dial = postgres.New(postgres.Config{DSN: o.URL})
