@@ -15,8 +15,8 @@ help: ## List the targets
 build: ## Build the static auth-server binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/auth-server
 
-run: build ## Run the server on 0.0.0.0:4000 with the embedded SQLite default
-	./$(BIN)
+run: build ## Run the server on 0.0.0.0:4000 with the embedded SQLite default (development mode)
+	AUTH_ENV=$${AUTH_ENV:-development} ./$(BIN)
 
 test: ## Run every test (unit, HTTP, PostgreSQL, clients) with the race detector
 	$(GO) vet $(PKGS)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/policy"
 )
 
@@ -23,32 +24,36 @@ func (s *Server) routes() {
 		return c.JSON(http.StatusOK, map[string]string{"status": "healthy"})
 	})
 	e.Match(get, "/ready", s.ready)
+	if s.deps.Metrics != nil {
+		e.Match(get, "/metrics", echo.WrapHandler(s.deps.Metrics.Handler()))
+	}
 	for _, prefix := range []string{"/api", "/api/v1"} {
-		add := func(methods []string, path string, h echo.HandlerFunc) {
-			e.Match(methods, prefix+path, h, authenticate)
+		add := func(methods []string, path string, h echo.HandlerFunc, spec auditSpec) {
+			e.Match(methods, prefix+path, h, s.authenticate, s.audited(spec))
 		}
 		post, del := []string{http.MethodPost}, []string{http.MethodDelete}
-		add(get, "/membership/:user/:group", s.checkMembership)
-		add(post, "/membership/:user/:group", s.addMembership)
-		add(del, "/membership/:user/:group", s.removeMembership)
-		add(get, "/permission/:group/:name", s.checkRolePermission)
-		add(post, "/permission/:group/:name", s.addPermission)
-		add(del, "/permission/:group/:name", s.removePermission)
-		add(get, "/has_permission/:user/:name", s.hasPermission)
-		add(get, "/user_permissions/:user", s.userPermissions)
-		add(get, "/role_permissions/:role", s.rolePermissions)
-		add(get, "/user_roles/:user", s.userRoles)
-		add(get, "/members/:role", s.members)
-		add(get, "/roles", s.listRoles)
-		add(get, "/which_roles_can/:name", s.whichRolesCan)
-		add(get, "/which_users_can/:name", s.whichUsersCan)
-		add(post, "/role/:role", s.createRole)
-		add(del, "/role/:role", s.deleteRole)
-		add(get, "/role/:role/parents", s.roleParents)
-		add(post, "/role/:role/parents/:parent", s.addRoleParent)
-		add(del, "/role/:role/parents/:parent", s.removeRoleParent)
-		add(get, "/workflow/users/:workflow_name", s.workflowUsers)
-		add(get, "/workflow/user/:user/can_run/:workflow_name", s.workflowCanRun)
+		add(get, "/membership/:user/:group", s.checkMembership, read(audit.CheckMembership, "user", "group"))
+		add(post, "/membership/:user/:group", s.addMembership, write(audit.AddMembership, "user", "group"))
+		add(del, "/membership/:user/:group", s.removeMembership, write(audit.RemoveMembership, "user", "group"))
+		add(get, "/permission/:group/:name", s.checkRolePermission, read(audit.CheckPermission, "", "group", "name"))
+		add(post, "/permission/:group/:name", s.addPermission, write(audit.AddPermission, "", "group", "name"))
+		add(del, "/permission/:group/:name", s.removePermission, write(audit.RemovePermission, "", "group", "name"))
+		add(get, "/has_permission/:user/:name", s.hasPermission, read(audit.CheckPermission, "user", "name"))
+		add(get, "/user_permissions/:user", s.userPermissions, read(audit.UserPermissions, "user"))
+		add(get, "/role_permissions/:role", s.rolePermissions, read(audit.ListPermissions, "", "role"))
+		add(get, "/user_roles/:user", s.userRoles, read(audit.ListMemberships, "user"))
+		add(get, "/members/:role", s.members, read(audit.ListMemberships, "", "role"))
+		add(get, "/roles", s.listRoles, read(audit.ListRoles, "").fixed("all"))
+		add(get, "/which_roles_can/:name", s.whichRolesCan, read(audit.ListRoles, "", "name"))
+		add(get, "/which_users_can/:name", s.whichUsersCan, read(audit.ListMemberships, "", "name"))
+		add(post, "/role/:role", s.createRole, write(audit.CreateRole, "", "role"))
+		add(del, "/role/:role", s.deleteRole, write(audit.DeleteRole, "", "role"))
+		add(get, "/role/:role/parents", s.roleParents, read(audit.ListRoles, "", "role").prefixed("parents:"))
+		add(post, "/role/:role/parents/:parent", s.addRoleParent, write(audit.AddRoleParent, "", "role", "parent"))
+		add(del, "/role/:role/parents/:parent", s.removeRoleParent, write(audit.RemoveRoleParent, "", "role", "parent"))
+		add(get, "/workflow/users/:workflow_name", s.workflowUsers, read(audit.ListMemberships, "", "workflow_name").prefixed("workflow:"))
+		add(get, "/workflow/user/:user/can_run/:workflow_name", s.workflowCanRun, read(audit.CheckPermission, "user", "workflow_name").prefixed("workflow:"))
+		add(get, "/audit", s.auditTrail, auditSpec{action: audit.GetAudit, always: true, fixedResource: "audit"})
 	}
 }
 
@@ -176,6 +181,7 @@ func (s *Server) checkMembership(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	decided(c, has)
 	return ok(c, checkData{has}, "Membership check for user '%s' and group '%s' completed", u, g)
 }
 
@@ -212,6 +218,7 @@ func (s *Server) checkRolePermission(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	decided(c, r)
 	return bare(c, r)
 }
 
@@ -254,6 +261,7 @@ func (s *Server) hasPermission(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	decided(c, has)
 	return ok(c, checkData{has}, "Permission check for user '%s' and permission '%s' completed", u, n)
 }
 
@@ -455,5 +463,6 @@ func (s *Server) workflowCanRun(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	decided(c, has)
 	return ok(c, checkData{has}, "Workflow permission check for user '%s' and workflow '%s' completed", u, w)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/ourway/auth/audit"
+	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/policy"
 )
 
@@ -66,8 +67,13 @@ type Deps struct {
 	Workflows Workflows
 	// Ready reports whether the service can serve (database reachable,
 	// schema current); nil means always ready.
-	Ready  func(ctx context.Context) error
-	Logger *slog.Logger
+	Ready func(ctx context.Context) error
+	// Audit records checks, listings and failed requests and serves
+	// GET /api/audit (nil: no decision logging).
+	Audit Auditor
+	// Metrics, when set, is served on /metrics and counts refusals.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // Server is the HTTP API.
@@ -203,34 +209,51 @@ const ctxKeyTenant = "auth.tenant"
 
 // authenticate is the gate of every /api route: it runs before name
 // validation and before any database work. The token is never echoed.
-func authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		values, present := c.Request().Header[echo.HeaderAuthorization]
-		if !present {
-			return &Error{Code: http.StatusUnauthorized, Message: msgMissingHeader}
-		}
-		// A header that is there but blank (net/http trims a whitespace-only
-		// value to "") is a malformed one, not a missing one.
-		h := ""
-		if len(values) > 0 {
-			h = values[0]
-		}
-		parts := strings.Fields(h)
-		if len(parts) != 2 || !strings.EqualFold(parts[0], "bearer") {
-			return &Error{Code: http.StatusUnauthorized, Message: msgBadHeader}
-		}
-		token := parts[1]
-		if strings.Count(token, ".") == 2 {
-			// Shaped like a JWT; this version accepts client keys only.
-			return &Error{Code: http.StatusUnauthorized, Message: msgBadToken}
-		}
-		key, err := policy.ParseClientKey(token)
+		key, reason, err := credential(c.Request().Header)
 		if err != nil {
-			return &Error{Code: http.StatusBadRequest, Message: msgBadKey}
+			// Not a tenant event: counted and logged, never put in a chain.
+			if s.deps.Metrics != nil {
+				s.deps.Metrics.Unauthenticated.WithLabelValues(reason).Inc()
+			}
+			s.log.InfoContext(c.Request().Context(), "unauthenticated request", "reason", reason,
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "ip", c.RealIP(),
+				"method", c.Request().Method, "route", c.Path())
+			return err
 		}
 		c.Set(ctxKeyTenant, key)
 		return next(c)
 	}
+}
+
+// credential reads the tenant's key from the Authorization header, or says
+// why it cannot.
+func credential(h http.Header) (policy.KeyHash, string, error) {
+	values, present := h[echo.HeaderAuthorization]
+	if !present {
+		return "", "missing_header", &Error{Code: http.StatusUnauthorized, Message: msgMissingHeader}
+	}
+	// A header that is there but blank (net/http trims a whitespace-only
+	// value to "") is a malformed one, not a missing one.
+	v := ""
+	if len(values) > 0 {
+		v = values[0]
+	}
+	parts := strings.Fields(v)
+	if len(parts) != 2 || !strings.EqualFold(parts[0], "bearer") {
+		return "", "bad_header", &Error{Code: http.StatusUnauthorized, Message: msgBadHeader}
+	}
+	token := parts[1]
+	if strings.Count(token, ".") == 2 {
+		// Shaped like a JWT; this version accepts client keys only.
+		return "", "bad_token", &Error{Code: http.StatusUnauthorized, Message: msgBadToken}
+	}
+	key, err := policy.ParseClientKey(token)
+	if err != nil {
+		return "", "bad_key", &Error{Code: http.StatusBadRequest, Message: msgBadKey}
+	}
+	return key, "", nil
 }
 
 func tenantOf(c echo.Context) policy.KeyHash {

@@ -29,13 +29,23 @@ const (
 	UserPermissions  Action = "USER_PERMISSIONS"
 	AddRoleParent    Action = "ADD_ROLE_PARENT"
 	RemoveRoleParent Action = "REMOVE_ROLE_PARENT"
+	GetAudit         Action = "GET_AUDIT"
 )
+
+// Actions lists every action, for validating query filters.
+var Actions = []Action{CreateRole, DeleteRole, AddPermission, RemovePermission, AddMembership,
+	RemoveMembership, CheckPermission, CheckMembership, ListRoles, ListPermissions, ListMemberships,
+	UserPermissions, AddRoleParent, RemoveRoleParent, GetAudit}
 
 // Entry is one audit record as the policy core describes it. Tenant and user
 // are the raw values; a Recorder fingerprints them before they are stored.
 type Entry struct {
-	Time     time.Time
-	TenantID int64
+	Time time.Time
+	// Tenant identifies the tenant (its key hash); the trail stores only a
+	// keyed fingerprint of it.
+	Tenant string
+	// User is the user the entry is about, if any; the trail stores only a
+	// keyed fingerprint, and prefixes the resource with it.
 	User     string
 	Action   Action
 	Resource string

@@ -210,7 +210,7 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 			}
 			return s.opts.Recorder.RecordChange(ctx, audit.Entry{
 				Time:     s.now().UTC(),
-				TenantID: tid,
+				Tenant:   string(key),
 				User:     c.user,
 				Action:   c.action,
 				Resource: c.resource,
@@ -361,7 +361,7 @@ func (s *Service) AddMember(ctx context.Context, key KeyHash, user, role string)
 	if err := checkRole(role); err != nil {
 		return false, err
 	}
-	return s.ruleChange(ctx, key, audit.AddMembership, user+":"+role, user, role, true,
+	return s.ruleChange(ctx, key, audit.AddMembership, role, user, role, true,
 		"g", func(dom string) []string { return []string{user, roleSubject(role), dom} })
 }
 
@@ -373,7 +373,7 @@ func (s *Service) RemoveMember(ctx context.Context, key KeyHash, user, role stri
 	if err := checkRole(role); err != nil {
 		return false, err
 	}
-	return s.ruleChange(ctx, key, audit.RemoveMembership, user+":"+role, user, role, false,
+	return s.ruleChange(ctx, key, audit.RemoveMembership, role, user, role, false,
 		"g", func(dom string) []string { return []string{user, roleSubject(role), dom} })
 }
 

@@ -13,7 +13,10 @@ import (
 
 	"github.com/ourway/auth"
 	"github.com/ourway/auth/api"
+	"github.com/ourway/auth/audit"
+	"github.com/ourway/auth/audit/auditdb"
 	"github.com/ourway/auth/internal/config"
+	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policydb"
@@ -28,6 +31,8 @@ const usage = `auth-server: multi-tenant RBAC authorization service
 Usage:
   auth-server [serve]    start the server (default)
   auth-server migrate    apply database migrations and exit
+  auth-server audit verify [--tenant CLIENT_KEY]
+                         check the audit chain (exit 1 names the first bad record)
   auth-server version    print the version and exit
   auth-server help       show this help
 
@@ -40,7 +45,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 {
 		cmd = args[0]
 	}
-	if len(args) > 1 {
+	if len(args) > 1 && cmd != "audit" {
 		return fmt.Errorf("unexpected argument %q\n\n%s", args[1], usage)
 	}
 	switch cmd {
@@ -50,7 +55,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version", "--version", "-v":
 		_, err := fmt.Fprintln(stdout, "auth-server", buildVersion())
 		return err
-	case "serve", "migrate":
+	case "serve", "migrate", "audit":
 	default:
 		return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
 	}
@@ -59,10 +64,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	var keys *audit.Keyring
 	if cmd == "serve" {
-		// Refuse a model the service cannot serve before touching the database.
+		// Refuse a model the service cannot serve, or a missing audit key,
+		// before touching the database.
 		if _, err := policy.ParseModel(cfg.Policy.ModelText); err != nil {
 			return modelError(cfg, err)
+		}
+		if keys, err = auditKeyring(cfg, log); err != nil {
+			return err
 		}
 	}
 	db, err := sqldb.Open(ctx, sqldb.Options{
@@ -81,10 +91,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_, err = fmt.Fprintf(stdout, "database is up to date (%d migration(s) applied)\n", n)
 		return err
 	}
-	return serve(ctx, cfg, db, log)
+	if cmd == "audit" {
+		return auditCommand(ctx, args[1:], cfg, db, log, stdout)
+	}
+	return serve(ctx, cfg, db, keys, log)
 }
 
-func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, keys *audit.Keyring, log *slog.Logger) error {
 	if cfg.Database.MigrateOnStart {
 		if _, err := db.Migrate(ctx, log); err != nil {
 			return err
@@ -92,14 +105,43 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, log *slog.Logge
 	} else if err := db.Current(ctx); err != nil {
 		return err
 	}
+	mx := metrics.New()
+	auditStore := auditdb.New(db, keys)
+	var trail *audit.Trail
+	queue := audit.NewQueue(func(ctx context.Context, recs []audit.Record) error { return trail.WriteBatch(ctx, recs) },
+		audit.QueueOptions{Size: cfg.Audit.QueueSize, Overflow: audit.Overflow(cfg.Audit.Overflow), Logger: log})
+	trail = audit.NewTrail(keys, auditStore, queue, audit.TrailOptions{
+		Decisions:   audit.Decisions(cfg.Audit.Decisions),
+		Stream:      log.With("log", "audit"),
+		AfterCommit: sqldb.AfterCommit,
+	})
+	mx.GaugeFunc("auth_audit_queue_depth", "Audit records waiting to be written.", func() float64 { return float64(queue.Depth()) })
+	mx.CounterFunc("auth_audit_dropped_total", "Audit records dropped because the queue was full (AUTH_AUDIT_OVERFLOW=drop).",
+		func() float64 { return float64(queue.Dropped()) })
+	mx.CounterFunc("auth_audit_write_failures_total", "Failed audit batch writes (each is retried).",
+		func() float64 { return float64(queue.WriteFailures()) })
+	mx.CounterFunc("auth_audit_written_total", "Audit records of checks and listings written.",
+		func() float64 { return float64(queue.Written()) })
+	qctx, cancelQ := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelQ()
+	go queue.Run(qctx)
+	sched, err := startRetention(cfg, auditStore, log)
+	if err != nil {
+		return err
+	}
+	if sched != nil {
+		defer func() { _ = sched.Shutdown() }()
+	}
 	svc, err := policy.New(policydb.New(db), cfg.Policy.ModelText, policy.Options{
 		IdleTimeout:  cfg.Policy.TenantIdleTimeout,
 		MaxRoleDepth: cfg.Policy.MaxRoleDepth,
+		Recorder:     trail,
 		Logger:       log,
 	})
 	if err != nil {
 		return modelError(cfg, err)
 	}
+	mx.GaugeFunc("auth_tenants_loaded", "Tenants whose policies are in memory.", func() float64 { return float64(svc.LoadedTenants()) })
 	srv := api.New(api.Config{AllowCORS: cfg.Server.AllowCORS, CORSOrigins: cfg.Server.Origins()}, api.Deps{
 		Policy:    svc,
 		Workflows: workflow.New(svc),
@@ -109,7 +151,9 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, log *slog.Logge
 			}
 			return db.Current(ctx)
 		},
-		Logger: log,
+		Audit:   trail,
+		Metrics: mx,
+		Logger:  log,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.Addr())
 	if err != nil {
@@ -142,6 +186,10 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, log *slog.Logge
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	// Every request has answered: write what the audit queue still holds.
+	if err := queue.Close(sctx); err != nil {
+		log.Error("audit queue not flushed before the shutdown timeout", "waiting", queue.Depth(), "err", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

@@ -52,7 +52,11 @@ type Config struct {
 	Log       Log       `yaml:"log"`
 	RateLimit RateLimit `yaml:"rate_limit"`
 	JWT       JWT       `yaml:"jwt"`
+	Audit     Audit     `yaml:"audit"`
 	Crypto    Crypto    `yaml:"-"`
+	// Env is "production" (the default) or "development", which relaxes the
+	// requirement for secrets (a local audit key is generated and kept).
+	Env string `yaml:"env"`
 	// File is the configuration file that was read ("" for the built-in one).
 	File string `yaml:"-"`
 }
@@ -123,6 +127,21 @@ type JWT struct {
 	Algorithm            string `yaml:"algorithm"`
 	AccessTokenExpireMin int    `yaml:"access_token_expire_minutes"`
 }
+
+// Audit is the audit-trail section.
+type Audit struct {
+	// Key seals the audit chain and keys fingerprints; it must live outside
+	// the database. KeyFile names a file holding it instead.
+	Key           Secret `yaml:"-"`
+	KeyFile       string `yaml:"key_file"`
+	Decisions     string `yaml:"decisions"`
+	Overflow      string `yaml:"overflow"`
+	QueueSize     int    `yaml:"queue_size"`
+	RetentionDays int    `yaml:"retention_days"`
+}
+
+// Development reports whether the service runs in development mode.
+func (c Config) Development() bool { return c.Env == "development" }
 
 // Crypto is the field-encryption section (secrets only, from the environment).
 type Crypto struct {
@@ -205,6 +224,13 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		{"AUTH_MODEL_PATH", func(v string) error { c.Policy.ModelPath = v; return nil }},
 		{"AUTH_TENANT_IDLE_TIMEOUT", durationSetter(&c.Policy.TenantIdleTimeout)},
 		{"AUTH_MAX_ROLE_DEPTH", intSetter(&c.Policy.MaxRoleDepth)},
+		{"AUTH_ENV", func(v string) error { c.Env = strings.ToLower(v); return nil }},
+		{"AUTH_AUDIT_KEY", func(v string) error { c.Audit.Key = Secret(v); return nil }},
+		{"AUTH_AUDIT_KEY_FILE", func(v string) error { c.Audit.KeyFile = v; return nil }},
+		{"AUTH_AUDIT_DECISIONS", func(v string) error { c.Audit.Decisions = strings.ToLower(v); return nil }},
+		{"AUTH_AUDIT_OVERFLOW", func(v string) error { c.Audit.Overflow = strings.ToLower(v); return nil }},
+		{"AUTH_AUDIT_QUEUE_SIZE", intSetter(&c.Audit.QueueSize)},
+		{"AUTH_AUDIT_RETENTION_DAYS", intSetter(&c.Audit.RetentionDays)},
 		{"AUTH_LOG_LEVEL", func(v string) error { c.Log.Level = strings.ToLower(v); return nil }},
 		{"AUTH_LOG_FORMAT", func(v string) error { c.Log.Format = strings.ToLower(v); return nil }},
 		{"AUTH_SHUTDOWN_TIMEOUT", durationSetter(&c.Server.ShutdownTimeout)},
@@ -349,6 +375,34 @@ func (c *Config) finish(defaultModel string) error {
 			shown = ""
 		}
 		return &Error{Setting: "RATELIMIT_STORAGE_URL", Value: shown, Reason: err.Error()}
+	}
+	switch c.Env {
+	case "production", "development":
+	default:
+		return &Error{Setting: "AUTH_ENV", Value: c.Env, Reason: "must be production or development"}
+	}
+	switch c.Audit.Decisions {
+	case "all", "denied", "none":
+	default:
+		return &Error{Setting: "AUTH_AUDIT_DECISIONS", Value: c.Audit.Decisions, Reason: "must be all, denied or none"}
+	}
+	switch c.Audit.Overflow {
+	case "block", "drop":
+	default:
+		return &Error{Setting: "AUTH_AUDIT_OVERFLOW", Value: c.Audit.Overflow, Reason: "must be block or drop"}
+	}
+	if c.Audit.QueueSize < 1 || c.Audit.QueueSize > 10_000_000 {
+		return &Error{Setting: "AUTH_AUDIT_QUEUE_SIZE", Value: strconv.Itoa(c.Audit.QueueSize), Reason: "must be between 1 and 10000000"}
+	}
+	if c.Audit.RetentionDays < 0 || c.Audit.RetentionDays > 36500 {
+		return &Error{Setting: "AUTH_AUDIT_RETENTION_DAYS", Value: strconv.Itoa(c.Audit.RetentionDays), Reason: "must be between 0 (keep forever) and 36500"}
+	}
+	if c.Audit.KeyFile != "" {
+		p, err := expandHome(c.Audit.KeyFile)
+		if err != nil {
+			return &Error{Setting: "AUTH_AUDIT_KEY_FILE", Value: c.Audit.KeyFile, Reason: err.Error()}
+		}
+		c.Audit.KeyFile = p
 	}
 	if c.Crypto.Enabled {
 		return &Error{Setting: "ENABLE_ENCRYPTION", Value: "true", Reason: "field encryption is not available in this version; unset it or set it to false"}

@@ -316,16 +316,54 @@ func splitSQL(s string) []string {
 
 type txKey struct{}
 
-// WithTx returns a context that carries the transaction tx, so that stores
-// called with it (an audit sink, say) write inside the same transaction.
-func WithTx(ctx context.Context, tx *gorm.DB) context.Context {
-	return context.WithValue(ctx, txKey{}, tx)
+// txState is the transaction carried in a context, with the work to run
+// once it has committed.
+type txState struct {
+	tx          *gorm.DB
+	afterCommit []func()
+}
+
+// InTxContext runs fn in one write transaction, like InTx, and hands it a
+// context that carries the transaction: stores called with that context
+// (an audit sink, say) write inside the same transaction, and functions
+// registered with AfterCommit run once it has committed.
+func (d *DB) InTxContext(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
+	st := &txState{}
+	err := d.InTx(ctx, func(tx *gorm.DB) error {
+		st.tx = tx
+		return fn(context.WithValue(ctx, txKey{}, st), tx)
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range st.afterCommit {
+		f()
+	}
+	return nil
+}
+
+// TxFrom returns the transaction carried by ctx, or nil.
+func TxFrom(ctx context.Context) *gorm.DB {
+	if st, ok := ctx.Value(txKey{}).(*txState); ok {
+		return st.tx
+	}
+	return nil
+}
+
+// AfterCommit runs f once the transaction carried by ctx has committed (not
+// at all if it rolls back), or at once when ctx carries none.
+func AfterCommit(ctx context.Context, f func()) {
+	if st, ok := ctx.Value(txKey{}).(*txState); ok {
+		st.afterCommit = append(st.afterCommit, f)
+		return
+	}
+	f()
 }
 
 // Conn returns the transaction carried by ctx, or d's pool when there is
 // none, bound to ctx.
 func (d *DB) Conn(ctx context.Context) *gorm.DB {
-	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+	if tx := TxFrom(ctx); tx != nil {
 		return tx.WithContext(ctx)
 	}
 	return d.gorm.WithContext(ctx)

@@ -117,12 +117,12 @@ func (s *Store) LoadTenant(ctx context.Context, id int64, m model.Model) (policy
 
 // Change implements policy.Store.
 func (s *Store) Change(ctx context.Context, fn func(ctx context.Context, tx policy.Tx) error) error {
-	return s.db.InTx(ctx, func(g *gorm.DB) error {
+	return s.db.InTxContext(ctx, func(ctx context.Context, g *gorm.DB) error {
 		a, err := adapter(g)
 		if err != nil {
 			return err
 		}
-		return fn(sqldb.WithTx(ctx, g), &tx{g: g, a: a, dialect: s.db.Dialect()})
+		return fn(ctx, &tx{g: g, a: a, dialect: s.db.Dialect()})
 	})
 }
 

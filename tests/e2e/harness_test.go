@@ -176,6 +176,9 @@ func startServer(t testing.TB, env []string) *server {
 	return s
 }
 
+// testAuditKey is the audit key of the test servers.
+const testAuditKey = "e2e-3b9f6c1d8a2e4f7091c5d3b8a6e2f4c19d7b5a3e"
+
 // serverEnv is the environment of a test server on a random port with a
 // JSON log; extra entries win.
 func serverEnv(dbPath string, extra ...string) []string {
@@ -184,6 +187,7 @@ func serverEnv(dbPath string, extra ...string) []string {
 		"SERVER_PORT=0",
 		"AUTH_DB_PATH=" + dbPath,
 		"AUTH_LOG_FORMAT=json",
+		"AUTH_AUDIT_KEY=" + testAuditKey,
 	}, extra...)...)
 }
 

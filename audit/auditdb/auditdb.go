@@ -1,0 +1,284 @@
+// Package auditdb stores the audit trail with gorm: records chained per
+// tenant in audit_log, the end of each chain in audit_heads. Records of a
+// change are written inside the change's transaction; records of checks
+// arrive in batches from the asynchronous queue.
+package auditdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/ourway/auth/audit"
+	"github.com/ourway/auth/internal/sqldb"
+)
+
+// Store is the gorm audit store.
+type Store struct {
+	db   *sqldb.DB
+	keys *audit.Keyring
+}
+
+var _ audit.Store = (*Store)(nil)
+
+// New returns a Store over an open, migrated database.
+func New(db *sqldb.DB, keys *audit.Keyring) *Store { return &Store{db: db, keys: keys} }
+
+type recordRow struct {
+	ID         int64  `gorm:"column:id;primaryKey"`
+	TenantFP   string `gorm:"column:tenant_fp"`
+	Seq        int64  `gorm:"column:seq"`
+	OccurredAt string `gorm:"column:occurred_at"`
+	UserFP     string `gorm:"column:user_fp"`
+	Action     string `gorm:"column:action"`
+	Resource   string `gorm:"column:resource"`
+	Success    bool   `gorm:"column:success"`
+	Details    string `gorm:"column:details"`
+	IP         string `gorm:"column:ip"`
+	UserAgent  string `gorm:"column:user_agent"`
+	RequestID  string `gorm:"column:request_id"`
+	MAC        string `gorm:"column:mac"`
+}
+
+func (recordRow) TableName() string { return "audit_log" }
+
+type headRow struct {
+	TenantFP    string `gorm:"column:tenant_fp;primaryKey"`
+	Seq         int64  `gorm:"column:seq"`
+	MAC         string `gorm:"column:mac"`
+	HeadMAC     string `gorm:"column:head_mac"`
+	BaseSeq     int64  `gorm:"column:base_seq"`
+	BaseMAC     string `gorm:"column:base_mac"`
+	BaseHeadMAC string `gorm:"column:base_head_mac"`
+}
+
+func (headRow) TableName() string { return "audit_heads" }
+
+func toRecord(r recordRow) audit.Record {
+	t, _ := time.Parse("2006-01-02T15:04:05.000000Z", r.OccurredAt)
+	return audit.Record{ID: r.ID, Tenant: r.TenantFP, Seq: r.Seq, Time: t, User: r.UserFP,
+		Action: audit.Action(r.Action), Resource: r.Resource, Success: r.Success, Details: r.Details,
+		IP: r.IP, UserAgent: r.UserAgent, RequestID: r.RequestID, MAC: r.MAC}
+}
+
+func toHead(h headRow) audit.Head {
+	return audit.Head{Tenant: h.TenantFP, Seq: h.Seq, MAC: h.MAC, HeadMAC: h.HeadMAC,
+		BaseSeq: h.BaseSeq, BaseMAC: h.BaseMAC, BaseHeadMAC: h.BaseHeadMAC}
+}
+
+// Append seals records into their tenants' chains and inserts them, in the
+// transaction carried by ctx if there is one, else in a new one. Records
+// are numbered in the order given; tenants are locked in a fixed order so
+// that concurrent writers (other replicas included) never fork a chain.
+func (s *Store) Append(ctx context.Context, recs []audit.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if tx := sqldb.TxFrom(ctx); tx != nil {
+		return s.append(tx.WithContext(ctx), recs)
+	}
+	return s.db.InTx(ctx, func(tx *gorm.DB) error { return s.append(tx, recs) })
+}
+
+func (s *Store) append(tx *gorm.DB, recs []audit.Record) error {
+	byTenant := map[string][]int{}
+	var tenants []string
+	for i := range recs {
+		t := recs[i].Tenant
+		if _, ok := byTenant[t]; !ok {
+			tenants = append(tenants, t)
+		}
+		byTenant[t] = append(byTenant[t], i)
+	}
+	sort.Strings(tenants)
+	rows := make([]recordRow, 0, len(recs))
+	for _, t := range tenants {
+		head, err := s.lockHead(tx, t)
+		if err != nil {
+			return err
+		}
+		for _, i := range byTenant[t] {
+			r := &recs[i]
+			r.Seq = head.Seq + 1
+			r.Time = r.Time.UTC().Truncate(time.Microsecond)
+			s.keys.Seal(head.MAC, r)
+			head.Seq, head.MAC = r.Seq, r.MAC
+			rows = append(rows, recordRow{TenantFP: r.Tenant, Seq: r.Seq, OccurredAt: audit.FormatTime(r.Time),
+				UserFP: r.User, Action: string(r.Action), Resource: r.Resource, Success: r.Success,
+				Details: r.Details, IP: r.IP, UserAgent: r.UserAgent, RequestID: r.RequestID, MAC: r.MAC})
+		}
+		head.HeadMAC = s.keys.HeadMAC(t, head.Seq, head.MAC)
+		if err := tx.Model(&headRow{}).Where("tenant_fp = ?", t).
+			Updates(map[string]any{"seq": head.Seq, "mac": head.MAC, "head_mac": head.HeadMAC}).Error; err != nil {
+			return fmt.Errorf("advance audit chain: %w", err)
+		}
+	}
+	if err := tx.Omit("id").CreateInBatches(rows, 200).Error; err != nil {
+		return fmt.Errorf("insert audit records: %w", err)
+	}
+	return nil
+}
+
+// lockHead returns the tenant's chain head, creating it if needed, locked
+// until the transaction ends (FOR UPDATE on PostgreSQL; SQLite transactions
+// here are write-locked from their start).
+func (s *Store) lockHead(tx *gorm.DB, tenant string) (headRow, error) {
+	genesis := s.keys.Genesis(tenant)
+	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&headRow{
+		TenantFP: tenant, Seq: 0, MAC: genesis, HeadMAC: s.keys.HeadMAC(tenant, 0, genesis),
+	}).Error; err != nil {
+		return headRow{}, fmt.Errorf("create audit chain: %w", err)
+	}
+	q := tx.Where("tenant_fp = ?", tenant)
+	if s.db.Dialect() == sqldb.Postgres {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	var h headRow
+	if err := q.Take(&h).Error; err != nil {
+		return headRow{}, fmt.Errorf("read audit chain: %w", err)
+	}
+	return h, nil
+}
+
+// List implements audit.Store: a tenant's records newest first, and the
+// cursor of the next page (0 when there is none).
+func (s *Store) List(ctx context.Context, tenantFP, userFP string, q audit.Query) ([]audit.Record, int64, error) {
+	db := s.db.Conn(ctx).Model(&recordRow{}).Where("tenant_fp = ?", tenantFP)
+	if q.Action != "" {
+		db = db.Where("action = ?", string(q.Action))
+	}
+	if userFP != "" {
+		db = db.Where("user_fp = ?", userFP)
+	}
+	if !q.Since.IsZero() {
+		db = db.Where("occurred_at >= ?", audit.FormatTime(q.Since))
+	}
+	if !q.Until.IsZero() {
+		db = db.Where("occurred_at <= ?", audit.FormatTime(q.Until))
+	}
+	if q.Before > 0 {
+		db = db.Where("seq < ?", q.Before)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	var rows []recordRow
+	if err := db.Order("seq DESC").Limit(limit + 1).Find(&rows).Error; err != nil {
+		return nil, 0, fmt.Errorf("list audit records: %w", err)
+	}
+	var next int64
+	if len(rows) > limit {
+		rows = rows[:limit]
+		next = rows[len(rows)-1].Seq
+	}
+	out := make([]audit.Record, len(rows))
+	for i, r := range rows {
+		out[i] = toRecord(r)
+	}
+	return out, next, nil
+}
+
+// Count returns how many records a tenant has with the given action ("" for
+// any).
+func (s *Store) Count(ctx context.Context, tenant, action string) (int64, error) {
+	db := s.db.Conn(ctx).Model(&recordRow{}).Where("tenant_fp = ?", tenant)
+	if action != "" {
+		db = db.Where("action = ?", action)
+	}
+	var n int64
+	err := db.Count(&n).Error
+	return n, err
+}
+
+// Tenants lists the fingerprints of every tenant with a chain.
+func (s *Store) Tenants(ctx context.Context) ([]string, error) {
+	var out []string
+	err := s.db.Conn(ctx).Model(&headRow{}).Order("tenant_fp").Pluck("tenant_fp", &out).Error
+	return out, err
+}
+
+// Verify walks a tenant's chain from its start (or retention anchor) to its
+// head and returns the first problem found, as an *audit.Problem.
+func (s *Store) Verify(ctx context.Context, tenant string) (int64, error) {
+	var h headRow
+	err := s.db.Conn(ctx).Where("tenant_fp = ?", tenant).Take(&h).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return 0, &audit.Problem{Tenant: tenant, Reason: "no audit chain for this tenant"}
+	}
+	if err != nil {
+		return 0, err
+	}
+	v, err := s.keys.NewVerifier(toHead(h))
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	const page = 1000
+	var lastID int64
+	for {
+		var rows []recordRow
+		// Walk in insertion (id) order: a reordered or renumbered record
+		// then shows up as a sequence or MAC break.
+		if err := s.db.Conn(ctx).Where("tenant_fp = ? AND id > ?", tenant, lastID).
+			Order("id").Limit(page).Find(&rows).Error; err != nil {
+			return n, err
+		}
+		for _, r := range rows {
+			rec := toRecord(r)
+			if err := v.Next(&rec); err != nil {
+				return n, err
+			}
+			n++
+			lastID = r.ID
+		}
+		if len(rows) < page {
+			break
+		}
+	}
+	return n, v.Finish()
+}
+
+// Purge deletes a tenant's records older than cutoff and moves the chain's
+// retention anchor to the last deleted record, so the rest still verifies.
+func (s *Store) Purge(ctx context.Context, cutoff time.Time) (int64, error) {
+	tenants, err := s.Tenants(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, t := range tenants {
+		err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+			if _, err := s.lockHead(tx, t); err != nil {
+				return err
+			}
+			var last recordRow
+			err := tx.Where("tenant_fp = ? AND occurred_at < ?", t, audit.FormatTime(cutoff)).
+				Order("seq DESC").Limit(1).Take(&last).Error
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			res := tx.Where("tenant_fp = ? AND seq <= ?", t, last.Seq).Delete(&recordRow{})
+			if res.Error != nil {
+				return res.Error
+			}
+			total += res.RowsAffected
+			return tx.Model(&headRow{}).Where("tenant_fp = ?", t).Updates(map[string]any{
+				"base_seq": last.Seq, "base_mac": last.MAC,
+				"base_head_mac": s.keys.AnchorMAC(t, last.Seq, last.MAC),
+			}).Error
+		})
+		if err != nil {
+			return total, fmt.Errorf("purge audit records of %s: %w", t, err)
+		}
+	}
+	return total, nil
+}

@@ -1,0 +1,184 @@
+package audit
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Overflow says what the queue does when it is full.
+type Overflow string
+
+// The overflow policies.
+const (
+	// Block makes the caller wait for room (back-pressure): nothing is lost.
+	Block Overflow = "block"
+	// Drop discards the record, counts it and logs it.
+	Drop Overflow = "drop"
+)
+
+// QueueOptions tune a Queue.
+type QueueOptions struct {
+	Size          int           // capacity (default 10 000)
+	Batch         int           // records per write (default 500)
+	FlushInterval time.Duration // longest wait before a partial batch is written (default 50ms)
+	Overflow      Overflow      // default Block
+	Logger        *slog.Logger
+}
+
+// Queue writes records asynchronously, in batches, through a bounded
+// buffer. A failed write is retried until it succeeds or the queue is
+// closed; closing flushes what is queued.
+type Queue struct {
+	ch      chan Record
+	write   func(ctx context.Context, recs []Record) error
+	opts    QueueOptions
+	log     *slog.Logger
+	dropped atomic.Int64
+	failed  atomic.Int64
+	written atomic.Int64
+
+	closeOnce sync.Once
+	done      chan struct{}
+	mu        sync.RWMutex // held shared by senders, exclusively by Close
+	closed    bool
+}
+
+// NewQueue returns a queue that hands batches to write. Call Run to start it.
+func NewQueue(write func(ctx context.Context, recs []Record) error, opts QueueOptions) *Queue {
+	if opts.Size <= 0 {
+		opts.Size = 10000
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 500
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = 50 * time.Millisecond
+	}
+	if opts.Overflow == "" {
+		opts.Overflow = Block
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Queue{
+		ch: make(chan Record, opts.Size), write: write, opts: opts, log: opts.Logger,
+		done: make(chan struct{}),
+	}
+}
+
+// Enqueue adds a record. With Block it waits for room (or for ctx); with
+// Drop a full queue discards the record and counts it. It reports whether
+// the record was queued.
+func (q *Queue) Enqueue(ctx context.Context, r Record) bool {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		q.drop(r, "queue closed")
+		return false
+	}
+	select {
+	case q.ch <- r:
+		return true
+	default:
+	}
+	if q.opts.Overflow == Drop {
+		q.drop(r, "queue full")
+		return false
+	}
+	select {
+	case q.ch <- r:
+		return true
+	case <-ctx.Done():
+		q.drop(r, "request ended while the audit queue was full")
+		return false
+	}
+}
+
+func (q *Queue) drop(r Record, why string) {
+	n := q.dropped.Add(1)
+	q.log.Warn("audit record dropped", "reason", why, "action", r.Action, "tenant", r.Tenant, "dropped_total", n)
+}
+
+// Depth is the number of records waiting.
+func (q *Queue) Depth() int { return len(q.ch) }
+
+// Dropped is the number of records dropped since start.
+func (q *Queue) Dropped() int64 { return q.dropped.Load() }
+
+// WriteFailures is the number of failed batch writes (each was retried).
+func (q *Queue) WriteFailures() int64 { return q.failed.Load() }
+
+// Written is the number of records written.
+func (q *Queue) Written() int64 { return q.written.Load() }
+
+// Run writes batches until Close is called and the queue is empty.
+func (q *Queue) Run(ctx context.Context) {
+	defer close(q.done)
+	batch := make([]Record, 0, q.opts.Batch)
+	timer := time.NewTimer(q.opts.FlushInterval)
+	defer timer.Stop()
+	for {
+		select {
+		case r, ok := <-q.ch:
+			if !ok {
+				q.flush(ctx, batch)
+				return
+			}
+			batch = append(batch, r)
+			if len(batch) >= q.opts.Batch {
+				q.flush(ctx, batch)
+				batch = batch[:0]
+			}
+		case <-timer.C:
+			if len(batch) > 0 {
+				q.flush(ctx, batch)
+				batch = batch[:0]
+			}
+			timer.Reset(q.opts.FlushInterval)
+		}
+	}
+}
+
+// flush writes one batch, retrying with backoff: a record is never given up
+// while the process lives.
+func (q *Queue) flush(ctx context.Context, batch []Record) {
+	if len(batch) == 0 {
+		return
+	}
+	backoff := 50 * time.Millisecond
+	for {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := q.write(wctx, append([]Record(nil), batch...))
+		cancel()
+		if err == nil {
+			q.written.Add(int64(len(batch)))
+			return
+		}
+		q.failed.Add(1)
+		q.log.Error("audit batch write failed; retrying", "records", len(batch), "err", err, "retry_in", backoff.String())
+		time.Sleep(backoff)
+		if backoff < 5*time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+// Close stops accepting records and waits until everything queued is
+// written or ctx ends.
+func (q *Queue) Close(ctx context.Context) error {
+	q.closeOnce.Do(func() {
+		q.mu.Lock()
+		q.closed = true
+		close(q.ch)
+		q.mu.Unlock()
+	})
+	select {
+	case <-q.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

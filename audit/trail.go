@@ -1,0 +1,178 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+)
+
+// Decisions says which checks and listings are recorded.
+type Decisions string
+
+// The decision-logging modes.
+const (
+	DecisionsAll    Decisions = "all"
+	DecisionsDenied Decisions = "denied"
+	DecisionsNone   Decisions = "none"
+)
+
+// Store keeps sealed records: Append writes inside the transaction carried
+// by ctx when there is one; List reads a tenant's records newest first.
+type Store interface {
+	Append(ctx context.Context, recs []Record) error
+	List(ctx context.Context, tenantFP, userFP string, q Query) (recs []Record, next int64, err error)
+}
+
+// Query selects records of one tenant.
+type Query struct {
+	Action Action
+	User   string // a user name; matched through its fingerprint
+	Since  time.Time
+	Until  time.Time
+	// Before is the pagination cursor: only records with a lower sequence
+	// number (0: from the newest).
+	Before int64
+	Limit  int
+}
+
+// Trail is the audit trail of the service: it fingerprints, seals and
+// stores every record, writes changes in their own transaction (fail
+// closed), queues checks and listings, and emits each record as one JSON log
+// line for a SIEM.
+type Trail struct {
+	keys      *Keyring
+	store     Store
+	queue     *Queue
+	decisions Decisions
+	stream    *slog.Logger
+	after     func(ctx context.Context, f func())
+	now       func() time.Time
+}
+
+// TrailOptions tune a Trail.
+type TrailOptions struct {
+	Decisions Decisions
+	// Stream receives one line per stored record (nil: none).
+	Stream *slog.Logger
+	// AfterCommit runs f once the transaction carried by ctx commits (nil:
+	// at once). A change's log line is emitted only if the change commits.
+	AfterCommit func(ctx context.Context, f func())
+}
+
+// NewTrail builds a trail over store; checks go through queue.
+func NewTrail(keys *Keyring, store Store, queue *Queue, opts TrailOptions) *Trail {
+	if opts.Decisions == "" {
+		opts.Decisions = DecisionsAll
+	}
+	if opts.AfterCommit == nil {
+		opts.AfterCommit = func(_ context.Context, f func()) { f() }
+	}
+	return &Trail{keys: keys, store: store, queue: queue, decisions: opts.Decisions, stream: opts.Stream,
+		after: opts.AfterCommit, now: time.Now}
+}
+
+// Search returns a tenant's records newest first and the cursor of the next
+// page (0 when there is none).
+func (t *Trail) Search(ctx context.Context, tenant string, q Query) ([]Record, int64, error) {
+	tfp := t.keys.TenantFingerprint(tenant)
+	ufp := ""
+	if q.User != "" {
+		ufp = t.keys.UserFingerprint(tfp, q.User)
+	}
+	return t.store.List(ctx, tfp, ufp, q)
+}
+
+// Fingerprint returns the fingerprint that stands for a tenant in records.
+func (t *Trail) Fingerprint(tenant string) string { return t.keys.TenantFingerprint(tenant) }
+
+// record turns an entry into an unsealed record.
+func (t *Trail) record(ctx context.Context, e Entry) Record {
+	tfp := t.keys.TenantFingerprint(e.Tenant)
+	at := e.Time
+	if at.IsZero() {
+		at = t.now()
+	}
+	r := Record{
+		Tenant: tfp, Time: at.UTC(), User: t.keys.UserFingerprint(tfp, e.User),
+		Action: e.Action, Resource: e.Resource, Success: e.Success,
+		Details: CanonicalDetails(e.Details),
+	}
+	// A resource that names the user names it by fingerprint only.
+	if r.User != "" {
+		if r.Resource == "" {
+			r.Resource = r.User
+		} else {
+			r.Resource = r.User + ":" + r.Resource
+		}
+	}
+	if req, ok := RequestFrom(ctx); ok {
+		r.IP, r.UserAgent, r.RequestID = req.IP, clampString(req.UserAgent, 512), req.ID
+	}
+	return r
+}
+
+func clampString(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// RecordChange stores a change's record inside the change's transaction
+// (carried by ctx): if it fails, the change fails.
+func (t *Trail) RecordChange(ctx context.Context, e Entry) error {
+	r := t.record(ctx, e)
+	recs := []Record{r}
+	if err := t.store.Append(ctx, recs); err != nil {
+		return err
+	}
+	t.after(ctx, func() { t.emit(context.WithoutCancel(ctx), recs[0]) })
+	return nil
+}
+
+// RecordDecision records a check or listing according to the decision mode;
+// allowed is the decision (listings count as allowed).
+func (t *Trail) RecordDecision(ctx context.Context, e Entry, allowed bool) {
+	switch t.decisions {
+	case DecisionsNone:
+		return
+	case DecisionsDenied:
+		if allowed && e.Success {
+			return
+		}
+	}
+	t.queue.Enqueue(ctx, t.record(ctx, e))
+}
+
+// RecordEvent records, whatever the decision mode, an event that is not a
+// committed change: a failed request, or a read of the audit trail itself.
+func (t *Trail) RecordEvent(ctx context.Context, e Entry) {
+	t.queue.Enqueue(ctx, t.record(ctx, e))
+}
+
+// WriteBatch is the queue's writer: it stores records and emits them.
+func (t *Trail) WriteBatch(ctx context.Context, recs []Record) error {
+	if err := t.store.Append(ctx, recs); err != nil {
+		return err
+	}
+	for _, r := range recs {
+		t.emit(ctx, r)
+	}
+	return nil
+}
+
+// emit writes one JSON log line for a stored record: fingerprints only,
+// never a key, a user name or a secret.
+func (t *Trail) emit(ctx context.Context, r Record) {
+	if t.stream == nil {
+		return
+	}
+	var details any
+	_ = json.Unmarshal([]byte(r.Details), &details)
+	t.stream.LogAttrs(ctx, slog.LevelInfo, "audit",
+		slog.String("tenant", r.Tenant), slog.Int64("seq", r.Seq), slog.String("occurred_at", FormatTime(r.Time)),
+		slog.String("user", r.User), slog.String("action", string(r.Action)), slog.String("resource", r.Resource),
+		slog.Bool("success", r.Success), slog.Any("details", details), slog.String("ip", r.IP),
+		slog.String("request_id", r.RequestID), slog.String("mac", r.MAC))
+}
