@@ -102,6 +102,12 @@ func (k *Keyring) UserFingerprint(tenantFP, user string) string {
 	return "u_" + hex.EncodeToString(k.mac([]byte("user"), []byte(tenantFP), []byte(user)))[:32]
 }
 
+// NameFingerprint is the keyed fingerprint of a role, permission or other
+// name within a tenant, used in resources when names must not be stored.
+func (k *Keyring) NameFingerprint(tenantFP, name string) string {
+	return "n_" + hex.EncodeToString(k.mac([]byte("name"), []byte(tenantFP), []byte(name)))[:32]
+}
+
 // Record is one stored audit record.
 type Record struct {
 	ID        int64

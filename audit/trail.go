@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -47,6 +48,7 @@ type Trail struct {
 	decisions Decisions
 	stream    *slog.Logger
 	after     func(ctx context.Context, f func())
+	sealRes   bool
 	now       func() time.Time
 }
 
@@ -58,6 +60,9 @@ type TrailOptions struct {
 	// AfterCommit runs f once the transaction carried by ctx commits (nil:
 	// at once). A change's log line is emitted only if the change commits.
 	AfterCommit func(ctx context.Context, f func())
+	// SealResources stores every name in a resource as a keyed fingerprint
+	// (for field encryption: no name reaches the database in clear).
+	SealResources bool
 }
 
 // NewTrail builds a trail over store; checks go through queue.
@@ -69,7 +74,7 @@ func NewTrail(keys *Keyring, store Store, queue *Queue, opts TrailOptions) *Trai
 		opts.AfterCommit = func(_ context.Context, f func()) { f() }
 	}
 	return &Trail{keys: keys, store: store, queue: queue, decisions: opts.Decisions, stream: opts.Stream,
-		after: opts.AfterCommit, now: time.Now}
+		after: opts.AfterCommit, sealRes: opts.SealResources, now: time.Now}
 }
 
 // Search returns a tenant's records newest first and the cursor of the next
@@ -97,6 +102,13 @@ func (t *Trail) record(ctx context.Context, e Entry) Record {
 		Tenant: tfp, Time: at.UTC(), User: t.keys.UserFingerprint(tfp, e.User),
 		Action: e.Action, Resource: e.Resource, Success: e.Success,
 		Details: CanonicalDetails(e.Details),
+	}
+	if t.sealRes && r.Resource != "" {
+		parts := strings.Split(r.Resource, ":")
+		for i, p := range parts {
+			parts[i] = t.keys.NameFingerprint(tfp, p)
+		}
+		r.Resource = strings.Join(parts, ":")
 	}
 	// A resource that names the user names it by fingerprint only.
 	if r.User != "" {

@@ -16,6 +16,7 @@ import (
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/audit/auditdb"
 	"github.com/ourway/auth/internal/config"
+	"github.com/ourway/auth/internal/fieldcrypt"
 	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
@@ -31,6 +32,8 @@ const usage = `auth-server: multi-tenant RBAC authorization service
 Usage:
   auth-server [serve]    start the server (default)
   auth-server migrate    apply database migrations and exit
+  auth-server rekey      re-encrypt stored names to ENCRYPTION_KEY (or encrypt a
+                         clear-text database); safe to run while servers serve
   auth-server audit verify [--tenant CLIENT_KEY]
                          check the audit chain (exit 1 names the first bad record)
   auth-server version    print the version and exit
@@ -55,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version", "--version", "-v":
 		_, err := fmt.Fprintln(stdout, "auth-server", buildVersion())
 		return err
-	case "serve", "migrate", "audit":
+	case "serve", "migrate", "audit", "rekey":
 	default:
 		return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
 	}
@@ -94,15 +97,61 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cmd == "audit" {
 		return auditCommand(ctx, args[1:], cfg, db, log, stdout)
 	}
-	return serve(ctx, cfg, db, keys, log)
+	store, err := policyStore(cfg, db)
+	if err != nil {
+		return err
+	}
+	if cmd == "rekey" {
+		return rekey(ctx, cfg, db, store, stdout)
+	}
+	return serve(ctx, cfg, db, store, keys, log)
 }
 
-func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, keys *audit.Keyring, log *slog.Logger) error {
+// policyStore is the policy store, encrypting names when encryption is on.
+func policyStore(cfg config.Config, db *sqldb.DB) (*policydb.Store, error) {
+	store := policydb.New(db)
+	if !cfg.Crypto.Enabled {
+		return store, nil
+	}
+	prev := make([]string, 0, len(cfg.Crypto.Previous))
+	for _, p := range cfg.Crypto.Previous {
+		prev = append(prev, p.Reveal())
+	}
+	keys, err := fieldcrypt.NewKeyring(cfg.Crypto.Key.Reveal(), prev...)
+	if err != nil {
+		return nil, fmt.Errorf("ENCRYPTION_KEY: %w", err)
+	}
+	return store.WithEncryption(keys), nil
+}
+
+// rekey runs `auth-server rekey`.
+func rekey(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb.Store, stdout io.Writer) error {
+	if !cfg.Crypto.Enabled {
+		return errors.New("rekey needs ENABLE_ENCRYPTION=true and ENCRYPTION_KEY (plus ENCRYPTION_KEY_PREVIOUS for data under an older key)")
+	}
+	if err := db.Current(ctx); err != nil {
+		return err
+	}
+	st, err := store.Rekey(ctx, 500, func(st policydb.RekeyStats) {
+		fmt.Fprintf(stdout, "re-encrypted %d rules, %d roles (%d duplicates merged)\n", st.Rules, st.Roles, st.Merged)
+	})
+	if err != nil {
+		return fmt.Errorf("rekey stopped (run it again to resume): %w", err)
+	}
+	_, err = fmt.Fprintf(stdout, "rekey done: %d rules, %d roles re-encrypted, %d duplicates merged; every name is under the current key\n",
+		st.Rules, st.Roles, st.Merged)
+	return err
+}
+
+func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb.Store, keys *audit.Keyring, log *slog.Logger) error {
 	if cfg.Database.MigrateOnStart {
 		if _, err := db.Migrate(ctx, log); err != nil {
 			return err
 		}
 	} else if err := db.Current(ctx); err != nil {
+		return err
+	}
+	if err := store.CheckEncryption(ctx); err != nil {
 		return err
 	}
 	mx := metrics.New()
@@ -114,6 +163,9 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, keys *audit.Key
 		Decisions:   audit.Decisions(cfg.Audit.Decisions),
 		Stream:      log.With("log", "audit"),
 		AfterCommit: sqldb.AfterCommit,
+		// With encryption on, names must not reach the database in clear
+		// through the audit trail either.
+		SealResources: cfg.Crypto.Enabled,
 	})
 	mx.GaugeFunc("auth_audit_queue_depth", "Audit records waiting to be written.", func() float64 { return float64(queue.Depth()) })
 	mx.CounterFunc("auth_audit_dropped_total", "Audit records dropped because the queue was full (AUTH_AUDIT_OVERFLOW=drop).",
@@ -132,7 +184,7 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, keys *audit.Key
 	if sched != nil {
 		defer func() { _ = sched.Shutdown() }()
 	}
-	svc, err := policy.New(policydb.New(db), cfg.Policy.ModelText, policy.Options{
+	svc, err := policy.New(store, cfg.Policy.ModelText, policy.Options{
 		IdleTimeout:  cfg.Policy.TenantIdleTimeout,
 		MaxRoleDepth: cfg.Policy.MaxRoleDepth,
 		Recorder:     trail,

@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/ourway/auth/internal/fieldcrypt"
 	"github.com/ourway/auth/internal/ratelimit"
 )
 
@@ -147,6 +148,9 @@ func (c Config) Development() bool { return c.Env == "development" }
 type Crypto struct {
 	Enabled bool
 	Key     Secret
+	// Previous keys are still read (never written) while `auth-server
+	// rekey` re-encrypts data to Key.
+	Previous []Secret
 }
 
 // Error is a configuration error that names the offending setting.
@@ -215,6 +219,15 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		{"JWT_ACCESS_TOKEN_EXPIRE_MINUTES", intSetter(&c.JWT.AccessTokenExpireMin)},
 		{"ENABLE_ENCRYPTION", boolSetter(&c.Crypto.Enabled)},
 		{"ENCRYPTION_KEY", func(v string) error { c.Crypto.Key = Secret(v); return nil }},
+		{"ENCRYPTION_KEY_PREVIOUS", func(v string) error {
+			c.Crypto.Previous = nil
+			for _, k := range strings.Split(v, ",") {
+				if k = strings.TrimSpace(k); k != "" {
+					c.Crypto.Previous = append(c.Crypto.Previous, Secret(k))
+				}
+			}
+			return nil
+		}},
 		{"RATE_LIMIT_DEFAULT", func(v string) error { c.RateLimit.Default = v; return nil }},
 		{"RATELIMIT_STORAGE_URL", func(v string) error { c.RateLimit.StorageURL = v; return nil }},
 		{"SERVER_HOST", func(v string) error { c.Server.Host = v; return nil }},
@@ -405,7 +418,17 @@ func (c *Config) finish(defaultModel string) error {
 		c.Audit.KeyFile = p
 	}
 	if c.Crypto.Enabled {
-		return &Error{Setting: "ENABLE_ENCRYPTION", Value: "true", Reason: "field encryption is not available in this version; unset it or set it to false"}
+		if c.Crypto.Key == "" {
+			return &Error{Setting: "ENCRYPTION_KEY", Reason: "is required when ENABLE_ENCRYPTION is true"}
+		}
+		if _, err := fieldcrypt.NewKeyring(c.Crypto.Key.Reveal()); err != nil {
+			return &Error{Setting: "ENCRYPTION_KEY", Reason: "must be at least 32 characters of secret material (e.g. `openssl rand -hex 32`), not a placeholder"}
+		}
+		for _, p := range c.Crypto.Previous {
+			if _, err := fieldcrypt.NewKeyring(p.Reveal()); err != nil {
+				return &Error{Setting: "ENCRYPTION_KEY_PREVIOUS", Reason: "each key must be at least 32 characters of secret material"}
+			}
+		}
 	}
 	if c.Policy.ModelPath != "" {
 		b, err := os.ReadFile(c.Policy.ModelPath)

@@ -202,7 +202,10 @@ func TestLoadBadValues(t *testing.T) {
 		{"config file missing", []string{"AUTH_CONFIG", missing}, "AUTH_CONFIG"},
 		{"config file with an unknown key", []string{"AUTH_CONFIG", unknownKey}, "AUTH_CONFIG"},
 		{"config file not YAML", []string{"AUTH_CONFIG", badYAML}, "AUTH_CONFIG"},
-		{"encryption on (not available)", []string{"ENABLE_ENCRYPTION", "true", "ENCRYPTION_KEY", "k"}, "ENABLE_ENCRYPTION"},
+		{"encryption on with a short key", []string{"ENABLE_ENCRYPTION", "true", "ENCRYPTION_KEY", "k"}, "ENCRYPTION_KEY"},
+		{"encryption on without a key", []string{"ENABLE_ENCRYPTION", "true"}, "ENCRYPTION_KEY"},
+		{"encryption on with a placeholder key", []string{"ENABLE_ENCRYPTION", "true", "ENCRYPTION_KEY", "changeme-changeme-changeme-changeme"}, "ENCRYPTION_KEY"},
+		{"short previous key", []string{"ENABLE_ENCRYPTION", "true", "ENCRYPTION_KEY", "3b9f6c1d8a2e4f7091c5d3b8a6e2f4c1x", "ENCRYPTION_KEY_PREVIOUS", "short"}, "ENCRYPTION_KEY_PREVIOUS"},
 		{"encryption flag not a boolean", []string{"ENABLE_ENCRYPTION", "perhaps"}, "ENABLE_ENCRYPTION"},
 		{"SQLite path blank in the file", []string{"AUTH_CONFIG", writeFile(t, "nopath.yaml", "database:\n  path: \"\"\n")}, "AUTH_DB_PATH"},
 	} {

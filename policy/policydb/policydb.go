@@ -15,13 +15,15 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/ourway/auth/internal/fieldcrypt"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
 )
 
 // Store is the gorm implementation of policy.Store.
 type Store struct {
-	db *sqldb.DB
+	db   *sqldb.DB
+	keys *fieldcrypt.Keyring // nil: names are stored in clear
 }
 
 var (
@@ -31,6 +33,12 @@ var (
 
 // New returns a Store over an open, migrated database.
 func New(db *sqldb.DB) *Store { return &Store{db: db} }
+
+// WithEncryption makes the store encrypt user, role and permission names and
+// role descriptions with keys (see internal/fieldcrypt).
+func (s *Store) WithEncryption(keys *fieldcrypt.Keyring) *Store {
+	return &Store{db: s.db, keys: keys}
+}
 
 type tenantRow struct {
 	ID            int64     `gorm:"column:id;primaryKey"`
@@ -86,14 +94,23 @@ func (s *Store) LoadTenant(ctx context.Context, id int64, m model.Model) (policy
 		if err := tx.Where("tenant_id = ?", id).Order("id").Find(&roles).Error; err != nil {
 			return fmt.Errorf("read roles: %w", err)
 		}
+		dom := fmt.Sprint(id)
+		seen := map[string]bool{}
 		for _, r := range roles {
-			snap.Roles = append(snap.Roles, policy.Role{Name: r.Name, Description: r.Description})
+			name, desc, err := s.openRole(dom, r)
+			if err != nil {
+				return err
+			}
+			if seen[name] {
+				continue // the same role under two keys during rotation
+			}
+			seen[name] = true
+			snap.Roles = append(snap.Roles, policy.Role{Name: name, Description: desc})
 		}
-		a, err := adapter(tx)
+		a, err := s.ruleAdapterFor(tx)
 		if err != nil {
 			return err
 		}
-		dom := fmt.Sprint(id)
 		filter := []gormadapter.Filter{
 			{Ptype: []string{"p"}, V1: []string{dom}},
 			{Ptype: []string{"g"}, V2: []string{dom}},
@@ -118,11 +135,11 @@ func (s *Store) LoadTenant(ctx context.Context, id int64, m model.Model) (policy
 // Change implements policy.Store.
 func (s *Store) Change(ctx context.Context, fn func(ctx context.Context, tx policy.Tx) error) error {
 	return s.db.InTxContext(ctx, func(ctx context.Context, g *gorm.DB) error {
-		a, err := adapter(g)
+		a, err := s.ruleAdapterFor(g)
 		if err != nil {
 			return err
 		}
-		return fn(ctx, &tx{g: g, a: a, dialect: s.db.Dialect()})
+		return fn(ctx, &tx{g: g, a: a, keys: s.keys, dialect: s.db.Dialect()})
 	})
 }
 
@@ -131,8 +148,18 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 
 type tx struct {
 	g       *gorm.DB
-	a       *gormadapter.Adapter
+	a       ruleAdapter
+	keys    *fieldcrypt.Keyring
 	dialect sqldb.Dialect
+}
+
+// roleNames returns the stored forms a role name may have: itself, or its
+// ciphertext under every configured key (current first).
+func (t *tx) roleNames(id int64, role string) ([]string, error) {
+	if t.keys == nil {
+		return []string{role}, nil
+	}
+	return t.keys.Variants(fmt.Sprint(id), role)
 }
 
 func (t *tx) EnsureTenant(ctx context.Context, key policy.KeyHash) (int64, error) {
@@ -162,17 +189,31 @@ func (t *tx) BumpVersion(ctx context.Context, id int64) (int64, error) {
 }
 
 func (t *tx) RoleExists(ctx context.Context, id int64, role string) (bool, error) {
+	names, err := t.roleNames(id, role)
+	if err != nil {
+		return false, err
+	}
 	var n int64
-	if err := t.g.WithContext(ctx).Model(&roleRow{}).Where("tenant_id = ? AND name = ?", id, role).Count(&n).Error; err != nil {
+	if err := t.g.WithContext(ctx).Model(&roleRow{}).Where("tenant_id = ? AND name IN ?", id, names).Count(&n).Error; err != nil {
 		return false, fmt.Errorf("find role: %w", err)
 	}
 	return n > 0, nil
 }
 
 func (t *tx) CreateRole(ctx context.Context, id int64, role string) (bool, error) {
+	names, err := t.roleNames(id, role)
+	if err != nil {
+		return false, err
+	}
+	if t.keys != nil {
+		// Under an older key the role exists already.
+		if ok, err := t.RoleExists(ctx, id, role); err != nil || ok {
+			return false, err
+		}
+	}
 	res := t.g.WithContext(ctx).
 		Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "tenant_id"}, {Name: "name"}}, DoNothing: true}).
-		Omit("id").Create(&roleRow{TenantID: id, Name: role, CreatedAt: time.Now().UTC()})
+		Omit("id").Create(&roleRow{TenantID: id, Name: names[0], CreatedAt: time.Now().UTC()})
 	if res.Error != nil {
 		return false, fmt.Errorf("create role: %w", res.Error)
 	}
@@ -180,7 +221,11 @@ func (t *tx) CreateRole(ctx context.Context, id int64, role string) (bool, error
 }
 
 func (t *tx) DeleteRole(ctx context.Context, id int64, role string) (bool, error) {
-	res := t.g.WithContext(ctx).Where("tenant_id = ? AND name = ?", id, role).Delete(&roleRow{})
+	names, err := t.roleNames(id, role)
+	if err != nil {
+		return false, err
+	}
+	res := t.g.WithContext(ctx).Where("tenant_id = ? AND name IN ?", id, names).Delete(&roleRow{})
 	if res.Error != nil {
 		return false, fmt.Errorf("delete role: %w", res.Error)
 	}
@@ -215,6 +260,25 @@ func (t *tx) RemoveFilteredRules(ctx context.Context, ptype string, fieldIndex i
 		return fmt.Errorf("remove rules: %w", err)
 	}
 	return nil
+}
+
+// openRole decrypts a stored role row (a no-op without encryption).
+func (s *Store) openRole(dom string, r roleRow) (string, *string, error) {
+	if s.keys == nil {
+		return r.Name, r.Description, nil
+	}
+	name, err := s.keys.Decrypt(dom, r.Name)
+	if err != nil {
+		return "", nil, fmt.Errorf("policydb: role %d of tenant %s: %w", r.ID, dom, err)
+	}
+	if r.Description == nil {
+		return name, nil, nil
+	}
+	d, err := s.keys.Decrypt(dom, *r.Description)
+	if err != nil {
+		return "", nil, fmt.Errorf("policydb: role %d description of tenant %s: %w", r.ID, dom, err)
+	}
+	return name, &d, nil
 }
 
 // checkRules refuses empty fields: gorm-adapter treats "" as a wildcard on

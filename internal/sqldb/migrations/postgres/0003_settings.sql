@@ -1,0 +1,4 @@
+CREATE TABLE IF NOT EXISTS settings (
+  name  VARCHAR(64) PRIMARY KEY,
+  value TEXT        NOT NULL
+);

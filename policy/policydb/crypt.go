@@ -1,0 +1,196 @@
+package policydb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/casbin/casbin/v3/model"
+	gormadapter "github.com/casbin/gorm-adapter/v3"
+	"gorm.io/gorm"
+
+	"github.com/ourway/auth/internal/fieldcrypt"
+)
+
+// ruleAdapter is the part of gorm-adapter the store uses. The plain adapter
+// and the encrypting decorator both provide it.
+type ruleAdapter interface {
+	LoadFilteredPolicy(m model.Model, filter interface{}) error
+	AddPoliciesCtx(ctx context.Context, sec, ptype string, rules [][]string) error
+	RemovePolicyCtx(ctx context.Context, sec, ptype string, rule []string) error
+	RemoveFilteredPolicyCtx(ctx context.Context, sec, ptype string, fieldIndex int, values ...string) error
+}
+
+var (
+	_ ruleAdapter = (*gormadapter.Adapter)(nil)
+	_ ruleAdapter = (*cryptAdapter)(nil)
+)
+
+// cryptAdapter decorates gorm-adapter with field encryption: subjects,
+// roles and permissions are encrypted under the key of the tenant named by
+// the rule's domain field, which stays clear (as does ptype) so that
+// per-tenant filtered loads work. Casbin keeps clear values in memory and
+// the table keeps Casbin's format.
+type cryptAdapter struct {
+	inner *gormadapter.Adapter
+	keys  *fieldcrypt.Keyring
+}
+
+// domainField is the index of the tenant in a rule of section sec.
+func domainField(sec string) int {
+	if sec == "g" {
+		return 2
+	}
+	return 1
+}
+
+// sealed reports whether field i of a rule of section sec is encrypted.
+func sealed(sec string, i int) bool {
+	if sec == "g" {
+		return i == 0 || i == 1
+	}
+	return i == 0 || i == 2
+}
+
+// variants returns the rule encrypted under every configured key, current
+// first (a row may hold any of them while data is re-encrypted).
+func (a *cryptAdapter) variants(sec string, rule []string) ([][]string, error) {
+	d := domainField(sec)
+	if len(rule) <= d || rule[d] == "" {
+		return nil, errors.New("policydb: an encrypted rule needs its tenant")
+	}
+	dom := rule[d]
+	var out [][]string
+	for i, v := range rule {
+		if !sealed(sec, i) || v == "" {
+			continue
+		}
+		vs, err := a.keys.Variants(dom, v)
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = make([][]string, len(vs))
+			for k := range out {
+				out[k] = append([]string(nil), rule...)
+			}
+		}
+		for k := range vs {
+			out[k][i] = vs[k]
+		}
+	}
+	if out == nil {
+		out = [][]string{append([]string(nil), rule...)}
+	}
+	return out, nil
+}
+
+func (a *cryptAdapter) AddPoliciesCtx(ctx context.Context, sec, ptype string, rules [][]string) error {
+	enc := make([][]string, 0, len(rules))
+	for _, r := range rules {
+		vs, err := a.variants(sec, r)
+		if err != nil {
+			return err
+		}
+		enc = append(enc, vs[0])
+	}
+	return a.inner.AddPoliciesCtx(ctx, sec, ptype, enc)
+}
+
+func (a *cryptAdapter) RemovePolicyCtx(ctx context.Context, sec, ptype string, rule []string) error {
+	vs, err := a.variants(sec, rule)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		if err := a.inner.RemovePolicyCtx(ctx, sec, ptype, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *cryptAdapter) RemoveFilteredPolicyCtx(ctx context.Context, sec, ptype string, fieldIndex int, values ...string) error {
+	// Lay the filter out as a whole rule so that variants can find the
+	// tenant and the encrypted fields; "" stays a wildcard.
+	d := domainField(sec)
+	width := fieldIndex + len(values)
+	if width <= d {
+		width = d + 1
+	}
+	rule := make([]string, width)
+	copy(rule[fieldIndex:], values)
+	vs, err := a.variants(sec, rule)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		if err := a.inner.RemoveFilteredPolicyCtx(ctx, sec, ptype, fieldIndex, v[fieldIndex:fieldIndex+len(values)]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LoadFilteredPolicy loads the encrypted rules into a scratch copy of m and
+// adds them to m decrypted. A value that does not decrypt fails the load:
+// neither ciphertext nor clear text is ever taken for a name.
+func (a *cryptAdapter) LoadFilteredPolicy(m model.Model, filter interface{}) error {
+	scratch := m.Copy()
+	if err := a.inner.LoadFilteredPolicy(scratch, filter); err != nil {
+		return err
+	}
+	for _, sec := range []string{"p", "g"} {
+		for ptype := range scratch[sec] {
+			rules, err := scratch.GetPolicy(sec, ptype)
+			if err != nil {
+				return err
+			}
+			for _, r := range rules {
+				plain, err := a.open(sec, r)
+				if err != nil {
+					return err
+				}
+				if ok, _ := m.HasPolicy(sec, ptype, plain); ok {
+					continue // the same rule under two keys during rotation
+				}
+				if err := m.AddPolicy(sec, ptype, plain); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// open decrypts the sealed fields of a stored rule.
+func (a *cryptAdapter) open(sec string, r []string) ([]string, error) {
+	d := domainField(sec)
+	if len(r) <= d {
+		return nil, fmt.Errorf("policydb: stored %s rule has no tenant", sec)
+	}
+	out := append([]string(nil), r...)
+	for i, v := range r {
+		if !sealed(sec, i) || v == "" {
+			continue
+		}
+		p, err := a.keys.Decrypt(r[d], v)
+		if err != nil {
+			return nil, fmt.Errorf("policydb: %s rule field %d of tenant %s: %w", sec, i, r[d], err)
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+// ruleAdapterFor binds the store's adapter (plain or encrypting) to db.
+func (s *Store) ruleAdapterFor(db *gorm.DB) (ruleAdapter, error) {
+	a, err := adapter(db)
+	if err != nil {
+		return nil, err
+	}
+	if s.keys == nil {
+		return a, nil
+	}
+	return &cryptAdapter{inner: a, keys: s.keys}, nil
+}

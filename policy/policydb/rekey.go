@@ -1,0 +1,263 @@
+package policydb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	gormadapter "github.com/casbin/gorm-adapter/v3"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/ourway/auth/internal/fieldcrypt"
+)
+
+// The key-check record: a known value encrypted under the key the data is
+// encrypted with, so that a wrong key is caught at start, not on a load.
+const (
+	keyCheckName   = "encryption_check"
+	keyCheckTenant = "key-check"
+	keyCheckValue  = "auth-encryption-check-v1"
+)
+
+// Errors of the encryption checks.
+var (
+	// ErrWrongKey: the database was encrypted under a key that is not
+	// configured.
+	ErrWrongKey = errors.New("ENCRYPTION_KEY does not match the key this database was encrypted with " +
+		"(set ENCRYPTION_KEY_PREVIOUS to the old key while `auth-server rekey` re-encrypts)")
+	// ErrEncryptedDatabase: encryption is off but the database is encrypted.
+	ErrEncryptedDatabase = errors.New("the database holds encrypted names: set ENABLE_ENCRYPTION=true and its ENCRYPTION_KEY")
+	// ErrClearDatabase: encryption is on but the database holds clear names.
+	ErrClearDatabase = errors.New("the database holds clear-text names: run `auth-server rekey` to encrypt them " +
+		"before starting with ENABLE_ENCRYPTION=true")
+)
+
+type settingRow struct {
+	Name  string `gorm:"column:name;primaryKey"`
+	Value string `gorm:"column:value"`
+}
+
+func (settingRow) TableName() string { return "settings" }
+
+func (s *Store) keyCheck(ctx context.Context) (string, bool, error) {
+	var row settingRow
+	err := s.db.Gorm().WithContext(ctx).Where("name = ?", keyCheckName).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read encryption check: %w", err)
+	}
+	return row.Value, true, nil
+}
+
+func (s *Store) writeKeyCheck(tx *gorm.DB) error {
+	v, err := s.keys.Encrypt(keyCheckTenant, keyCheckValue)
+	if err != nil {
+		return err
+	}
+	return tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}}, DoUpdates: clause.AssignmentColumns([]string{"value"})}).
+		Create(&settingRow{Name: keyCheckName, Value: v}).Error
+}
+
+// CheckEncryption makes sure the database and the configured encryption
+// agree before the service starts: with encryption off the database must
+// not be encrypted; with it on, the key must open the database's key-check
+// record, and a database without one must be empty (it then gets one).
+func (s *Store) CheckEncryption(ctx context.Context) error {
+	v, found, err := s.keyCheck(ctx)
+	if err != nil {
+		return err
+	}
+	if s.keys == nil {
+		if found {
+			return ErrEncryptedDatabase
+		}
+		return nil
+	}
+	if found {
+		if p, err := s.keys.Decrypt(keyCheckTenant, v); err != nil || p != keyCheckValue {
+			return ErrWrongKey
+		}
+		return nil
+	}
+	return s.db.InTx(ctx, func(tx *gorm.DB) error {
+		var n int64
+		for _, table := range []string{"casbin_rule", "roles"} {
+			var c int64
+			if err := tx.Table(table).Count(&c).Error; err != nil {
+				return err
+			}
+			n += c
+		}
+		if n > 0 {
+			return ErrClearDatabase
+		}
+		return s.writeKeyCheck(tx)
+	})
+}
+
+// RekeyStats counts what Rekey changed.
+type RekeyStats struct {
+	Rules, Roles, Merged int
+}
+
+// Rekey re-encrypts every stored name to the current key, in batches of
+// batch rows, each batch in its own transaction: it can run while servers
+// are serving (they read every configured key) and, if interrupted, simply
+// be run again. Clear-text names (a database that had encryption off) are
+// encrypted too. A value that does not decrypt stops it (fail closed).
+func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyStats)) (RekeyStats, error) {
+	var st RekeyStats
+	if s.keys == nil {
+		return st, errors.New("rekey needs ENABLE_ENCRYPTION=true and ENCRYPTION_KEY")
+	}
+	if v, found, err := s.keyCheck(ctx); err != nil {
+		return st, err
+	} else if found {
+		if _, err := s.keys.Decrypt(keyCheckTenant, v); err != nil {
+			return st, ErrWrongKey
+		}
+	}
+	if batch <= 0 {
+		batch = 500
+	}
+	for last := int64(0); ; {
+		var rows []gormadapter.CasbinRule
+		if err := s.db.Gorm().WithContext(ctx).Where("id > ?", last).Order("id").Limit(batch).Find(&rows).Error; err != nil {
+			return st, err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		last = int64(rows[len(rows)-1].ID)
+		if err := s.db.InTx(ctx, func(tx *gorm.DB) error { return s.rekeyRules(tx, rows, &st) }); err != nil {
+			return st, err
+		}
+		if progress != nil {
+			progress(st)
+		}
+	}
+	for last := int64(0); ; {
+		var rows []roleRow
+		if err := s.db.Gorm().WithContext(ctx).Where("id > ?", last).Order("id").Limit(batch).Find(&rows).Error; err != nil {
+			return st, err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		last = rows[len(rows)-1].ID
+		if err := s.db.InTx(ctx, func(tx *gorm.DB) error { return s.rekeyRoles(tx, rows, &st) }); err != nil {
+			return st, err
+		}
+		if progress != nil {
+			progress(st)
+		}
+	}
+	return st, s.db.InTx(ctx, s.writeKeyCheck)
+}
+
+// reseal returns v encrypted under the current key; changed is false when
+// it already is.
+func (s *Store) reseal(dom, v string) (string, bool, error) {
+	if v == "" || s.keys.IsCurrent(v) {
+		return v, false, nil
+	}
+	plain := v
+	if fieldcrypt.IsEncrypted(v) {
+		p, err := s.keys.Decrypt(dom, v)
+		if err != nil {
+			return "", false, err
+		}
+		plain = p
+	}
+	out, err := s.keys.Encrypt(dom, plain)
+	return out, err == nil, err
+}
+
+func (s *Store) rekeyRules(tx *gorm.DB, rows []gormadapter.CasbinRule, st *RekeyStats) error {
+	for _, r := range rows {
+		if r.Ptype == "" {
+			continue
+		}
+		sec := r.Ptype[:1]
+		fields := []*string{&r.V0, &r.V1, &r.V2, &r.V3, &r.V4, &r.V5}
+		dom := *fields[domainField(sec)]
+		changed := false
+		for i, f := range fields {
+			if !sealed(sec, i) {
+				continue
+			}
+			nv, ch, err := s.reseal(dom, *f)
+			if err != nil {
+				return fmt.Errorf("casbin_rule id %d: %w", r.ID, err)
+			}
+			*f, changed = nv, changed || ch
+		}
+		if !changed {
+			continue
+		}
+		// The same rule may already exist under the current key (written
+		// by a server during the rotation): then this row is a duplicate.
+		var dup int64
+		if err := tx.Model(&gormadapter.CasbinRule{}).Where(
+			"ptype = ? AND v0 = ? AND v1 = ? AND v2 = ? AND v3 = ? AND v4 = ? AND v5 = ? AND id <> ?",
+			r.Ptype, r.V0, r.V1, r.V2, r.V3, r.V4, r.V5, r.ID).Count(&dup).Error; err != nil {
+			return err
+		}
+		if dup > 0 {
+			if err := tx.Delete(&gormadapter.CasbinRule{}, r.ID).Error; err != nil {
+				return err
+			}
+			st.Merged++
+			continue
+		}
+		if err := tx.Model(&gormadapter.CasbinRule{}).Where("id = ?", r.ID).Updates(map[string]any{
+			"v0": r.V0, "v1": r.V1, "v2": r.V2, "v3": r.V3, "v4": r.V4, "v5": r.V5}).Error; err != nil {
+			return err
+		}
+		st.Rules++
+	}
+	return nil
+}
+
+func (s *Store) rekeyRoles(tx *gorm.DB, rows []roleRow, st *RekeyStats) error {
+	for _, r := range rows {
+		dom := fmt.Sprint(r.TenantID)
+		name, ch1, err := s.reseal(dom, r.Name)
+		if err != nil {
+			return fmt.Errorf("roles id %d: %w", r.ID, err)
+		}
+		desc := r.Description
+		ch2 := false
+		if desc != nil {
+			d, ch, err := s.reseal(dom, *desc)
+			if err != nil {
+				return fmt.Errorf("roles id %d description: %w", r.ID, err)
+			}
+			desc, ch2 = &d, ch
+		}
+		if !ch1 && !ch2 {
+			continue
+		}
+		var dup int64
+		if err := tx.Model(&roleRow{}).Where("tenant_id = ? AND name = ? AND id <> ?", r.TenantID, name, r.ID).
+			Count(&dup).Error; err != nil {
+			return err
+		}
+		if dup > 0 {
+			if err := tx.Delete(&roleRow{}, r.ID).Error; err != nil {
+				return err
+			}
+			st.Merged++
+			continue
+		}
+		if err := tx.Model(&roleRow{}).Where("id = ?", r.ID).
+			Updates(map[string]any{"name": name, "description": desc}).Error; err != nil {
+			return err
+		}
+		st.Roles++
+	}
+	return nil
+}
