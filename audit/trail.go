@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Decisions says which checks and listings are recorded.
@@ -100,7 +101,7 @@ func (t *Trail) record(ctx context.Context, e Entry) Record {
 	}
 	r := Record{
 		Tenant: tfp, Time: at.UTC(), User: t.keys.UserFingerprint(tfp, e.User),
-		Action: e.Action, Resource: e.Resource, Success: e.Success,
+		Action: e.Action, Resource: text(e.Resource, 1024), Success: e.Success,
 		Details: CanonicalDetails(e.Details),
 	}
 	if t.sealRes && r.Resource != "" {
@@ -119,16 +120,29 @@ func (t *Trail) record(ctx context.Context, e Entry) Record {
 		}
 	}
 	if req, ok := RequestFrom(ctx); ok {
-		r.IP, r.UserAgent, r.RequestID = req.IP, clampString(req.UserAgent, 512), req.ID
+		r.IP, r.UserAgent, r.RequestID = text(req.IP, 64), text(req.UserAgent, 512), text(req.ID, 128)
 	}
 	return r
 }
 
-func clampString(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+// text makes a client-supplied string storable: valid UTF-8 without NUL
+// bytes (PostgreSQL refuses both, which would fail the change and wedge the
+// decision queue on one request), at most n bytes, cut on a character
+// boundary.
+func text(s string, n int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	return s
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	}
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // RecordChange stores a change's record inside the change's transaction
