@@ -6,6 +6,7 @@ package auditdb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sort"
@@ -196,20 +197,43 @@ func (s *Store) Count(ctx context.Context, tenant, action string) (int64, error)
 	return n, err
 }
 
-// Tenants lists the fingerprints of every tenant with a chain.
+// Tenants lists the fingerprints of every tenant with a chain head or with
+// records: a tenant whose head row was deleted still has its records
+// verified (and reported), rather than silently skipped.
 func (s *Store) Tenants(ctx context.Context) ([]string, error) {
 	var out []string
-	err := s.db.Conn(ctx).Model(&headRow{}).Order("tenant_fp").Pluck("tenant_fp", &out).Error
+	err := s.db.Conn(ctx).Raw(`SELECT tenant_fp FROM audit_heads
+		UNION SELECT DISTINCT tenant_fp FROM audit_log ORDER BY tenant_fp`).Scan(&out).Error
 	return out, err
 }
 
 // Verify walks a tenant's chain from its start (or retention anchor) to its
 // head and returns the first problem found, as an *audit.Problem.
+//
+// The head and the records are read in one read-only snapshot, so that
+// verifying a live service (other replicas appending or purging meanwhile)
+// sees one consistent chain instead of reporting their work as tampering.
 func (s *Store) Verify(ctx context.Context, tenant string) (int64, error) {
+	var n int64
+	var problem error
+	err := s.db.Gorm().WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		n, problem = s.verify(tx, tenant)
+		if _, ok := problem.(*audit.Problem); ok || problem == nil {
+			return nil
+		}
+		return problem
+	}, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return n, err
+	}
+	return n, problem
+}
+
+func (s *Store) verify(tx *gorm.DB, tenant string) (int64, error) {
 	var h headRow
-	err := s.db.Conn(ctx).Where("tenant_fp = ?", tenant).Take(&h).Error
+	err := tx.Where("tenant_fp = ?", tenant).Take(&h).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return 0, &audit.Problem{Tenant: tenant, Reason: "no audit chain for this tenant"}
+		return 0, &audit.Problem{Tenant: tenant, Reason: "no audit chain for this tenant (missing chain head)"}
 	}
 	if err != nil {
 		return 0, err
@@ -225,7 +249,7 @@ func (s *Store) Verify(ctx context.Context, tenant string) (int64, error) {
 		var rows []recordRow
 		// Walk in insertion (id) order: a reordered or renumbered record
 		// then shows up as a sequence or MAC break.
-		if err := s.db.Conn(ctx).Where("tenant_fp = ? AND id > ?", tenant, lastID).
+		if err := tx.Where("tenant_fp = ? AND id > ?", tenant, lastID).
 			Order("id").Limit(page).Find(&rows).Error; err != nil {
 			return n, err
 		}
