@@ -28,8 +28,12 @@ func (s *Server) routes() {
 		e.Match(get, "/metrics", echo.WrapHandler(s.deps.Metrics.Handler()))
 	}
 	for _, prefix := range []string{"/api", "/api/v1"} {
-		add := func(methods []string, path string, h echo.HandlerFunc, spec auditSpec) {
-			e.Match(methods, prefix+path, h, s.authenticate, s.audited(spec))
+		add := func(methods []string, path string, h echo.HandlerFunc, spec auditSpec, extra ...echo.MiddlewareFunc) {
+			mw := []echo.MiddlewareFunc{s.jwtMiddleware(), s.authenticate, s.audited(spec)}
+			if spec.write {
+				mw = append(mw, requireWrite)
+			}
+			e.Match(methods, prefix+path, h, append(mw, extra...)...)
 		}
 		post, del := []string{http.MethodPost}, []string{http.MethodDelete}
 		add(get, "/membership/:user/:group", s.checkMembership, read(audit.CheckMembership, "user", "group"))
@@ -54,6 +58,8 @@ func (s *Server) routes() {
 		add(get, "/workflow/users/:workflow_name", s.workflowUsers, read(audit.ListMemberships, "", "workflow_name").prefixed("workflow:"))
 		add(get, "/workflow/user/:user/can_run/:workflow_name", s.workflowCanRun, read(audit.CheckPermission, "user", "workflow_name").prefixed("workflow:"))
 		add(get, "/audit", s.auditTrail, auditSpec{action: audit.GetAudit, always: true, fixedResource: "audit"})
+		add(post, "/token", s.issueToken, auditSpec{action: audit.IssueToken, always: true, fixedResource: "token"}, requireClientKey)
+		add(post, "/keys/rotate", s.rotateKey, write(audit.RotateKey, "").fixed("client_key"), requireClientKey)
 	}
 }
 

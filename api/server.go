@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -73,14 +74,26 @@ type Deps struct {
 	Audit Auditor
 	// Metrics, when set, is served on /metrics and counts refusals.
 	Metrics *metrics.Metrics
-	Logger  *slog.Logger
+	// Keys resolves client keys to tenants and rotates them (nil: every
+	// UUID4 is its own tenant and rotation is not offered).
+	Keys KeyResolver
+	// Tokens configures JWT issuance and validation (nil: no JWTs).
+	Tokens *TokenConfig
+	Logger *slog.Logger
+}
+
+// KeyResolver is what the API needs from client-key management.
+type KeyResolver interface {
+	Resolve(ctx context.Context, key policy.KeyHash) (policy.KeyHash, error)
+	Rotate(ctx context.Context, key policy.KeyHash) (string, time.Time, error)
 }
 
 // Server is the HTTP API.
 type Server struct {
-	echo *echo.Echo
-	deps Deps
-	log  *slog.Logger
+	echo   *echo.Echo
+	deps   Deps
+	log    *slog.Logger
+	tokens *tokens
 }
 
 // New builds the API with every route registered.
@@ -98,6 +111,9 @@ func New(cfg Config, deps Deps) *Server {
 	// The peer address is the client: forwarding headers are not believed.
 	e.IPExtractor = echo.ExtractIPDirect()
 	s := &Server{echo: e, deps: deps, log: deps.Logger}
+	if deps.Tokens != nil {
+		s.tokens = newTokens(*deps.Tokens)
+	}
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(requestID)
 	e.Use(s.recoverer, securityHeaders, s.accessLog)
@@ -203,6 +219,8 @@ const (
 	msgBadHeader     = "Invalid Authorization header format. Must be 'Bearer <token>'."
 	msgBadKey        = "Invalid client key. Must be a valid UUID4."
 	msgBadToken      = "Invalid or expired token."
+	msgUnknownKey    = "Unknown client key."
+	msgRevokedKey    = "Client key has been revoked or has expired."
 )
 
 const ctxKeyTenant = "auth.tenant"
@@ -211,18 +229,44 @@ const ctxKeyTenant = "auth.tenant"
 // validation and before any database work. The token is never echoed.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		key, reason, err := credential(c.Request().Header)
-		if err != nil {
-			// Not a tenant event: counted and logged, never put in a chain.
-			if s.deps.Metrics != nil {
-				s.deps.Metrics.Unauthenticated.WithLabelValues(reason).Inc()
+		var (
+			key   policy.KeyHash
+			scope = scopeFull
+		)
+		if claims, ok := c.Get(ctxKeyClaims).(*tokenClaims); ok {
+			// A JWT already validated by jwtMiddleware.
+			key, scope = policy.KeyHash(claims.Key), claims.Scope
+		} else {
+			k, reason, err := credential(c.Request().Header)
+			if err != nil {
+				// Not a tenant event: counted and logged, never put in a chain.
+				s.refuse(c, reason)
+				return err
 			}
-			s.log.InfoContext(c.Request().Context(), "unauthenticated request", "reason", reason,
-				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "ip", c.RealIP(),
-				"method", c.Request().Method, "route", c.Path())
-			return err
+			key = k
+			c.Set(ctxKeyClientKey, k)
 		}
-		c.Set(ctxKeyTenant, key)
+		handle := key
+		if s.deps.Keys != nil {
+			h, err := s.deps.Keys.Resolve(c.Request().Context(), key)
+			switch {
+			case errors.Is(err, policy.ErrKeyUnknown):
+				s.refuse(c, "unknown_key")
+				return &Error{Code: http.StatusUnauthorized, Message: msgUnknownKey}
+			case errors.Is(err, policy.ErrKeyRevoked):
+				s.refuse(c, "revoked_key")
+				return &Error{Code: http.StatusUnauthorized, Message: msgRevokedKey}
+			case err != nil:
+				return err
+			}
+			handle = h
+		}
+		if claims, ok := c.Get(ctxKeyClaims).(*tokenClaims); ok && claims.Tenant != string(handle) {
+			s.refuse(c, "bad_token")
+			return &Error{Code: http.StatusUnauthorized, Message: msgBadToken}
+		}
+		c.Set(ctxKeyTenant, handle)
+		c.Set(ctxKeyScope, scope)
 		return next(c)
 	}
 }

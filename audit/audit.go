@@ -30,12 +30,14 @@ const (
 	AddRoleParent    Action = "ADD_ROLE_PARENT"
 	RemoveRoleParent Action = "REMOVE_ROLE_PARENT"
 	GetAudit         Action = "GET_AUDIT"
+	RotateKey        Action = "ROTATE_KEY"
+	IssueToken       Action = "ISSUE_TOKEN"
 )
 
 // Actions lists every action, for validating query filters.
 var Actions = []Action{CreateRole, DeleteRole, AddPermission, RemovePermission, AddMembership,
 	RemoveMembership, CheckPermission, CheckMembership, ListRoles, ListPermissions, ListMemberships,
-	UserPermissions, AddRoleParent, RemoveRoleParent, GetAudit}
+	UserPermissions, AddRoleParent, RemoveRoleParent, GetAudit, RotateKey, IssueToken}
 
 // Entry is one audit record as the policy core describes it. Tenant and user
 // are the raw values; a Recorder fingerprints them before they are stored.

@@ -32,6 +32,8 @@ const usage = `auth-server: multi-tenant RBAC authorization service
 Usage:
   auth-server [serve]    start the server (default)
   auth-server migrate    apply database migrations and exit
+  auth-server tenant create|list|revoke KEY
+                         register a tenant (prints its first key), list tenants, revoke a key
   auth-server rekey      re-encrypt stored names to ENCRYPTION_KEY (or encrypt a
                          clear-text database); safe to run while servers serve
   auth-server audit verify [--tenant CLIENT_KEY]
@@ -48,7 +50,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 {
 		cmd = args[0]
 	}
-	if len(args) > 1 && cmd != "audit" {
+	if len(args) > 1 && cmd != "audit" && cmd != "tenant" {
 		return fmt.Errorf("unexpected argument %q\n\n%s", args[1], usage)
 	}
 	switch cmd {
@@ -58,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version", "--version", "-v":
 		_, err := fmt.Fprintln(stdout, "auth-server", buildVersion())
 		return err
-	case "serve", "migrate", "audit", "rekey":
+	case "serve", "migrate", "audit", "rekey", "tenant":
 	default:
 		return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
 	}
@@ -75,6 +77,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return modelError(cfg, err)
 		}
 		if keys, err = auditKeyring(cfg, log); err != nil {
+			return err
+		}
+		if _, err := tokenConfig(cfg, log); err != nil {
 			return err
 		}
 	}
@@ -103,6 +108,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if cmd == "rekey" {
 		return rekey(ctx, cfg, db, store, stdout)
+	}
+	if cmd == "tenant" {
+		return tenantCommand(ctx, args[1:], db, store, stdout)
 	}
 	return serve(ctx, cfg, db, store, keys, log)
 }
@@ -193,6 +201,14 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	if err != nil {
 		return modelError(cfg, err)
 	}
+	keyring := policy.NewKeys(store, policy.KeyOptions{
+		RegisteredOnly: cfg.Keys.RegisteredOnly, RotationGrace: cfg.Keys.RotationGrace,
+		CacheTTL: cfg.Keys.CacheTTL, Recorder: trail,
+	})
+	tokenCfg, err := tokenConfig(cfg, log)
+	if err != nil {
+		return err
+	}
 	mx.GaugeFunc("auth_tenants_loaded", "Tenants whose policies are in memory.", func() float64 { return float64(svc.LoadedTenants()) })
 	srv := api.New(api.Config{AllowCORS: cfg.Server.AllowCORS, CORSOrigins: cfg.Server.Origins()}, api.Deps{
 		Policy:    svc,
@@ -205,6 +221,8 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		},
 		Audit:   trail,
 		Metrics: mx,
+		Keys:    keyring,
+		Tokens:  tokenCfg,
 		Logger:  log,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.Addr())

@@ -54,6 +54,7 @@ type Config struct {
 	RateLimit RateLimit `yaml:"rate_limit"`
 	JWT       JWT       `yaml:"jwt"`
 	Audit     Audit     `yaml:"audit"`
+	Keys      Keys      `yaml:"keys"`
 	Crypto    Crypto    `yaml:"-"`
 	// Env is "production" (the default) or "development", which relaxes the
 	// requirement for secrets (a local audit key is generated and kept).
@@ -127,6 +128,19 @@ type JWT struct {
 	Secret               Secret `yaml:"-"`
 	Algorithm            string `yaml:"algorithm"`
 	AccessTokenExpireMin int    `yaml:"access_token_expire_minutes"`
+	Issuer               string `yaml:"issuer"`
+	Audience             string `yaml:"audience"`
+}
+
+// Keys is the client-key section.
+type Keys struct {
+	// RegisteredOnly refuses client keys that were not registered with
+	// `auth-server tenant create`.
+	RegisteredOnly bool `yaml:"registered_only"`
+	// RotationGrace is how long a rotated-away key keeps working.
+	RotationGrace time.Duration `yaml:"rotation_grace"`
+	// CacheTTL bounds how long a key lookup is reused.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
 }
 
 // Audit is the audit-trail section.
@@ -217,6 +231,11 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		{"JWT_SECRET_KEY", func(v string) error { c.JWT.Secret = Secret(v); return nil }},
 		{"JWT_ALGORITHM", func(v string) error { c.JWT.Algorithm = v; return nil }},
 		{"JWT_ACCESS_TOKEN_EXPIRE_MINUTES", intSetter(&c.JWT.AccessTokenExpireMin)},
+		{"AUTH_JWT_ISSUER", func(v string) error { c.JWT.Issuer = v; return nil }},
+		{"AUTH_JWT_AUDIENCE", func(v string) error { c.JWT.Audience = v; return nil }},
+		{"AUTH_REGISTERED_KEYS_ONLY", boolSetter(&c.Keys.RegisteredOnly)},
+		{"AUTH_KEY_ROTATION_GRACE", durationSetter(&c.Keys.RotationGrace)},
+		{"AUTH_KEY_CACHE_TTL", durationSetter(&c.Keys.CacheTTL)},
 		{"ENABLE_ENCRYPTION", boolSetter(&c.Crypto.Enabled)},
 		{"ENCRYPTION_KEY", func(v string) error { c.Crypto.Key = Secret(v); return nil }},
 		{"ENCRYPTION_KEY_PREVIOUS", func(v string) error {
@@ -376,6 +395,21 @@ func (c *Config) finish(defaultModel string) error {
 	if c.JWT.AccessTokenExpireMin < 1 || c.JWT.AccessTokenExpireMin > 525600 {
 		return &Error{Setting: "JWT_ACCESS_TOKEN_EXPIRE_MINUTES", Value: strconv.Itoa(c.JWT.AccessTokenExpireMin), Reason: "must be between 1 and 525600"}
 	}
+	if strings.TrimSpace(c.JWT.Issuer) == "" {
+		return &Error{Setting: "AUTH_JWT_ISSUER", Reason: "must not be empty"}
+	}
+	if strings.TrimSpace(c.JWT.Audience) == "" {
+		return &Error{Setting: "AUTH_JWT_AUDIENCE", Reason: "must not be empty"}
+	}
+	if s := c.JWT.Secret.Reveal(); s != "" && weakSecret(s) {
+		return &Error{Setting: "JWT_SECRET_KEY", Reason: "is weak: use at least 32 characters of random material (e.g. `openssl rand -hex 32`), not a placeholder"}
+	}
+	if c.Keys.RotationGrace < 0 || c.Keys.RotationGrace > 90*24*time.Hour {
+		return &Error{Setting: "AUTH_KEY_ROTATION_GRACE", Value: c.Keys.RotationGrace.String(), Reason: "must be between 0 and 2160h (90 days)"}
+	}
+	if c.Keys.CacheTTL <= 0 || c.Keys.CacheTTL > time.Hour {
+		return &Error{Setting: "AUTH_KEY_CACHE_TTL", Value: c.Keys.CacheTTL.String(), Reason: "must be between 1ms and 1h"}
+	}
 	limits, err := ratelimit.ParseLimits(c.RateLimit.Default)
 	if err != nil {
 		return &Error{Setting: "RATE_LIMIT_DEFAULT", Value: c.RateLimit.Default, Reason: err.Error()}
@@ -440,6 +474,16 @@ func (c *Config) finish(defaultModel string) error {
 		c.Policy.ModelText = defaultModel
 	}
 	return nil
+}
+
+// weakSecret reports whether a JWT secret is short or a known placeholder
+// (the original service's default among them).
+func weakSecret(s string) bool {
+	if len(s) < 32 {
+		return true
+	}
+	_, err := fieldcrypt.NewKeyring(s)
+	return err != nil || strings.Contains(strings.ToLower(s), "development")
 }
 
 func validateStorageURL(s string) error {

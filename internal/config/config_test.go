@@ -26,9 +26,12 @@ func env(kv ...string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// testJWTSecret is a strong JWT secret: production mode requires one.
+const testJWTSecret = "9d4c2b7e1f8a3605c7e2d9b41a6f8c3e"
+
 func load(t *testing.T, kv ...string) (config.Config, error) {
 	t.Helper()
-	return config.Load(auth.DefaultConfig, auth.DefaultModel, env(kv...))
+	return config.Load(auth.DefaultConfig, auth.DefaultModel, env(append([]string{"JWT_SECRET_KEY", testJWTSecret}, kv...)...))
 }
 
 func writeFile(t *testing.T, name, text string) string {
@@ -68,7 +71,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"RateLimit.StorageURL", c.RateLimit.StorageURL, "memory://"},
 		{"JWT.Algorithm", c.JWT.Algorithm, "HS256"},
 		{"JWT.AccessTokenExpireMin", c.JWT.AccessTokenExpireMin, 1440},
-		{"JWT.Secret", c.JWT.Secret.Reveal(), ""},
+		{"JWT.Secret", c.JWT.Secret.Reveal(), testJWTSecret},
 		{"Crypto.Enabled", c.Crypto.Enabled, false},
 		{"File", c.File, ""},
 	} {
@@ -100,7 +103,7 @@ policy:
 		"CORS_ORIGINS", "https://a.example, https://b.example",
 		"RATE_LIMIT_DEFAULT", "10/minute; 100 per hour",
 		"RATELIMIT_STORAGE_URL", "redis://cache:6379/2",
-		"JWT_SECRET_KEY", "a-long-enough-signing-secret",
+		"JWT_SECRET_KEY", "f3a91c7d5e2b8046a1c9e7d3b5f20486",
 		"JWT_ALGORITHM", "HS512",
 		"JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "60",
 		"AUTH_TENANT_IDLE_TIMEOUT", "30s",
@@ -128,7 +131,7 @@ policy:
 		{"Server.Origins", strings.Join(c.Server.Origins(), "|"), "https://a.example|https://b.example"},
 		{"RateLimit.Limits", fmt.Sprint(c.RateLimit.Limits), fmt.Sprint([]ratelimit.Limit{{Count: 10, Period: time.Minute}, {Count: 100, Period: time.Hour}})},
 		{"RateLimit.StorageURL", c.RateLimit.StorageURL, "redis://cache:6379/2"},
-		{"JWT.Secret", c.JWT.Secret.Reveal(), "a-long-enough-signing-secret"},
+		{"JWT.Secret", c.JWT.Secret.Reveal(), "f3a91c7d5e2b8046a1c9e7d3b5f20486"},
 		{"JWT.Algorithm", c.JWT.Algorithm, "HS512"},
 		{"JWT.AccessTokenExpireMin", c.JWT.AccessTokenExpireMin, 60},
 		{"Policy.TenantIdleTimeout", c.Policy.TenantIdleTimeout, 30 * time.Second},
@@ -229,7 +232,7 @@ func TestLoadBadValues(t *testing.T) {
 func TestSecretsStayHidden(t *testing.T) {
 	const (
 		pgPassword  = "pg-pass-7f3a"
-		jwtSecret   = "jwt-secret-91bc"
+		jwtSecret   = "jwt-7c1e09b2d4f6a8c3e5b7d9f1a3c5e7b9d1"
 		cryptoKey   = "crypto-key-55de"
 		redisSecret = "redis-pass-c0ff"
 	)

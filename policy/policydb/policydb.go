@@ -165,13 +165,20 @@ func (t *tx) roleNames(id int64, role string) ([]string, error) {
 func (t *tx) EnsureTenant(ctx context.Context, key policy.KeyHash) (int64, error) {
 	g := t.g.WithContext(ctx)
 	row := tenantRow{KeyHash: string(key), CreatedAt: time.Now().UTC()}
-	if err := g.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "key_hash"}}, DoNothing: true}).
-		Omit("id").Create(&row).Error; err != nil {
-		return 0, fmt.Errorf("create tenant: %w", err)
+	res := g.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "key_hash"}}, DoNothing: true}).
+		Omit("id").Create(&row)
+	if res.Error != nil {
+		return 0, fmt.Errorf("create tenant: %w", res.Error)
 	}
 	var got tenantRow
 	if err := g.Where("key_hash = ?", string(key)).Take(&got).Error; err != nil {
 		return 0, fmt.Errorf("read tenant: %w", err)
+	}
+	if res.RowsAffected > 0 {
+		// The creating key is the tenant's first client key.
+		if err := registerKey(g, got.ID, key); err != nil {
+			return 0, fmt.Errorf("register client key: %w", err)
+		}
 	}
 	return got.ID, nil
 }

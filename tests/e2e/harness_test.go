@@ -179,6 +179,9 @@ func startServer(t testing.TB, env []string) *server {
 // testAuditKey is the audit key of the test servers.
 const testAuditKey = "e2e-3b9f6c1d8a2e4f7091c5d3b8a6e2f4c19d7b5a3e"
 
+// testJWTSecret signs the test servers' tokens.
+const testJWTSecret = "e2e-jwt-5a1f9c3e7b2d4f6081a3c5e7b9d1f3a5"
+
 // serverEnv is the environment of a test server on a random port with a
 // JSON log; extra entries win.
 func serverEnv(dbPath string, extra ...string) []string {
@@ -188,6 +191,7 @@ func serverEnv(dbPath string, extra ...string) []string {
 		"AUTH_DB_PATH=" + dbPath,
 		"AUTH_LOG_FORMAT=json",
 		"AUTH_AUDIT_KEY=" + testAuditKey,
+		"JWT_SECRET_KEY=" + testJWTSecret,
 	}, extra...)...)
 }
 

@@ -1,0 +1,250 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	echojwt "github.com/labstack/echo-jwt/v4"
+	"github.com/labstack/echo/v4"
+
+	"github.com/ourway/auth/audit"
+	"github.com/ourway/auth/policy"
+)
+
+// TokenConfig configures the JWTs this service issues and accepts.
+type TokenConfig struct {
+	Secret    []byte
+	Algorithm string // HS256, HS384 or HS512: the one algorithm accepted
+	TTL       time.Duration
+	Issuer    string
+	Audience  string
+	// Leeway is the clock skew tolerated on exp, nbf and iat.
+	Leeway time.Duration
+}
+
+// Scopes of issued tokens.
+const (
+	scopeFull  = "full"
+	scopeCheck = "check"
+)
+
+// maxTokenLen bounds the size of a token before it is parsed.
+const maxTokenLen = 4096
+
+// tokenClaims are the claims of an issued token.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	// Tenant is the tenant's handle; Key is the hash of the client key the
+	// token was issued for, so that revoking the key revokes its tokens.
+	Tenant string `json:"tenant"`
+	Key    string `json:"ckh"`
+	Scope  string `json:"scope"`
+}
+
+// tokens issues and checks JWTs.
+type tokens struct {
+	cfg    TokenConfig
+	parser *jwt.Parser
+	method jwt.SigningMethod
+}
+
+func newTokens(cfg TokenConfig) *tokens {
+	if cfg.Leeway == 0 {
+		cfg.Leeway = 30 * time.Second
+	}
+	return &tokens{
+		cfg:    cfg,
+		method: jwt.GetSigningMethod(cfg.Algorithm),
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{cfg.Algorithm}),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithIssuer(cfg.Issuer),
+			jwt.WithAudience(cfg.Audience),
+			jwt.WithLeeway(cfg.Leeway),
+		),
+	}
+}
+
+// errBadToken is every token failure: the client learns nothing more.
+var errBadToken = errors.New("api: invalid token")
+
+// parse validates a token strictly: the one configured algorithm, a valid
+// signature, exp required, iat not in the future, iss and aud checked, a
+// lifetime no longer than this service issues, and our own claims present.
+func (t *tokens) parse(s string) (*tokenClaims, error) {
+	s = strings.TrimSpace(s)
+	if len(s) > maxTokenLen || strings.Count(s, ".") != 2 {
+		return nil, errBadToken
+	}
+	var c tokenClaims
+	tok, err := t.parser.ParseWithClaims(s, &c, func(*jwt.Token) (any, error) { return t.cfg.Secret, nil })
+	if err != nil || !tok.Valid {
+		return nil, errBadToken
+	}
+	if c.IssuedAt == nil || c.ExpiresAt.Sub(c.IssuedAt.Time) > t.cfg.TTL+time.Second ||
+		(c.Scope != scopeFull && c.Scope != scopeCheck) || c.ID == "" {
+		return nil, errBadToken
+	}
+	if _, err := hex.DecodeString(c.Key); err != nil || len(c.Key) != 64 || len(c.Tenant) != 64 {
+		return nil, errBadToken
+	}
+	return &c, nil
+}
+
+// issue signs a token for a tenant.
+func (t *tokens) issue(handle, key policy.KeyHash, scope string, now time.Time) (string, error) {
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", err
+	}
+	c := tokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: t.cfg.Issuer, Audience: jwt.ClaimStrings{t.cfg.Audience}, Subject: "tenant",
+			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(t.cfg.TTL)), ID: hex.EncodeToString(id[:]),
+		},
+		Tenant: string(handle), Key: string(key), Scope: scope,
+	}
+	return jwt.NewWithClaims(t.method, c).SignedString(t.cfg.Secret)
+}
+
+// bearerJWT returns the token of an "Authorization: Bearer a.b.c" header.
+func bearerJWT(h http.Header) (string, bool) {
+	parts := strings.Fields(h.Get(echo.HeaderAuthorization))
+	if len(parts) != 2 || !strings.EqualFold(parts[0], "bearer") || strings.Count(parts[1], ".") != 2 {
+		return "", false
+	}
+	return parts[1], true
+}
+
+const ctxKeyClaims = "auth.claims"
+
+// jwtMiddleware validates JWT bearer tokens (echo-jwt with our strict
+// parser); other credentials pass through to authenticate.
+func (s *Server) jwtMiddleware() echo.MiddlewareFunc {
+	return echojwt.WithConfig(echojwt.Config{
+		Skipper: func(c echo.Context) bool {
+			_, ok := bearerJWT(c.Request().Header)
+			return !ok
+		},
+		ContextKey: ctxKeyClaims,
+		ParseTokenFunc: func(c echo.Context, auth string) (any, error) {
+			if s.tokens == nil {
+				return nil, errBadToken
+			}
+			return s.tokens.parse(auth)
+		},
+		ErrorHandler: func(c echo.Context, err error) error {
+			s.refuse(c, "bad_token")
+			return &Error{Code: http.StatusUnauthorized, Message: msgBadToken}
+		},
+	})
+}
+
+// refuse counts and logs a request refused before its tenant was known.
+func (s *Server) refuse(c echo.Context, reason string) {
+	if s.deps.Metrics != nil {
+		s.deps.Metrics.Unauthenticated.WithLabelValues(reason).Inc()
+	}
+	s.log.InfoContext(c.Request().Context(), "unauthenticated request", "reason", reason,
+		"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "ip", c.RealIP(),
+		"method", c.Request().Method, "route", c.Path())
+}
+
+const ctxKeyScope = "auth.scope"
+const ctxKeyClientKey = "auth.client_key"
+
+// requireWrite refuses changes to read-only (check-scope) tokens.
+func requireWrite(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.Get(ctxKeyScope) == scopeCheck {
+			return &Error{Code: http.StatusForbidden, Message: "This token may only check permissions and list; changes need a client key or a full token."}
+		}
+		return next(c)
+	}
+}
+
+// requireClientKey refuses tokens where the client key itself is needed.
+func requireClientKey(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if _, ok := c.Get(ctxKeyClientKey).(policy.KeyHash); !ok {
+			return &Error{Code: http.StatusForbidden, Message: "This operation needs the client key, not a token."}
+		}
+		return next(c)
+	}
+}
+
+type tokenRequest struct {
+	Scope string `json:"scope"`
+}
+
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	ExpiresIn   int64  `json:"expires_in"`
+	TokenType   string `json:"token_type"`
+}
+
+// issueToken answers POST /api/token: a JWT for the calling tenant,
+// authenticated by its client key. {"scope":"check"} gives a read-only one.
+func (s *Server) issueToken(c echo.Context) error {
+	if s.tokens == nil {
+		return &Error{Code: http.StatusNotFound, Message: "Not Found"}
+	}
+	req := tokenRequest{Scope: scopeFull}
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, 4096))
+	if err != nil {
+		return badRequest("Could not read the request body.")
+	}
+	if strings.TrimSpace(string(body)) != "" {
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return badRequest(`The body must be a JSON object such as {"scope":"check"}.`)
+		}
+		if req.Scope == "" {
+			req.Scope = scopeFull
+		}
+	}
+	if req.Scope != scopeFull && req.Scope != scopeCheck {
+		return badRequest("scope must be full or check")
+	}
+	key, _ := c.Get(ctxKeyClientKey).(policy.KeyHash)
+	now := time.Now()
+	tok, err := s.tokens.issue(tenantOf(c), key, req.Scope, now)
+	if err != nil {
+		return err
+	}
+	c.Set(ctxKeyAllowed, true)
+	return c.JSON(http.StatusOK, tokenResponse{AccessToken: tok, ExpiresIn: int64(s.tokens.cfg.TTL / time.Second), TokenType: "bearer"})
+}
+
+type rotateData struct {
+	NewKey          string `json:"new_key"`
+	OldKeyExpiresAt string `json:"old_key_expires_at"`
+}
+
+// rotateKey answers POST /api/keys/rotate: a new client key for the calling
+// tenant; its rules stay as they are, and the old key keeps working for the
+// configured grace period.
+func (s *Server) rotateKey(c echo.Context) error {
+	if s.deps.Keys == nil {
+		return &Error{Code: http.StatusNotFound, Message: "Not Found"}
+	}
+	key, _ := c.Get(ctxKeyClientKey).(policy.KeyHash)
+	next, expires, err := s.deps.Keys.Rotate(c.Request().Context(), key)
+	if errors.Is(err, policy.ErrKeyUnknown) {
+		return &Error{Code: http.StatusConflict, Message: "This tenant has no data yet: there is nothing to rotate."}
+	}
+	if err != nil {
+		return err
+	}
+	return ok(c, rotateData{NewKey: next, OldKeyExpiresAt: audit.FormatTime(expires)}, "Client key rotated")
+}
