@@ -164,6 +164,14 @@ func (t *tx) roleNames(id int64, role string) ([]string, error) {
 
 func (t *tx) EnsureTenant(ctx context.Context, key policy.KeyHash) (int64, error) {
 	g := t.g.WithContext(ctx)
+	var existing tenantRow
+	err := g.Where("key_hash = ?", string(key)).Take(&existing).Error
+	if err == nil {
+		return existing.ID, nil
+	}
+	if !errors.Is(err, gorm.ErrRecordNotFound) {
+		return 0, fmt.Errorf("read tenant: %w", err)
+	}
 	row := tenantRow{KeyHash: string(key), CreatedAt: time.Now().UTC()}
 	res := g.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "key_hash"}}, DoNothing: true}).
 		Omit("id").Create(&row)
