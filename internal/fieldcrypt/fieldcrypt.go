@@ -195,8 +195,12 @@ func (k *Keyring) Decrypt(tenant, v string) (string, error) {
 	if !ok {
 		return "", ErrUnknownKey
 	}
+	// Only the canonical encoding is a stored value: the decoder skips line
+	// breaks and ignores the spare bits of the last character, so other
+	// spellings of the same bytes would authenticate too (and then escape
+	// equality lookups and deletes, which compare the stored text).
 	ct, err := base64.RawURLEncoding.DecodeString(body)
-	if err != nil {
+	if err != nil || base64.RawURLEncoding.EncodeToString(ct) != body {
 		return "", ErrTampered
 	}
 	c, err := k.cipher(tenant, m)
