@@ -18,6 +18,10 @@ const (
 	keyCheckName   = "encryption_check"
 	keyCheckTenant = "key-check"
 	keyCheckValue  = "auth-encryption-check-v1"
+	// migratingName marks a clear-text database that rekey has started to
+	// encrypt: from the first encrypted row until the key-check record is
+	// written (in the same transaction as the marker goes).
+	migratingName = "encryption_migration"
 )
 
 // Errors of the encryption checks.
@@ -31,6 +35,10 @@ var (
 	// ErrClearDatabase: encryption is on but the database holds clear names.
 	ErrClearDatabase = errors.New("the database holds clear-text names: run `auth-server rekey` to encrypt them " +
 		"before starting with ENABLE_ENCRYPTION=true")
+	// ErrMigrating: encryption is off but an unfinished rekey has encrypted
+	// part of a clear-text database.
+	ErrMigrating = errors.New("the database is partly encrypted (an `auth-server rekey` stopped before it finished): " +
+		"run `auth-server rekey` again with ENABLE_ENCRYPTION=true and ENCRYPTION_KEY to finish it")
 )
 
 type settingRow struct {
@@ -41,24 +49,33 @@ type settingRow struct {
 func (settingRow) TableName() string { return "settings" }
 
 func (s *Store) keyCheck(ctx context.Context) (string, bool, error) {
+	return s.setting(ctx, keyCheckName)
+}
+
+func (s *Store) setting(ctx context.Context, name string) (string, bool, error) {
 	var row settingRow
-	err := s.db.Gorm().WithContext(ctx).Where("name = ?", keyCheckName).Take(&row).Error
+	err := s.db.Gorm().WithContext(ctx).Where("name = ?", name).Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("read encryption check: %w", err)
+		return "", false, fmt.Errorf("read setting %s: %w", name, err)
 	}
 	return row.Value, true, nil
 }
 
+// writeKeyCheck records that the database is encrypted under the current
+// key (which ends a migration from clear text).
 func (s *Store) writeKeyCheck(tx *gorm.DB) error {
 	v, err := s.keys.Encrypt(keyCheckTenant, keyCheckValue)
 	if err != nil {
 		return err
 	}
-	return tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}}, DoUpdates: clause.AssignmentColumns([]string{"value"})}).
-		Create(&settingRow{Name: keyCheckName, Value: v}).Error
+	if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}}, DoUpdates: clause.AssignmentColumns([]string{"value"})}).
+		Create(&settingRow{Name: keyCheckName, Value: v}).Error; err != nil {
+		return err
+	}
+	return tx.Where("name = ?", migratingName).Delete(&settingRow{}).Error
 }
 
 // CheckEncryption makes sure the database and the configured encryption
@@ -73,6 +90,11 @@ func (s *Store) CheckEncryption(ctx context.Context) error {
 	if s.keys == nil {
 		if found {
 			return ErrEncryptedDatabase
+		}
+		if _, migrating, err := s.setting(ctx, migratingName); err != nil {
+			return err
+		} else if migrating {
+			return ErrMigrating
 		}
 		return nil
 	}
@@ -106,20 +128,34 @@ type RekeyStats struct {
 // Rekey re-encrypts every stored name to the current key, in batches of
 // batch rows, each batch in its own transaction: it can run while servers
 // are serving (they read every configured key) and, if interrupted, simply
-// be run again. Clear-text names (a database that had encryption off) are
-// encrypted too. A value that does not decrypt stops it (fail closed).
+// be run again. The names of a clear-text database (one that had
+// encryption off: it has no key-check record) are encrypted too; in an
+// encrypted database a clear-text name is not taken for a name but, like
+// any value that does not decrypt, stops rekey (fail closed).
 func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyStats)) (RekeyStats, error) {
 	var st RekeyStats
 	if s.keys == nil {
 		return st, errors.New("rekey needs ENABLE_ENCRYPTION=true and ENCRYPTION_KEY")
 	}
-	if v, found, err := s.keyCheck(ctx); err != nil {
+	v, found, err := s.keyCheck(ctx)
+	if err != nil {
 		return st, err
-	} else if found {
+	}
+	if found {
 		if _, err := s.keys.Decrypt(keyCheckTenant, v); err != nil {
 			return st, ErrWrongKey
 		}
+	} else {
+		// Mark the database before its first name is encrypted, so that a
+		// server with encryption off refuses it until rekey has finished.
+		if err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+			return tx.Clauses(clause.OnConflict{DoNothing: true}).
+				Create(&settingRow{Name: migratingName, Value: s.keys.CurrentID()}).Error
+		}); err != nil {
+			return st, fmt.Errorf("mark the migration: %w", err)
+		}
 	}
+	clearText := !found
 	if batch <= 0 {
 		batch = 500
 	}
@@ -132,7 +168,7 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyStats))
 			break
 		}
 		last = int64(rows[len(rows)-1].ID)
-		if err := s.db.InTx(ctx, func(tx *gorm.DB) error { return s.rekeyRules(tx, rows, &st) }); err != nil {
+		if err := s.db.InTx(ctx, func(tx *gorm.DB) error { return s.rekeyRules(tx, rows, clearText, &st) }); err != nil {
 			return st, err
 		}
 		if progress != nil {
@@ -148,7 +184,7 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyStats))
 			break
 		}
 		last = rows[len(rows)-1].ID
-		if err := s.db.InTx(ctx, func(tx *gorm.DB) error { return s.rekeyRoles(tx, rows, &st) }); err != nil {
+		if err := s.db.InTx(ctx, func(tx *gorm.DB) error { return s.rekeyRoles(tx, rows, clearText, &st) }); err != nil {
 			return st, err
 		}
 		if progress != nil {
@@ -159,13 +195,14 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyStats))
 }
 
 // reseal returns v encrypted under the current key; changed is false when
-// it already is.
-func (s *Store) reseal(dom, v string) (string, bool, error) {
+// it already is. A clear-text v is taken for a name only if clearText (the
+// database is being migrated from clear text).
+func (s *Store) reseal(dom, v string, clearText bool) (string, bool, error) {
 	if v == "" || s.keys.IsCurrent(v) {
 		return v, false, nil
 	}
 	plain := v
-	if fieldcrypt.IsEncrypted(v) {
+	if fieldcrypt.IsEncrypted(v) || !clearText {
 		p, err := s.keys.Decrypt(dom, v)
 		if err != nil {
 			return "", false, err
@@ -176,7 +213,7 @@ func (s *Store) reseal(dom, v string) (string, bool, error) {
 	return out, err == nil, err
 }
 
-func (s *Store) rekeyRules(tx *gorm.DB, rows []gormadapter.CasbinRule, st *RekeyStats) error {
+func (s *Store) rekeyRules(tx *gorm.DB, rows []gormadapter.CasbinRule, clearText bool, st *RekeyStats) error {
 	for _, r := range rows {
 		if r.Ptype == "" {
 			continue
@@ -189,7 +226,7 @@ func (s *Store) rekeyRules(tx *gorm.DB, rows []gormadapter.CasbinRule, st *Rekey
 			if !sealed(sec, i) {
 				continue
 			}
-			nv, ch, err := s.reseal(dom, *f)
+			nv, ch, err := s.reseal(dom, *f, clearText)
 			if err != nil {
 				return fmt.Errorf("casbin_rule id %d: %w", r.ID, err)
 			}
@@ -199,19 +236,26 @@ func (s *Store) rekeyRules(tx *gorm.DB, rows []gormadapter.CasbinRule, st *Rekey
 			continue
 		}
 		// The same rule may already exist under the current key (written
-		// by a server during the rotation): then this row is a duplicate.
-		var dup int64
+		// by a server during the rotation). The oldest row is kept, so that
+		// the rule keeps its place in the order rules load in.
+		var dups []int64
 		if err := tx.Model(&gormadapter.CasbinRule{}).Where(
 			"ptype = ? AND v0 = ? AND v1 = ? AND v2 = ? AND v3 = ? AND v4 = ? AND v5 = ? AND id <> ?",
-			r.Ptype, r.V0, r.V1, r.V2, r.V3, r.V4, r.V5, r.ID).Count(&dup).Error; err != nil {
+			r.Ptype, r.V0, r.V1, r.V2, r.V3, r.V4, r.V5, r.ID).Order("id").Pluck("id", &dups).Error; err != nil {
 			return err
 		}
-		if dup > 0 {
+		if len(dups) > 0 && dups[0] < int64(r.ID) {
 			if err := tx.Delete(&gormadapter.CasbinRule{}, r.ID).Error; err != nil {
 				return err
 			}
 			st.Merged++
 			continue
+		}
+		if len(dups) > 0 {
+			if err := tx.Delete(&gormadapter.CasbinRule{}, dups).Error; err != nil {
+				return err
+			}
+			st.Merged += len(dups)
 		}
 		if err := tx.Model(&gormadapter.CasbinRule{}).Where("id = ?", r.ID).Updates(map[string]any{
 			"v0": r.V0, "v1": r.V1, "v2": r.V2, "v3": r.V3, "v4": r.V4, "v5": r.V5}).Error; err != nil {
@@ -222,17 +266,17 @@ func (s *Store) rekeyRules(tx *gorm.DB, rows []gormadapter.CasbinRule, st *Rekey
 	return nil
 }
 
-func (s *Store) rekeyRoles(tx *gorm.DB, rows []roleRow, st *RekeyStats) error {
+func (s *Store) rekeyRoles(tx *gorm.DB, rows []roleRow, clearText bool, st *RekeyStats) error {
 	for _, r := range rows {
 		dom := fmt.Sprint(r.TenantID)
-		name, ch1, err := s.reseal(dom, r.Name)
+		name, ch1, err := s.reseal(dom, r.Name, clearText)
 		if err != nil {
 			return fmt.Errorf("roles id %d: %w", r.ID, err)
 		}
 		desc := r.Description
 		ch2 := false
 		if desc != nil {
-			d, ch, err := s.reseal(dom, *desc)
+			d, ch, err := s.reseal(dom, *desc, clearText)
 			if err != nil {
 				return fmt.Errorf("roles id %d description: %w", r.ID, err)
 			}
@@ -241,17 +285,25 @@ func (s *Store) rekeyRoles(tx *gorm.DB, rows []roleRow, st *RekeyStats) error {
 		if !ch1 && !ch2 {
 			continue
 		}
-		var dup int64
+		// As with rules, the oldest row of a role is kept: roles list in
+		// the order they were created.
+		var dups []int64
 		if err := tx.Model(&roleRow{}).Where("tenant_id = ? AND name = ? AND id <> ?", r.TenantID, name, r.ID).
-			Count(&dup).Error; err != nil {
+			Order("id").Pluck("id", &dups).Error; err != nil {
 			return err
 		}
-		if dup > 0 {
+		if len(dups) > 0 && dups[0] < r.ID {
 			if err := tx.Delete(&roleRow{}, r.ID).Error; err != nil {
 				return err
 			}
 			st.Merged++
 			continue
+		}
+		if len(dups) > 0 {
+			if err := tx.Delete(&roleRow{}, dups).Error; err != nil {
+				return err
+			}
+			st.Merged += len(dups)
 		}
 		if err := tx.Model(&roleRow{}).Where("id = ?", r.ID).
 			Updates(map[string]any{"name": name, "description": desc}).Error; err != nil {
