@@ -13,7 +13,12 @@ type Overflow string
 
 // The overflow policies.
 const (
-	// Block makes the caller wait for room (back-pressure): nothing is lost.
+	// Block makes the caller wait for room (back-pressure) while the writer
+	// is making progress, for at most QueueOptions.BlockTimeout. While the
+	// writer cannot write (its last attempt failed: the database is down)
+	// a full queue drops at once instead, so that checks answered from
+	// memory are not held up by an outage they do not depend on. Drops are
+	// counted (Dropped) and logged.
 	Block Overflow = "block"
 	// Drop discards the record, counts it and logs it.
 	Drop Overflow = "drop"
@@ -25,7 +30,11 @@ type QueueOptions struct {
 	Batch         int           // records per write (default 500)
 	FlushInterval time.Duration // longest wait before a partial batch is written (default 50ms)
 	Overflow      Overflow      // default Block
-	Logger        *slog.Logger
+	// BlockTimeout bounds how long Enqueue waits for room with Block before
+	// it drops the record (default 1s; negative: wait as long as the
+	// caller's context allows).
+	BlockTimeout time.Duration
+	Logger       *slog.Logger
 }
 
 // Queue writes records asynchronously, in batches, through a bounded
@@ -39,6 +48,10 @@ type Queue struct {
 	dropped atomic.Int64
 	failed  atomic.Int64
 	written atomic.Int64
+	// stalled is set while the last write attempt failed.
+	stalled atomic.Bool
+	// lastDropLog (UnixNano) rate-limits the drop warnings.
+	lastDropLog atomic.Int64
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -60,6 +73,9 @@ func NewQueue(write func(ctx context.Context, recs []Record) error, opts QueueOp
 	if opts.Overflow == "" {
 		opts.Overflow = Block
 	}
+	if opts.BlockTimeout == 0 {
+		opts.BlockTimeout = time.Second
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -69,9 +85,10 @@ func NewQueue(write func(ctx context.Context, recs []Record) error, opts QueueOp
 	}
 }
 
-// Enqueue adds a record. With Block it waits for room (or for ctx); with
-// Drop a full queue discards the record and counts it. It reports whether
-// the record was queued.
+// Enqueue adds a record. With Block it waits for room, for at most
+// BlockTimeout or until ctx ends, and not at all while the writer is failing;
+// with Drop a full queue discards the record and counts it. It reports
+// whether the record was queued.
 func (q *Queue) Enqueue(ctx context.Context, r Record) bool {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
@@ -88,17 +105,39 @@ func (q *Queue) Enqueue(ctx context.Context, r Record) bool {
 		q.drop(r, "queue full")
 		return false
 	}
+	if q.stalled.Load() {
+		q.drop(r, "queue full and the audit store is failing")
+		return false
+	}
+	var timeout <-chan time.Time
+	if q.opts.BlockTimeout > 0 {
+		t := time.NewTimer(q.opts.BlockTimeout)
+		defer t.Stop()
+		timeout = t.C
+	}
 	select {
 	case q.ch <- r:
 		return true
+	case <-timeout:
+		q.drop(r, "queue full for longer than the block timeout")
+		return false
 	case <-ctx.Done():
 		q.drop(r, "request ended while the audit queue was full")
 		return false
 	}
 }
 
+// dropLogEvery rate-limits the drop warnings: an outage can drop thousands
+// of records a second, and the counter has them all.
+const dropLogEvery = time.Second
+
 func (q *Queue) drop(r Record, why string) {
 	n := q.dropped.Add(1)
+	now := time.Now().UnixNano()
+	last := q.lastDropLog.Load()
+	if now-last < int64(dropLogEvery) || !q.lastDropLog.CompareAndSwap(last, now) {
+		return
+	}
 	q.log.Warn("audit record dropped", "reason", why, "action", r.Action, "tenant", r.Tenant, "dropped_total", n)
 }
 
@@ -154,9 +193,11 @@ func (q *Queue) flush(ctx context.Context, batch []Record) {
 		err := q.write(wctx, append([]Record(nil), batch...))
 		cancel()
 		if err == nil {
+			q.stalled.Store(false)
 			q.written.Add(int64(len(batch)))
 			return
 		}
+		q.stalled.Store(true)
 		q.failed.Add(1)
 		q.log.Error("audit batch write failed; retrying", "records", len(batch), "err", err, "retry_in", backoff.String())
 		time.Sleep(backoff)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ourway/auth/audit"
+	"github.com/ourway/auth/internal/breaker"
 )
 
 // Options tune a Service. Zero values take the documented defaults.
@@ -31,11 +32,21 @@ type Options struct {
 	Recorder audit.Recorder
 	// Logger receives operational logs (default slog.Default()).
 	Logger *slog.Logger
+	// Reads and Writes, when set, are the circuit breakers of the store's
+	// tenant lookups and loads (Reads) and of its transactions (Writes):
+	// while the database is down they fail fast with ErrUnavailable, and
+	// tenants already loaded keep answering from memory (and are not
+	// evicted).
+	Reads, Writes *breaker.Breaker
+	// Timeout bounds each operation that reaches the store, waiting for a
+	// tenant's lock included (0: no bound).
+	Timeout time.Duration
 }
 
 // Service answers and changes the policies of all tenants.
 type Service struct {
 	store Store
+	base  Store // store without its circuit breakers (for readiness)
 	model modelInfo
 	opts  Options
 	log   *slog.Logger
@@ -67,8 +78,13 @@ func New(store Store, modelText string, opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	base := store
+	if opts.Reads != nil || opts.Writes != nil {
+		store = guardedStore{Store: store, reads: opts.Reads, writes: opts.Writes}
+	}
 	return &Service{
 		store:   store,
+		base:    base,
 		model:   info,
 		opts:    opts,
 		log:     opts.Logger,
@@ -106,6 +122,8 @@ func (s *Service) tenant(ctx context.Context, key KeyHash, create bool) (*tenant
 			return t, nil
 		}
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if t == nil && !create {
 		_, found, err := s.store.FindTenant(ctx, key)
 		if err != nil {
@@ -121,8 +139,10 @@ func (s *Service) tenant(ctx context.Context, key KeyHash, create bool) (*tenant
 		s.tenants[key] = t
 	}
 	s.mu.Unlock()
-	t.writeMu.Lock()
-	defer t.writeMu.Unlock()
+	if err := lockTenant(ctx, t); err != nil {
+		return nil, err
+	}
+	defer t.writeMu.unlock()
 	t.mu.RLock()
 	loaded := t.loaded
 	t.mu.RUnlock()
@@ -176,12 +196,16 @@ var errStale = errors.New("policy: tenant changed by another process")
 const maxStaleRetries = 5
 
 func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	t, err := s.tenant(ctx, key, true)
 	if err != nil {
 		return false, err
 	}
-	t.writeMu.Lock()
-	defer t.writeMu.Unlock()
+	if err := lockTenant(ctx, t); err != nil {
+		return false, err
+	}
+	defer t.writeMu.unlock()
 	var (
 		result  bool
 		apply   func(*tenant) error
@@ -748,7 +772,9 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			s.EvictIdle()
+			if !s.storeDown() { // an evicted tenant could not be loaded again
+				s.EvictIdle()
+			}
 		}
 	}
 }
@@ -761,11 +787,11 @@ func (s *Service) EvictIdle() int {
 	defer s.mu.Unlock()
 	n := 0
 	for k, t := range s.tenants {
-		if t.lastUsed.Load() >= cutoff || !t.writeMu.TryLock() {
+		if t.lastUsed.Load() >= cutoff || !t.writeMu.tryLock() {
 			continue
 		}
 		delete(s.tenants, k)
-		t.writeMu.Unlock()
+		t.writeMu.unlock()
 		n++
 	}
 	return n

@@ -19,7 +19,8 @@ type tenant struct {
 	key KeyHash
 	// writeMu serialises loads and changes of this tenant; it is held across
 	// the database transaction and the memory update that follows it.
-	writeMu sync.Mutex
+	// Waiting for it honours the waiter's context.
+	writeMu writeLock
 	// mu guards everything below; readers take it shared and only for the
 	// time of a lookup, never across database work.
 	mu      sync.RWMutex

@@ -55,6 +55,7 @@ type Config struct {
 	JWT       JWT       `yaml:"jwt"`
 	Audit     Audit     `yaml:"audit"`
 	Keys      Keys      `yaml:"keys"`
+	Ops       Ops       `yaml:"ops"`
 	Crypto    Crypto    `yaml:"-"`
 	// Env is "production" (the default) or "development", which relaxes the
 	// requirement for secrets (a local audit key is generated and kept).
@@ -267,6 +268,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		{"AUTH_LOG_FORMAT", func(v string) error { c.Log.Format = strings.ToLower(v); return nil }},
 		{"AUTH_SHUTDOWN_TIMEOUT", durationSetter(&c.Server.ShutdownTimeout)},
 	}
+	vars = append(vars, opsVars(c)...)
 	for _, ev := range vars {
 		v, ok := lookup(getenv, ev.name)
 		if !ok {
@@ -463,6 +465,9 @@ func (c *Config) finish(defaultModel string) error {
 				return &Error{Setting: "ENCRYPTION_KEY_PREVIOUS", Reason: "each key must be at least 32 characters of secret material"}
 			}
 		}
+	}
+	if err := c.finishOps(); err != nil {
+		return err
 	}
 	if c.Policy.ModelPath != "" {
 		b, err := os.ReadFile(c.Policy.ModelPath)

@@ -16,6 +16,8 @@ type Metrics struct {
 	// Unauthenticated counts requests refused before a tenant was known,
 	// by reason (missing_header, bad_header, bad_key, bad_token).
 	Unauthenticated *prometheus.CounterVec
+
+	ops ops // requests, decisions, breakers (ops.go)
 }
 
 // New returns a registry with the Go and process collectors and the
@@ -31,6 +33,7 @@ func New() *Metrics {
 		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.Unauthenticated)
+	m.ops = newOps(reg)
 	return m
 }
 

@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -48,10 +47,11 @@ type Options struct {
 type DB struct {
 	gorm    *gorm.DB
 	dialect Dialect
-	// writeMu serialises write transactions on SQLite, which allows only one
-	// writer at a time: waiting here is cheaper and fairer than spinning on
-	// SQLITE_BUSY. Other processes are still covered by busy_timeout.
-	writeMu sync.Mutex
+	// writeSem (one token) serialises write transactions on SQLite, which
+	// allows only one writer at a time: waiting here is cheaper and fairer
+	// than spinning on SQLITE_BUSY. Other processes are still covered by
+	// busy_timeout. Waiting for it honours the caller's context.
+	writeSem chan struct{}
 }
 
 // ErrNotMigrated is returned when the schema is older than this binary.
@@ -76,7 +76,7 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		}
 		dial = sqlite.Open(SQLiteDSN(o.Path))
 	case Postgres:
-		dial = postgres.New(postgres.Config{DSN: o.URL})
+		dial = postgres.New(postgres.Config{DSN: withConnectTimeout(o.URL, os.Getenv)})
 	default:
 		return nil, fmt.Errorf("unknown database type %q", o.Dialect)
 	}
@@ -102,7 +102,7 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", o.Dialect, redact(err, o.URL))
 	}
-	return &DB{gorm: g, dialect: o.Dialect}, nil
+	return &DB{gorm: g, dialect: o.Dialect, writeSem: make(chan struct{}, 1)}, nil
 }
 
 // SQLiteDSN is the DSN for a SQLite file: WAL, a busy timeout, immediate
@@ -162,8 +162,12 @@ func (d *DB) Ping(ctx context.Context) error {
 // rolls back otherwise.
 func (d *DB) InTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	if d.dialect == SQLite {
-		d.writeMu.Lock()
-		defer d.writeMu.Unlock()
+		select {
+		case d.writeSem <- struct{}{}:
+			defer func() { <-d.writeSem }()
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the database write lock: %w", ctx.Err())
+		}
 	}
 	return d.gorm.WithContext(ctx).Transaction(fn)
 }

@@ -1,0 +1,73 @@
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ourway/auth/internal/breaker"
+)
+
+// ops are the request, decision and breaker metrics.
+type ops struct {
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	decisions *prometheus.CounterVec
+}
+
+func newOps(reg *prometheus.Registry) ops {
+	o := ops{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auth_http_requests_total",
+			Help: "HTTP requests answered, by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "auth_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route pattern and method.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auth_decisions_total",
+			Help: "Authorization checks answered, by kind of check and decision (allowed or denied).",
+		}, []string{"kind", "decision"}),
+	}
+	reg.MustRegister(o.requests, o.duration, o.decisions)
+	return o
+}
+
+// ObserveRequest counts one answered request. route is the route pattern
+// (never the raw path, which would make a series per user name).
+func (m *Metrics) ObserveRequest(route, method string, code int, took time.Duration) {
+	m.ops.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.ops.duration.WithLabelValues(route, method).Observe(took.Seconds())
+}
+
+// Decision counts one check's decision.
+func (m *Metrics) Decision(kind string, allowed bool) {
+	d := "denied"
+	if allowed {
+		d = "allowed"
+	}
+	m.ops.decisions.WithLabelValues(kind, d).Inc()
+}
+
+// Breaker exports a circuit breaker: its state (0 closed, 1 half-open,
+// 2 open), the calls it rejected and the failures it counted.
+func (m *Metrics) Breaker(b *breaker.Breaker) {
+	labels := prometheus.Labels{"breaker": b.Name()}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "auth_breaker_state", ConstLabels: labels,
+			Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+		}, func() float64 { return float64(b.State()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "auth_breaker_rejections_total", ConstLabels: labels,
+			Help: "Calls a circuit breaker failed fast without calling its dependency.",
+		}, func() float64 { return float64(b.Rejected()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "auth_breaker_failures_total", ConstLabels: labels,
+			Help: "Infrastructure failures a circuit breaker counted against its dependency.",
+		}, func() float64 { return float64(b.Failures()) }),
+	)
+}
