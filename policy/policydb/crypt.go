@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/casbin/casbin/v3/model"
 	gormadapter "github.com/casbin/gorm-adapter/v3"
@@ -34,6 +35,7 @@ var (
 type cryptAdapter struct {
 	inner *gormadapter.Adapter
 	keys  *fieldcrypt.Keyring
+	db    *gorm.DB // the transaction (or pool) inner is bound to
 }
 
 // domainField is the index of the tenant in a rule of section sec.
@@ -97,39 +99,56 @@ func (a *cryptAdapter) AddPoliciesCtx(ctx context.Context, sec, ptype string, ru
 	return a.inner.AddPoliciesCtx(ctx, sec, ptype, enc)
 }
 
+// RemovePolicyCtx removes the rule as gorm-adapter does (an empty field
+// matches anything), whichever configured key its row is under.
 func (a *cryptAdapter) RemovePolicyCtx(ctx context.Context, sec, ptype string, rule []string) error {
-	vs, err := a.variants(sec, rule)
-	if err != nil {
-		return err
-	}
-	for _, v := range vs {
-		if err := a.inner.RemovePolicyCtx(ctx, sec, ptype, v); err != nil {
-			return err
-		}
-	}
-	return nil
+	return a.remove(ctx, sec, ptype, 0, rule)
 }
 
 func (a *cryptAdapter) RemoveFilteredPolicyCtx(ctx context.Context, sec, ptype string, fieldIndex int, values ...string) error {
-	// Lay the filter out as a whole rule so that variants can find the
-	// tenant and the encrypted fields; "" stays a wildcard.
-	d := domainField(sec)
-	width := fieldIndex + len(values)
-	if width <= d {
-		width = d + 1
+	return a.remove(ctx, sec, ptype, fieldIndex, values)
+}
+
+var ruleColumns = [...]string{"v0", "v1", "v2", "v3", "v4", "v5"}
+
+// remove deletes the rows of ptype whose fields from fieldIndex on equal
+// values ("" matches anything), each encrypted field under any configured
+// key, in one statement. One statement per key would miss a row that rekey
+// re-encrypts meanwhile: on PostgreSQL the current key's form does not
+// match it before rekey commits, and the previous key's form no longer
+// does once the row lock is granted; a single condition that names every
+// form is re-checked against the row's new version and matches.
+func (a *cryptAdapter) remove(ctx context.Context, sec, ptype string, fieldIndex int, values []string) error {
+	if fieldIndex < 0 || fieldIndex+len(values) > len(ruleColumns) {
+		return fmt.Errorf("policydb: filter on fields %d..%d", fieldIndex, fieldIndex+len(values)-1)
 	}
+	// Lay the filter out as a whole rule so that variants can find the
+	// tenant and the encrypted fields.
+	width := max(fieldIndex+len(values), domainField(sec)+1)
 	rule := make([]string, width)
 	copy(rule[fieldIndex:], values)
 	vs, err := a.variants(sec, rule)
 	if err != nil {
 		return err
 	}
-	for _, v := range vs {
-		if err := a.inner.RemoveFilteredPolicyCtx(ctx, sec, ptype, fieldIndex, v[fieldIndex:fieldIndex+len(values)]...); err != nil {
-			return err
+	q := a.db.WithContext(ctx).Where("ptype = ?", ptype)
+	for i := fieldIndex; i < fieldIndex+len(values); i++ {
+		if rule[i] == "" {
+			continue
+		}
+		forms := make([]string, 0, len(vs))
+		for _, v := range vs {
+			if !slices.Contains(forms, v[i]) {
+				forms = append(forms, v[i])
+			}
+		}
+		if len(forms) == 1 {
+			q = q.Where(ruleColumns[i]+" = ?", forms[0])
+		} else {
+			q = q.Where(ruleColumns[i]+" IN ?", forms)
 		}
 	}
-	return nil
+	return q.Delete(&gormadapter.CasbinRule{}).Error
 }
 
 // LoadFilteredPolicy loads the encrypted rules into a scratch copy of m and
@@ -192,5 +211,5 @@ func (s *Store) ruleAdapterFor(db *gorm.DB) (ruleAdapter, error) {
 	if s.keys == nil {
 		return a, nil
 	}
-	return &cryptAdapter{inner: a, keys: s.keys}, nil
+	return &cryptAdapter{inner: a, keys: s.keys, db: db}, nil
 }

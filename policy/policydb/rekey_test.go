@@ -10,6 +10,7 @@ import (
 
 	"github.com/ourway/auth/internal/fieldcrypt"
 	"github.com/ourway/auth/internal/sqldb"
+	"github.com/ourway/auth/policy"
 )
 
 // TestCheckEncryption is the start-up matrix: the state the database is in
@@ -460,4 +461,84 @@ func tableValues(t testing.TB, db *sqldb.DB, table string) map[string]string {
 		t.Fatalf("no stored names in %s", table)
 	}
 	return out
+}
+
+// TestRemoveDuringRekey: a removal that meets a row rekey is re-encrypting
+// in a transaction not yet committed (PostgreSQL: writers of other
+// processes run concurrently) must still remove it once rekey commits.
+// Deleting each key's form in a statement of its own missed it: the
+// current key's form did not match the row yet, the previous key's no
+// longer did when the lock was granted.
+func TestRemoveDuringRekey(t *testing.T) {
+	cases := []struct {
+		name string
+		op   func(ctx context.Context, tx policy.Tx, id int64, dom string) error
+	}{
+		{"exact rule", func(ctx context.Context, tx policy.Tx, _ int64, dom string) error {
+			return tx.RemoveRules(ctx, "p", [][]string{{"role:admin", dom, "read"}})
+		}},
+		{"filtered rules", func(ctx context.Context, tx policy.Tx, _ int64, dom string) error {
+			return tx.RemoveFilteredRules(ctx, "p", 0, "role:admin", dom)
+		}},
+		{"role row", func(ctx context.Context, tx policy.Tx, id int64, _ string) error {
+			_, err := tx.DeleteRole(ctx, id, "admin")
+			return err
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			t.Parallel()
+			db := openPostgres(t)
+			ctx := context.Background()
+			sA, sBA := storeWith(t, db, keyA), storeWith(t, db, keyB, keyA)
+			id, dom := tenantID(t, sA, 1)
+			seedTenant(t, sA, id, []string{"admin"}, [][2]string{{"admin", "read"}}, nil, nil)
+			kB := keyring(t, keyB)
+			// Rekey's batch, held open: the row and the role under B.
+			rekeyTx := db.Gorm().Begin()
+			defer rekeyTx.Rollback()
+			sub, _ := kB.Encrypt(dom, "role:admin")
+			obj, _ := kB.Encrypt(dom, "read")
+			name, _ := kB.Encrypt(dom, "admin")
+			if err := rekeyTx.Exec("UPDATE casbin_rule SET v0 = ?, v2 = ? WHERE ptype = 'p'", sub, obj).Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := rekeyTx.Exec("UPDATE roles SET name = ?", name).Error; err != nil {
+				t.Fatal(err)
+			}
+			errc := make(chan error, 1)
+			go func() {
+				errc <- sBA.Change(ctx, func(ctx context.Context, tx policy.Tx) error { return tc.op(ctx, tx, id, dom) })
+			}()
+			// Wait until the removal waits for the row lock (or is done).
+			for waiting := false; !waiting; {
+				select {
+				case err := <-errc:
+					errc <- err
+					waiting = true
+					continue
+				default:
+				}
+				var n int64
+				if err := db.Gorm().Raw(`SELECT COUNT(*) FROM pg_stat_activity
+					WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE 'DELETE%'`).Scan(&n).Error; err != nil {
+					t.Fatal(err)
+				}
+				waiting = n > 0
+			}
+			if err := rekeyTx.Commit().Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := <-errc; err != nil {
+				t.Fatalf("removal: %v", err)
+			}
+			table, left := "casbin_rule", len(rawRules(t, db))
+			if tc.name == "role row" {
+				table, left = "roles", len(rawRoles(t, db))
+			}
+			if left != 0 {
+				t.Errorf("%s holds %d rows after the removal, want 0: the removal missed the row rekey re-encrypted", table, left)
+			}
+		})
+	}
 }
