@@ -91,7 +91,7 @@ var configVars = map[string]bool{
 	"POSTGRESQL_URL": true, "JWT_SECRET_KEY": true, "JWT_ALGORITHM": true,
 	"JWT_ACCESS_TOKEN_EXPIRE_MINUTES": true, "ENABLE_ENCRYPTION": true, "ENCRYPTION_KEY": true,
 	"RATE_LIMIT_DEFAULT": true, "RATELIMIT_STORAGE_URL": true, "SERVER_HOST": true,
-	"SERVER_PORT": true, "ALLOW_CORS": true, "CORS_ORIGINS": true,
+	"SERVER_PORT": true, "ALLOW_CORS": true, "CORS_ORIGINS": true, "ENCRYPTION_KEY_PREVIOUS": true,
 }
 
 // baseEnv is the process environment without any setting of auth-server,

@@ -79,7 +79,8 @@ func testUnknownTenantCreatesNothing(t *testing.T, newServer factory) {
 
 // testNoClientKeyInDatabase: after data is written with several keys (some
 // in upper case), no form of any key is found in any column of any table,
-// in the raw SQLite files (WAL included) or in the server log.
+// in the raw SQLite files (WAL included) or in the server log. With field
+// encryption on, the canary role name must not be found either.
 func testNoClientKeyInDatabase(t *testing.T, newServer factory) {
 	s := newServer(t, "AUTH_LOG_LEVEL=debug")
 	var keys []string
@@ -87,6 +88,13 @@ func testNoClientKeyInDatabase(t *testing.T, newServer factory) {
 		keys = append(keys, newKey(t))
 	}
 	const marker = "canary-role-4711"
+	sealed := envValue(s.env, "ENABLE_ENCRYPTION") == "true"
+	// The scans look at the right place if they find the canary role name,
+	// or, when names are encrypted, ciphertexts.
+	probe := []byte(marker)
+	if sealed {
+		probe = []byte("enc1:")
+	}
 	for i, k := range keys {
 		if i%2 == 1 {
 			k = strings.ToUpper(k)
@@ -131,8 +139,11 @@ func testNoClientKeyInDatabase(t *testing.T, newServer factory) {
 				t.Fatalf("read %s: %v", s.dbPath+suffix, err)
 			}
 			scanned++
-			if when == "after stop" && suffix == "" && !bytes.Contains(b, []byte(marker)) {
-				t.Errorf("%s: the canary role name is not in the database file: the scan looks at the wrong file", when)
+			if when == "after stop" && suffix == "" && !bytes.Contains(b, probe) {
+				t.Errorf("%s: %q is not in the database file: the scan looks at the wrong file", when, probe)
+			}
+			if sealed && bytes.Contains(b, []byte(marker)) {
+				t.Errorf("%s: file auth.sqlite3%s holds the canary role name in clear", when, suffix)
 			}
 			for _, n := range needles {
 				if bytes.Contains(b, []byte(n)) {
@@ -156,8 +167,13 @@ func testNoClientKeyInDatabase(t *testing.T, newServer factory) {
 	s.stop(t)
 	scanFiles("after stop")
 	db := s.openDB(t)
-	if found := findInDB(t, db, s.dbType, []string{marker}); len(found) == 0 {
-		t.Fatalf("the canary role name %q is in no table: the scan is broken", marker)
+	if found := findInDB(t, db, s.dbType, []string{string(probe)}); len(found) == 0 {
+		t.Fatalf("%q is in no table: the scan is broken", probe)
+	}
+	if sealed {
+		for _, f := range findInDB(t, db, s.dbType, []string{marker}) {
+			t.Errorf("canary role name in clear in the database: %s", f)
+		}
 	}
 	for _, f := range findInDB(t, db, s.dbType, needles) {
 		t.Errorf("client key in clear in the database: %s", f)
