@@ -30,6 +30,9 @@ type Options struct {
 	MaxRoleDepth int
 	// Recorder records every change inside its transaction (default none).
 	Recorder audit.Recorder
+	// Publisher, when set, tells the other replicas about each committed
+	// change.
+	Publisher Publisher
 	// Logger receives operational logs (default slog.Default()).
 	Logger *slog.Logger
 	// Reads and Writes, when set, are the circuit breakers of the store's
@@ -260,14 +263,23 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 	if t.id == 0 {
 		t.id, t.dom = tid, domainOf(tid)
 	}
+	var ops []Op
 	if !stale && apply != nil {
-		if aerr := apply(t); aerr != nil {
+		t.journal = &ops
+		aerr := apply(t)
+		t.journal = nil
+		if aerr != nil {
 			s.log.ErrorContext(ctx, "apply committed change to memory; reloading tenant", "tenant", tid, "err", aerr)
 			stale = true
 		}
 	}
 	t.version = version
 	t.mu.Unlock()
+	if s.opts.Publisher != nil && !stale {
+		// Tell the other replicas, in order (the tenant is still locked),
+		// outside the memory locks. A lost message is repaired by Resync.
+		_ = s.opts.Publisher.Publish(ctx, Change{TenantID: tid, Version: version, Ops: ops})
+	}
 	if stale {
 		// Another process changed this tenant in between: read it afresh.
 		if err := s.loadTenant(ctx, t); err != nil {
@@ -297,9 +309,7 @@ func (s *Service) CreateRole(ctx context.Context, key KeyHash, role string) (boo
 				return err == nil, nil, err
 			}
 			return true, func(t *tenant) error {
-				t.roles.add(role)
-				t.descs[role] = nil
-				return nil
+				return t.applyOp(Op{Kind: OpAddRole, Role: role})
 			}, nil
 		}})
 }
@@ -333,13 +343,11 @@ func (s *Service) DeleteRole(ctx context.Context, key KeyHash, role string) (boo
 			}
 			return true, func(t *tenant) error {
 				for _, f := range filters {
-					if err := t.removeFiltered(f.ptype, f.field, f.values...); err != nil {
+					if err := t.applyOp(Op{Kind: OpRemoveFiltered, Ptype: f.ptype, FieldIndex: f.field, Values: f.values}); err != nil {
 						return err
 					}
 				}
-				t.roles.remove(role)
-				delete(t.descs, role)
-				return nil
+				return t.applyOp(Op{Kind: OpRemoveRole, Role: role})
 			}, nil
 		}})
 }
@@ -412,7 +420,7 @@ func (s *Service) ruleChange(ctx context.Context, key KeyHash, action audit.Acti
 				if err := tx.RemoveRules(ctx, ptype, r); err != nil {
 					return false, nil, err
 				}
-				return true, func(t *tenant) error { return t.removeRules(ptype, r) }, nil
+				return true, func(t *tenant) error { return t.applyOp(Op{Kind: OpRemoveRules, Ptype: ptype, Rules: r}) }, nil
 			}
 			tid, err := tx.EnsureTenant(ctx, key)
 			if err != nil {
@@ -425,7 +433,7 @@ func (s *Service) ruleChange(ctx context.Context, key KeyHash, action audit.Acti
 			if err := tx.AddRules(ctx, ptype, r); err != nil {
 				return false, nil, err
 			}
-			return true, func(t *tenant) error { return t.addRules(ptype, r) }, nil
+			return true, func(t *tenant) error { return t.applyOp(Op{Kind: OpAddRules, Ptype: ptype, Rules: r}) }, nil
 		}})
 }
 
@@ -473,7 +481,7 @@ func (s *Service) AddRoleParent(ctx context.Context, key KeyHash, role, parent s
 			if err := tx.AddRules(ctx, "g", r); err != nil {
 				return false, nil, err
 			}
-			return true, func(t *tenant) error { return t.addRules("g", r) }, nil
+			return true, func(t *tenant) error { return t.applyOp(Op{Kind: OpAddRules, Ptype: "g", Rules: r}) }, nil
 		}})
 }
 

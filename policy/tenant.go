@@ -41,6 +41,9 @@ type tenant struct {
 	children multimap // role name -> child role names
 
 	lastUsed atomic.Int64
+	// journal, while set, collects the operations a local change applies,
+	// to be published to the other replicas.
+	journal *[]Op
 }
 
 func domainOf(id int64) string { return strconv.FormatInt(id, 10) }

@@ -123,3 +123,24 @@ func registerKey(g *gorm.DB, id int64, key policy.KeyHash) error {
 	return g.Clauses(clause.OnConflict{DoNothing: true}).
 		Create(&keyRow{KeyHash: string(key), TenantID: id, CreatedAt: time.Now().UTC()}).Error
 }
+
+// Versions implements policy.VersionReader: the policy versions of tenants.
+func (s *Store) Versions(ctx context.Context, ids []int64) (map[int64]int64, error) {
+	out := make(map[int64]int64, len(ids))
+	const chunk = 500
+	for start := 0; start < len(ids); start += chunk {
+		end := start + chunk
+		if end > len(ids) {
+			end = len(ids)
+		}
+		var rows []tenantRow
+		if err := s.db.Gorm().WithContext(ctx).Select("id, policy_version").Where("id IN ?", ids[start:end]).
+			Find(&rows).Error; err != nil {
+			return nil, fmt.Errorf("read policy versions: %w", err)
+		}
+		for _, r := range rows {
+			out[r.ID] = r.PolicyVersion
+		}
+	}
+	return out, nil
+}

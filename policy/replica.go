@@ -1,0 +1,193 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+)
+
+// OpKind names a memory operation of a committed change.
+type OpKind string
+
+// The operations a change applies to a tenant's memory.
+const (
+	OpAddRules       OpKind = "add_rules"
+	OpRemoveRules    OpKind = "remove_rules"
+	OpRemoveFiltered OpKind = "remove_filtered"
+	OpAddRole        OpKind = "add_role"
+	OpRemoveRole     OpKind = "remove_role"
+)
+
+// Op is one memory operation of a committed change: exactly what the
+// replica that made the change applied to its own memory, so that the
+// others can apply the same (to memory only: never to the database).
+type Op struct {
+	Kind       OpKind
+	Ptype      string
+	Rules      [][]string
+	FieldIndex int
+	Values     []string
+	Role       string
+}
+
+// Change is a committed change of one tenant, as replicas exchange it.
+type Change struct {
+	TenantID int64
+	// Version is the tenant's policy version after the change.
+	Version int64
+	Ops     []Op
+}
+
+// Domain is the Casbin domain of the change's tenant.
+func (c Change) Domain() string { return domainOf(c.TenantID) }
+
+// ParseDomain reads a tenant id from a Casbin domain.
+func ParseDomain(dom string) (int64, error) {
+	id, err := strconv.ParseInt(dom, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("policy: %q is not a tenant domain", dom)
+	}
+	return id, nil
+}
+
+// Publisher tells the other replicas about committed changes. It must not
+// block for long: a lost message is repaired by Resync.
+type Publisher interface {
+	Publish(ctx context.Context, c Change) error
+}
+
+// applyOp applies one operation to t's memory and, while a change is being
+// applied, notes it in the change's journal. The caller holds t.mu.
+func (t *tenant) applyOp(op Op) error {
+	if t.journal != nil {
+		*t.journal = append(*t.journal, op)
+	}
+	switch op.Kind {
+	case OpAddRules:
+		return t.addRules(op.Ptype, op.Rules)
+	case OpRemoveRules:
+		return t.removeRules(op.Ptype, op.Rules)
+	case OpRemoveFiltered:
+		return t.removeFiltered(op.Ptype, op.FieldIndex, op.Values...)
+	case OpAddRole:
+		if t.roles.add(op.Role) {
+			t.descs[op.Role] = nil
+		}
+		return nil
+	case OpRemoveRole:
+		t.roles.remove(op.Role)
+		delete(t.descs, op.Role)
+		return nil
+	}
+	return fmt.Errorf("policy: unknown operation %q", op.Kind)
+}
+
+// byID returns the loaded tenant with this id, if any.
+func (s *Service) byID(id int64) *tenant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.tenants {
+		t.mu.RLock()
+		match := t.loaded && t.id == id
+		t.mu.RUnlock()
+		if match {
+			return t
+		}
+	}
+	return nil
+}
+
+// ApplyRemote applies a change made by another replica to this replica's
+// memory only. A tenant not in memory is skipped (it loads fresh on next
+// use); a change already seen is ignored; a gap (a lost message) makes the
+// tenant reload from the database. It reports what it did.
+func (s *Service) ApplyRemote(ctx context.Context, c Change) (string, error) {
+	t := s.byID(c.TenantID)
+	if t == nil {
+		return "not loaded", nil
+	}
+	if err := t.writeMu.lock(ctx); err != nil {
+		return "", err
+	}
+	defer t.writeMu.unlock()
+	t.mu.Lock()
+	switch {
+	case !t.loaded || t.id != c.TenantID:
+		t.mu.Unlock()
+		return "not loaded", nil
+	case c.Version <= t.version:
+		t.mu.Unlock()
+		return "already applied", nil
+	case c.Version == t.version+1:
+		var err error
+		for _, op := range c.Ops {
+			if err = t.applyOp(op); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			t.version = c.Version
+			t.mu.Unlock()
+			return "applied", nil
+		}
+		t.mu.Unlock()
+		s.log.WarnContext(ctx, "apply remote change failed; reloading tenant", "tenant", c.TenantID, "err", err)
+	default:
+		t.mu.Unlock()
+	}
+	if err := s.loadTenant(ctx, t); err != nil {
+		return "", err
+	}
+	return "reloaded", nil
+}
+
+// VersionReader reads the policy versions of tenants from the database.
+type VersionReader interface {
+	Versions(ctx context.Context, ids []int64) (map[int64]int64, error)
+}
+
+// Resync compares every loaded tenant's version with the database and
+// reloads the stale ones (anti-entropy: it repairs whatever pub/sub lost).
+// It returns how many tenants it reloaded.
+func (s *Service) Resync(ctx context.Context, vr VersionReader) (int, error) {
+	s.mu.Lock()
+	loaded := map[int64]*tenant{}
+	for _, t := range s.tenants {
+		t.mu.RLock()
+		if t.loaded && t.id != 0 {
+			loaded[t.id] = t
+		}
+		t.mu.RUnlock()
+	}
+	s.mu.Unlock()
+	if len(loaded) == 0 {
+		return 0, nil
+	}
+	ids := make([]int64, 0, len(loaded))
+	for id := range loaded {
+		ids = append(ids, id)
+	}
+	versions, err := vr.Versions(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for id, t := range loaded {
+		v, ok := versions[id]
+		if err := t.writeMu.lock(ctx); err != nil {
+			return n, err
+		}
+		t.mu.RLock()
+		stale := ok && v != t.version
+		t.mu.RUnlock()
+		if stale {
+			if err := s.loadTenant(ctx, t); err != nil {
+				t.writeMu.unlock()
+				return n, err
+			}
+			n++
+		}
+		t.writeMu.unlock()
+	}
+	return n, nil
+}
