@@ -38,9 +38,14 @@ func statusOf(err error) (int, string) {
 	var ae *Error
 	var he *echo.HTTPError
 	var ne *policy.NameError
+	var rl *rateLimitedError
 	switch {
 	case errors.As(err, &ae):
 		return ae.Code, ae.Message
+	case errors.As(err, &rl):
+		return http.StatusTooManyRequests, rl.message()
+	case errors.Is(err, errUnsupportedMediaType):
+		return http.StatusUnsupportedMediaType, "Content-Type must be application/json when a request has a body."
 	case errors.As(err, &he):
 		msg := http.StatusText(he.Code)
 		if m, ok := he.Message.(string); ok && he.Code != http.StatusInternalServerError {

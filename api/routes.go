@@ -29,7 +29,9 @@ func (s *Server) routes() {
 	}
 	for _, prefix := range []string{"/api", "/api/v1"} {
 		add := func(methods []string, path string, h echo.HandlerFunc, spec auditSpec, extra ...echo.MiddlewareFunc) {
-			mw := []echo.MiddlewareFunc{s.jwtMiddleware(), s.authenticate, s.audited(spec)}
+			// Rate limits: per client IP around the gate (for the requests it
+			// refuses), per tenant after it; a 429 is not audited.
+			mw := []echo.MiddlewareFunc{s.limitUnauthenticated, s.jwtMiddleware(), s.authenticate, s.limitTenant, s.audited(spec)}
 			if spec.write {
 				mw = append(mw, requireWrite)
 			}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/internal/metrics"
+	"github.com/ourway/auth/internal/ratelimit"
 	"github.com/ourway/auth/policy"
 )
 
@@ -60,6 +62,9 @@ type Config struct {
 	CORSOrigins []string
 	// BodyLimit bounds request bodies (default "64K").
 	BodyLimit string
+	// TrustedProxies are the networks whose X-Forwarded-For is believed
+	// (none: the peer address is the client).
+	TrustedProxies []*net.IPNet
 }
 
 // Deps are the services behind the API.
@@ -79,7 +84,10 @@ type Deps struct {
 	Keys KeyResolver
 	// Tokens configures JWT issuance and validation (nil: no JWTs).
 	Tokens *TokenConfig
-	Logger *slog.Logger
+	// RateLimiter limits /api requests per tenant, and per client IP
+	// those the authentication gate refuses (nil: no limits).
+	RateLimiter *ratelimit.Limiter
+	Logger      *slog.Logger
 }
 
 // KeyResolver is what the API needs from client-key management.
@@ -108,8 +116,9 @@ func New(cfg Config, deps Deps) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	e.Debug = false
-	// The peer address is the client: forwarding headers are not believed.
-	e.IPExtractor = echo.ExtractIPDirect()
+	// The peer address is the client: forwarding headers are believed only
+	// from trusted proxies.
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	s := &Server{echo: e, deps: deps, log: deps.Logger}
 	if deps.Tokens != nil {
 		s.tokens = newTokens(*deps.Tokens)
@@ -122,10 +131,10 @@ func New(cfg Config, deps Deps) *Server {
 			AllowOrigins:  cfg.CORSOrigins,
 			AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodDelete, http.MethodOptions},
 			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, echo.HeaderXRequestID},
-			ExposeHeaders: []string{echo.HeaderXRequestID},
+			ExposeHeaders: append([]string{echo.HeaderXRequestID}, rateLimitHeaders...),
 		}))
 	}
-	e.Use(middleware.BodyLimit(cfg.BodyLimit))
+	e.Use(middleware.BodyLimit(cfg.BodyLimit), requireJSON)
 	s.routes()
 	return s
 }

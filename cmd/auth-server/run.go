@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
-	"time"
 
 	"github.com/ourway/auth"
 	"github.com/ourway/auth/api"
@@ -210,7 +209,14 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		return err
 	}
 	mx.GaugeFunc("auth_tenants_loaded", "Tenants whose policies are in memory.", func() float64 { return float64(svc.LoadedTenants()) })
-	srv := api.New(api.Config{AllowCORS: cfg.Server.AllowCORS, CORSOrigins: cfg.Server.Origins()}, api.Deps{
+	limiter, closeLimiter, err := newRateLimiter(cfg.RateLimit, mx, log)
+	if err != nil {
+		return err
+	}
+	defer closeLimiter()
+	srv := api.New(api.Config{
+		AllowCORS: cfg.Server.AllowCORS, CORSOrigins: cfg.Server.Origins(), TrustedProxies: cfg.Server.Proxies,
+	}, api.Deps{
 		Policy:    svc,
 		Workflows: workflow.New(svc),
 		Ready: func(ctx context.Context) error {
@@ -219,11 +225,12 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 			}
 			return db.Current(ctx)
 		},
-		Audit:   trail,
-		Metrics: mx,
-		Keys:    keyring,
-		Tokens:  tokenCfg,
-		Logger:  log,
+		Audit:       trail,
+		Metrics:     mx,
+		Keys:        keyring,
+		Tokens:      tokenCfg,
+		RateLimiter: limiter,
+		Logger:      log,
 	})
 	ln, err := net.Listen("tcp", cfg.Server.Addr())
 	if err != nil {
@@ -231,7 +238,7 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
 		ReadTimeout:       cfg.Server.ReadTimeout,
 		WriteTimeout:      cfg.Server.WriteTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,

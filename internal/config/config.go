@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -74,6 +75,13 @@ type Server struct {
 	WriteTimeout    time.Duration `yaml:"write_timeout"`
 	IdleTimeout     time.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ReadHeaderTimeout bounds the reading of a request's headers (slow
+	// clients are cut off).
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// TrustedProxies is a comma-separated list of CIDRs whose
+	// X-Forwarded-For is believed; Proxies is it parsed.
+	TrustedProxies string       `yaml:"trusted_proxies"`
+	Proxies        []*net.IPNet `yaml:"-"`
 }
 
 // Addr is host:port.
@@ -120,8 +128,21 @@ type Log struct {
 type RateLimit struct {
 	Default    string `yaml:"default"`
 	StorageURL string `yaml:"storage_url"`
-	// Limits is Default parsed.
-	Limits []ratelimit.Limit `yaml:"-"`
+	// Reads, Writes and Unauthenticated override Default for GET/HEAD
+	// /api routes, for the other /api routes, and for requests refused by
+	// the authentication gate (per IP); empty means Default.
+	Reads           string `yaml:"reads"`
+	Writes          string `yaml:"writes"`
+	Unauthenticated string `yaml:"unauthenticated"`
+	// Replicas divides the limits of the local fallback used while Redis
+	// is unreachable (each of N replicas then allows 1/N).
+	Replicas int `yaml:"replicas"`
+	// Limits is Default parsed; the others are their settings parsed (nil
+	// when unset).
+	Limits                []ratelimit.Limit `yaml:"-"`
+	ReadLimits            []ratelimit.Limit `yaml:"-"`
+	WriteLimits           []ratelimit.Limit `yaml:"-"`
+	UnauthenticatedLimits []ratelimit.Limit `yaml:"-"`
 }
 
 // JWT is the token section.
@@ -250,6 +271,12 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		}},
 		{"RATE_LIMIT_DEFAULT", func(v string) error { c.RateLimit.Default = v; return nil }},
 		{"RATELIMIT_STORAGE_URL", func(v string) error { c.RateLimit.StorageURL = v; return nil }},
+		{"AUTH_RATE_LIMIT_READS", func(v string) error { c.RateLimit.Reads = v; return nil }},
+		{"AUTH_RATE_LIMIT_WRITES", func(v string) error { c.RateLimit.Writes = v; return nil }},
+		{"AUTH_RATE_LIMIT_UNAUTHENTICATED", func(v string) error { c.RateLimit.Unauthenticated = v; return nil }},
+		{"AUTH_RATE_LIMIT_REPLICAS", intSetter(&c.RateLimit.Replicas)},
+		{"AUTH_TRUSTED_PROXIES", func(v string) error { c.Server.TrustedProxies = v; return nil }},
+		{"AUTH_READ_HEADER_TIMEOUT", durationSetter(&c.Server.ReadHeaderTimeout)},
 		{"SERVER_HOST", func(v string) error { c.Server.Host = v; return nil }},
 		{"SERVER_PORT", intSetter(&c.Server.Port)},
 		{"ALLOW_CORS", boolSetter(&c.Server.AllowCORS)},
@@ -412,18 +439,11 @@ func (c *Config) finish(defaultModel string) error {
 	if c.Keys.CacheTTL <= 0 || c.Keys.CacheTTL > time.Hour {
 		return &Error{Setting: "AUTH_KEY_CACHE_TTL", Value: c.Keys.CacheTTL.String(), Reason: "must be between 1ms and 1h"}
 	}
-	limits, err := ratelimit.ParseLimits(c.RateLimit.Default)
-	if err != nil {
-		return &Error{Setting: "RATE_LIMIT_DEFAULT", Value: c.RateLimit.Default, Reason: err.Error()}
+	if err := c.finishRateLimit(); err != nil {
+		return err
 	}
-	c.RateLimit.Limits = limits
-	if err := validateStorageURL(c.RateLimit.StorageURL); err != nil {
-		// A Redis URL may carry a password: echo it only when it cannot.
-		shown := c.RateLimit.StorageURL
-		if strings.ContainsAny(shown, "@%") {
-			shown = ""
-		}
-		return &Error{Setting: "RATELIMIT_STORAGE_URL", Value: shown, Reason: err.Error()}
+	if err := c.finishServerHardening(); err != nil {
+		return err
 	}
 	switch c.Env {
 	case "production", "development":

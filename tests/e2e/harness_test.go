@@ -182,6 +182,9 @@ const testAuditKey = "e2e-3b9f6c1d8a2e4f7091c5d3b8a6e2f4c19d7b5a3e"
 // testJWTSecret signs the test servers' tokens.
 const testJWTSecret = "e2e-jwt-5a1f9c3e7b2d4f6081a3c5e7b9d1f3a5"
 
+// unlimited is a rate limit no test reaches.
+const unlimited = "1000000 per second"
+
 // serverEnv is the environment of a test server on a random port with a
 // JSON log; extra entries win.
 func serverEnv(dbPath string, extra ...string) []string {
@@ -192,6 +195,10 @@ func serverEnv(dbPath string, extra ...string) []string {
 		"AUTH_LOG_FORMAT=json",
 		"AUTH_AUDIT_KEY=" + testAuditKey,
 		"JWT_SECRET_KEY=" + testJWTSecret,
+		// Rate limits out of the way of tests about something else (the
+		// default, 1000 per hour, is met by load tests); ratelimit_test.go
+		// sets its own.
+		"RATE_LIMIT_DEFAULT=" + unlimited,
 	}, extra...)...)
 }
 

@@ -1,0 +1,24 @@
+"""Python client of auth-server, the multi-tenant RBAC authorization service.
+
+>>> from auth import EnhancedAuthClient, AuthTransportError
+>>> client = EnhancedAuthClient(api_key, "http://localhost:4000")  # doctest: +SKIP
+"""
+
+from auth.client import (
+    AuthTransportError,
+    CircuitBreaker,
+    CircuitOpenError,
+    Client,
+    EnhancedAuthClient,
+)
+
+__version__ = "1.0.0"
+
+__all__ = [
+    "AuthTransportError",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "Client",
+    "EnhancedAuthClient",
+    "__version__",
+]

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/ourway/auth/internal/config"
+	"github.com/ourway/auth/internal/metrics"
+	"github.com/ourway/auth/internal/ratelimit"
+)
+
+// newRateLimiter builds the rate limiter of the configuration, with its
+// metrics. close stops its probe and closes its Redis connections.
+func newRateLimiter(cfg config.RateLimit, mx *metrics.Metrics, log *slog.Logger) (lim *ratelimit.Limiter, close func(), err error) {
+	opts := ratelimit.Options{Limits: cfg.ClassLimits(), Replicas: cfg.Replicas, Logger: log}
+	var rdb *ratelimit.Redis
+	if cfg.StorageURL != "memory://" {
+		if rdb, err = ratelimit.NewRedis(cfg.StorageURL, ratelimit.RedisOptions{}); err != nil {
+			return nil, nil, err
+		}
+		opts.Shared = rdb
+		ratelimit.LogRedisTo(log)
+	}
+	if lim, err = ratelimit.New(opts); err != nil {
+		if rdb != nil {
+			_ = rdb.Close()
+		}
+		return nil, nil, err
+	}
+	for _, class := range ratelimit.Classes {
+		mx.CounterFuncWith("auth_ratelimit_rejections_total", "Requests refused with 429, by route class.",
+			map[string]string{"route_class": class}, func() float64 { return float64(lim.Rejections(class)) })
+	}
+	if rdb != nil {
+		mx.CounterFunc("auth_ratelimit_fallback_total", "Rate-limit decisions taken locally because Redis was unavailable.",
+			func() float64 { return float64(lim.Fallbacks()) })
+		mx.CounterFunc("auth_ratelimit_redis_outages_total", "Times the rate limiter lost Redis and switched to local limits.",
+			func() float64 { return float64(lim.Outages()) })
+		mx.GaugeFunc("auth_ratelimit_redis_up", "1 while rate limits are shared through Redis, 0 while local limits apply.",
+			func() float64 {
+				if lim.SharedUp() {
+					return 1
+				}
+				return 0
+			})
+	}
+	log.Info("rate limits", "default", cfg.Default, "reads", cfg.Reads, "writes", cfg.Writes,
+		"unauthenticated", cfg.Unauthenticated, "shared", rdb != nil)
+	if rdb != nil {
+		// Not fatal (Redis may come later: the first request that finds it
+		// away switches to local limits), but a wrong address or password
+		// should not go unnoticed.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := rdb.Ping(ctx); err != nil {
+			log.Warn("rate-limit Redis (RATELIMIT_STORAGE_URL) does not answer at start; local limits apply while it does not", "err", err)
+		}
+	}
+	return lim, func() {
+		lim.Close()
+		if rdb != nil {
+			_ = rdb.Close()
+		}
+	}, nil
+}

@@ -1,0 +1,230 @@
+package config_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ourway/auth"
+	"github.com/ourway/auth/internal/config"
+	"github.com/ourway/auth/internal/ratelimit"
+)
+
+func TestRateLimitAndHardeningDefaults(t *testing.T) {
+	c, err := load(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		got, want any
+	}{
+		{"ClassLimits", fmt.Sprint(c.RateLimit.ClassLimits()), fmt.Sprint(map[string][]ratelimit.Limit{"default": {{Count: 1000, Period: time.Hour}}})},
+		{"Replicas", c.RateLimit.Replicas, 1},
+		{"ReadHeaderTimeout", c.Server.ReadHeaderTimeout, 5 * time.Second},
+		{"Proxies", len(c.Server.Proxies), 0},
+	} {
+		if fmt.Sprint(tc.got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestRateLimitClassesFromEnvironmentAndFile(t *testing.T) {
+	file := writeFile(t, "auth.yaml", `
+rate_limit:
+  default: 100 per minute
+  reads: 50/second
+  writes: 10 per minute; 100 per hour
+server:
+  read_header_timeout: 250ms
+  trusted_proxies: 10.0.0.0/8
+`)
+	for _, tc := range []struct {
+		name    string
+		env     []string
+		want    map[string][]ratelimit.Limit
+		timeout time.Duration
+		proxies string
+	}{
+		{
+			name: "file",
+			env:  []string{"AUTH_CONFIG", file},
+			want: map[string][]ratelimit.Limit{
+				"default": {{Count: 100, Period: time.Minute}},
+				"reads":   {{Count: 50, Period: time.Second}},
+				"writes":  {{Count: 10, Period: time.Minute}, {Count: 100, Period: time.Hour}},
+			},
+			timeout: 250 * time.Millisecond,
+			proxies: "[10.0.0.0/8]",
+		},
+		{
+			name: "environment wins",
+			env: []string{"AUTH_CONFIG", file, "RATE_LIMIT_DEFAULT", "7/hour", "AUTH_RATE_LIMIT_READS", "8/hour",
+				"AUTH_RATE_LIMIT_UNAUTHENTICATED", "9 per day", "AUTH_READ_HEADER_TIMEOUT", "2s",
+				"AUTH_TRUSTED_PROXIES", " 127.0.0.1 , ::1, fd00::/8,", "AUTH_RATE_LIMIT_REPLICAS", "3"},
+			want: map[string][]ratelimit.Limit{
+				"default":         {{Count: 7, Period: time.Hour}},
+				"reads":           {{Count: 8, Period: time.Hour}},
+				"writes":          {{Count: 10, Period: time.Minute}, {Count: 100, Period: time.Hour}},
+				"unauthenticated": {{Count: 9, Period: 24 * time.Hour}},
+			},
+			timeout: 2 * time.Second,
+			proxies: "[127.0.0.1/32 ::1/128 fd00::/8]",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(t, tc.env...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := fmt.Sprint(c.RateLimit.ClassLimits()), fmt.Sprint(tc.want); got != want {
+				t.Errorf("ClassLimits = %s, want %s", got, want)
+			}
+			if c.Server.ReadHeaderTimeout != tc.timeout {
+				t.Errorf("ReadHeaderTimeout = %v, want %v", c.Server.ReadHeaderTimeout, tc.timeout)
+			}
+			if got := fmt.Sprint(c.Server.Proxies); got != tc.proxies {
+				t.Errorf("Proxies = %s, want %s", got, tc.proxies)
+			}
+		})
+	}
+}
+
+func TestRateLimitAndHardeningBadValues(t *testing.T) {
+	for _, tc := range []struct {
+		env     []string
+		setting string
+	}{
+		{[]string{"AUTH_RATE_LIMIT_READS", "many"}, "AUTH_RATE_LIMIT_READS"},
+		{[]string{"AUTH_RATE_LIMIT_WRITES", "10 per fortnight"}, "AUTH_RATE_LIMIT_WRITES"},
+		{[]string{"AUTH_RATE_LIMIT_UNAUTHENTICATED", "0 per hour"}, "AUTH_RATE_LIMIT_UNAUTHENTICATED"},
+		{[]string{"AUTH_RATE_LIMIT_REPLICAS", "0"}, "AUTH_RATE_LIMIT_REPLICAS"},
+		{[]string{"AUTH_RATE_LIMIT_REPLICAS", "two"}, "AUTH_RATE_LIMIT_REPLICAS"},
+		{[]string{"AUTH_READ_HEADER_TIMEOUT", "0s"}, "AUTH_READ_HEADER_TIMEOUT"},
+		{[]string{"AUTH_READ_HEADER_TIMEOUT", "2h"}, "AUTH_READ_HEADER_TIMEOUT"},
+		{[]string{"AUTH_READ_HEADER_TIMEOUT", "soon"}, "AUTH_READ_HEADER_TIMEOUT"},
+		{[]string{"AUTH_TRUSTED_PROXIES", "10.0.0.0/33"}, "AUTH_TRUSTED_PROXIES"},
+		{[]string{"AUTH_TRUSTED_PROXIES", "10.0.0.1/8"}, "AUTH_TRUSTED_PROXIES"},
+		{[]string{"AUTH_TRUSTED_PROXIES", "proxy.internal"}, "AUTH_TRUSTED_PROXIES"},
+		{[]string{"AUTH_TRUSTED_PROXIES", "0.0.0.0/0"}, "AUTH_TRUSTED_PROXIES"},
+		{[]string{"AUTH_TRUSTED_PROXIES", "10.0.0.0/8 192.168.0.0/16"}, "AUTH_TRUSTED_PROXIES"},
+	} {
+		_, err := load(t, tc.env...)
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Setting != tc.setting {
+			t.Errorf("%v: error %v, want one naming %s", tc.env, err, tc.setting)
+		}
+	}
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string // "" for an error
+	}{
+		{"", "[]"},
+		{" , ,", "[]"},
+		{"127.0.0.1/32", "[127.0.0.1/32]"},
+		{"10.1.2.3", "[10.1.2.3/32]"},
+		{"::1", "[::1/128]"},
+		{"::ffff:10.0.0.1", "[10.0.0.1/32]"},
+		{"2001:db8::/32,192.168.0.0/16", "[2001:db8::/32 192.168.0.0/16]"},
+		{"10.0.0.0/8;172.16.0.0/12", ""},
+		{"10.0.0.1/8", ""},
+		{"::/0", ""},
+		{"300.1.1.1", ""},
+		{"10.0.0.0/", ""},
+	} {
+		got, err := config.ParseTrustedProxies(tc.in)
+		switch {
+		case tc.want == "" && err == nil:
+			t.Errorf("ParseTrustedProxies(%q) = %v, want an error", tc.in, got)
+		case tc.want != "" && err != nil:
+			t.Errorf("ParseTrustedProxies(%q): %v", tc.in, err)
+		case tc.want != "" && fmt.Sprint(got) != tc.want:
+			t.Errorf("ParseTrustedProxies(%q) = %v, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+func FuzzParseTrustedProxies(f *testing.F) {
+	for _, s := range []string{"", "10.0.0.0/8", "127.0.0.1, ::1", "fd00::/8,10.0.0.1", "0.0.0.0/0", "1.2.3.4/33", ",,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		nets, err := config.ParseTrustedProxies(s)
+		if err != nil {
+			if nets != nil || strings.TrimSpace(err.Error()) == "" {
+				t.Fatalf("ParseTrustedProxies(%q) = %v, %q", s, nets, err)
+			}
+			return
+		}
+		var parts []string
+		for _, n := range nets {
+			ones, bits := n.Mask.Size()
+			if ones == 0 || (bits != 32 && bits != 128) || len(n.IP) != bits/8 {
+				t.Fatalf("ParseTrustedProxies(%q) accepted %v", s, n)
+			}
+			if !n.IP.Equal(n.IP.Mask(n.Mask)) {
+				t.Fatalf("ParseTrustedProxies(%q) accepted %v with host bits", s, n)
+			}
+			parts = append(parts, n.String())
+		}
+		// The canonical form reads back as the same networks.
+		again, err := config.ParseTrustedProxies(strings.Join(parts, ","))
+		if err != nil || fmt.Sprint(again) != fmt.Sprint(nets) {
+			t.Fatalf("ParseTrustedProxies(%q) = %v; read back: %v, %v", s, nets, again, err)
+		}
+	})
+}
+
+// FuzzRateLimitSection feeds arbitrary rate_limit sections of a
+// configuration file to Load: it errors naming a setting, or every route
+// class ends up with sound limits.
+func FuzzRateLimitSection(f *testing.F) {
+	for _, s := range [][4]string{
+		{"1000 per hour", "", "", ""},
+		{"10/second", "5 per minute", "1 per day; 10 per hour", "1/second"},
+		{"1 per 1000 days", "1000000000 per second", "", ""},
+		{"", "x", "10 per", "0/hour"},
+	} {
+		f.Add(s[0], s[1], s[2], s[3], 1)
+	}
+	f.Fuzz(func(t *testing.T, def, reads, writes, unauth string, replicas int) {
+		yaml := fmt.Sprintf("rate_limit:\n  default: %q\n  reads: %q\n  writes: %q\n  unauthenticated: %q\n  replicas: %d\n",
+			def, reads, writes, unauth, replicas)
+		c, err := config.Load(auth.DefaultConfig, auth.DefaultModel, env("JWT_SECRET_KEY", testJWTSecret, "AUTH_CONFIG", writeFuzzFile(t, yaml)))
+		if err != nil {
+			var ce *config.Error
+			if !errors.As(err, &ce) || ce.Setting == "" {
+				t.Fatalf("%s: error %v does not name a setting", yaml, err)
+			}
+			return
+		}
+		classes := c.RateLimit.ClassLimits()
+		if len(classes[ratelimit.Default]) == 0 {
+			t.Fatalf("%s: no default limits", yaml)
+		}
+		for class, limits := range classes {
+			for _, l := range limits {
+				if l.Count < 1 || l.Period <= 0 {
+					t.Fatalf("%s: class %s has limit %#v", yaml, class, l)
+				}
+			}
+		}
+		if c.RateLimit.Replicas < 1 {
+			t.Fatalf("%s: replicas %d accepted", yaml, c.RateLimit.Replicas)
+		}
+		if _, err := ratelimit.New(ratelimit.Options{Limits: classes, Replicas: c.RateLimit.Replicas}); err != nil {
+			t.Fatalf("%s: the limiter refuses an accepted configuration: %v", yaml, err)
+		}
+	})
+}
+
+func writeFuzzFile(t *testing.T, text string) string {
+	t.Helper()
+	return writeFile(t, "auth.yaml", text)
+}

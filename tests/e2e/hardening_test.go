@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A body must be JSON where one is sent; a request without a body passes
+// whatever it says its type is.
+func TestRequestBodyTypes(t *testing.T) {
+	s := rateServer(t)
+	c := s.client(newKey(t))
+	var created []string
+	for i, tc := range []struct {
+		name    string
+		body    []byte // nil: no body
+		chunked bool   // send the body without a length
+		headers []string
+		status  int
+	}{
+		{"Python client: JSON type, empty body", []byte{}, false, []string{"Content-Type: application/json"}, 200},
+		{"curl -X POST: no type, no body", nil, false, nil, 200},
+		{"JSON body", []byte(`{"description":"x"}`), false, []string{"Content-Type: application/json; charset=utf-8"}, 200},
+		{"+json type", []byte(`{}`), false, []string{"Content-Type: application/merge-patch+json"}, 200},
+		{"curl -d '{}': JSON under the form type", []byte(`{}`), false, []string{"Content-Type: application/x-www-form-urlencoded"}, 200},
+		{"empty body under a text type", []byte{}, false, []string{"Content-Type: text/plain"}, 200},
+		{"form body", []byte(`a=1&b=2`), false, []string{"Content-Type: application/x-www-form-urlencoded"}, 415},
+		{"text body", []byte(`hello`), false, []string{"Content-Type: text/plain"}, 415},
+		{"XML body", []byte(`<role/>`), false, []string{"Content-Type: application/xml"}, 415},
+		{"body without a type", []byte(`hello`), false, nil, 415},
+		{"chunked text body", []byte(`hello`), true, []string{"Content-Type: text/plain"}, 415},
+		{"chunked JSON body", []byte(`{}`), true, []string{"Content-Type: application/json"}, 200},
+		{"chunked empty body", []byte{}, true, []string{"Content-Type: text/plain"}, 200},
+		{"malformed type", []byte(`{}`), false, []string{"Content-Type: application/json; =bad"}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := "/api/role/r" + string(rune('a'+i))
+			var body io.Reader
+			if tc.body != nil {
+				body = strings.NewReader(string(tc.body))
+				if tc.chunked {
+					body = io.MultiReader(body) // no length: chunked
+				}
+			}
+			req, err := http.NewRequest("POST", s.base+path, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+c.key)
+			for _, h := range tc.headers {
+				k, v, _ := strings.Cut(h, ": ")
+				req.Header.Set(k, v)
+			}
+			resp, err := s.http.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			r := response{method: "POST", path: path, status: resp.StatusCode, header: resp.Header, body: b}
+			checkCommonHeaders(t, r)
+			if tc.status == 415 {
+				expectError(t, r, 415, "Content-Type must be application/json when a request has a body.")
+			} else {
+				expect(t, r, tc.status, res("true"))
+				created = append(created, `{"description":null,"role":"`+strings.TrimPrefix(path, "/api/role/")+`"}`)
+			}
+		})
+	}
+	// A refused request created nothing.
+	expect(t, c.get(t, "/api/roles"), 200, res("["+strings.Join(created, ",")+"]"))
+}
+
+// Headers larger than the limit (16 KiB, plus the 4 KiB net/http allows
+// on top) are refused with 431; ordinary large ones pass.
+func TestHeaderSizeLimit(t *testing.T) {
+	s := rateServer(t)
+	r := s.do(t, "GET", "/ping", "X-Padding: "+strings.Repeat("a", 8<<10))
+	if r.status != 200 {
+		t.Errorf("8 KiB header: %d, want 200", r.status)
+	}
+	r2, err := s.send("GET", "/ping", "X-Padding: "+strings.Repeat("a", 32<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("32 KiB header: %d, want 431", r2.status)
+	}
+}
+
+// A client that sends its headers slowly is cut off after the header read
+// timeout, while others are served.
+func TestSlowHeadersAreCutOff(t *testing.T) {
+	s := rateServer(t, "AUTH_READ_HEADER_TIMEOUT=300ms")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	if _, err := io.WriteString(conn, "GET /ping HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := bufio.NewReader(conn).ReadString('\n')
+		closed <- err
+	}()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case err := <-closed:
+			took := time.Since(start)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("the server kept a slow client for %v", took)
+			}
+			if took < 250*time.Millisecond || took > 2*time.Second {
+				t.Errorf("slow client cut off after %v, want about 300ms", took)
+			}
+			return
+		case <-tick.C:
+			// One more header byte every 50 ms: never a complete request.
+			if _, err := io.WriteString(conn, "X"); err != nil {
+				if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, os.ErrDeadlineExceeded) {
+					continue // closed under us: the reader reports it
+				}
+				t.Fatalf("write: %v", err)
+			}
+			if i%4 == 0 {
+				if r := s.do(t, "GET", "/ping"); r.status != 200 {
+					t.Fatalf("GET /ping while a slow client waits: %d", r.status)
+				}
+			}
+		}
+	}
+}
