@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	echojwt "github.com/labstack/echo-jwt/v4"
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/policy"
@@ -27,6 +28,9 @@ type TokenConfig struct {
 	Audience  string
 	// Leeway is the clock skew tolerated on exp, nbf and iat.
 	Leeway time.Duration
+
+	// now is the clock of validation (tests; nil: time.Now).
+	now func() time.Time
 }
 
 // Scopes of issued tokens.
@@ -59,18 +63,22 @@ func newTokens(cfg TokenConfig) *tokens {
 	if cfg.Leeway == 0 {
 		cfg.Leeway = 30 * time.Second
 	}
-	return &tokens{
-		cfg:    cfg,
-		method: jwt.GetSigningMethod(cfg.Algorithm),
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{cfg.Algorithm}),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithIssuer(cfg.Issuer),
-			jwt.WithAudience(cfg.Audience),
-			jwt.WithLeeway(cfg.Leeway),
-		),
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{cfg.Algorithm}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithLeeway(cfg.Leeway),
+		// Only the canonical encoding: a lenient decoder ignores the spare
+		// bits of the last character, so one signature would have several
+		// spellings (a token would not be one string).
+		jwt.WithStrictDecoding(),
 	}
+	if cfg.now != nil {
+		opts = append(opts, jwt.WithTimeFunc(cfg.now))
+	}
+	return &tokens{cfg: cfg, method: jwt.GetSigningMethod(cfg.Algorithm), parser: jwt.NewParser(opts...)}
 }
 
 // errBadToken is every token failure: the client learns nothing more.
@@ -81,7 +89,7 @@ var errBadToken = errors.New("api: invalid token")
 // lifetime no longer than this service issues, and our own claims present.
 func (t *tokens) parse(s string) (*tokenClaims, error) {
 	s = strings.TrimSpace(s)
-	if len(s) > maxTokenLen || strings.Count(s, ".") != 2 {
+	if len(s) > maxTokenLen || strings.Count(s, ".") != 2 || !tokenChars(s) {
 		return nil, errBadToken
 	}
 	var c tokenClaims
@@ -93,10 +101,37 @@ func (t *tokens) parse(s string) (*tokenClaims, error) {
 		(c.Scope != scopeFull && c.Scope != scopeCheck) || c.ID == "" {
 		return nil, errBadToken
 	}
-	if _, err := hex.DecodeString(c.Key); err != nil || len(c.Key) != 64 || len(c.Tenant) != 64 {
+	if !isKeyHash(c.Key) || !isKeyHash(c.Tenant) {
 		return nil, errBadToken
 	}
 	return &c, nil
+}
+
+// tokenChars reports whether s holds only base64url characters and dots.
+// The base64 decoder skips line breaks even in strict mode: without this,
+// a signature with a line break in it would verify too.
+func tokenChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// isKeyHash reports whether s is a key hash as this service writes it: 64
+// lower-case hexadecimal digits.
+func isKeyHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // issue signs a token for a tenant.
@@ -136,6 +171,16 @@ func (s *Server) jwtMiddleware() echo.MiddlewareFunc {
 			return !ok
 		},
 		ContextKey: ctxKeyClaims,
+		// The token is read as credential reads a client key: from the
+		// first Authorization header only, "Bearer" in any case and any
+		// whitespace (echo-jwt's own lookup would try every header).
+		TokenLookupFuncs: []middleware.ValuesExtractor{func(c echo.Context) ([]string, error) {
+			tok, ok := bearerJWT(c.Request().Header)
+			if !ok {
+				return nil, errBadToken
+			}
+			return []string{tok}, nil
+		}},
 		ParseTokenFunc: func(c echo.Context, auth string) (any, error) {
 			if s.tokens == nil {
 				return nil, errBadToken
@@ -182,6 +227,11 @@ func requireClientKey(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// maxTokenBody bounds the body of POST /api/token.
+const maxTokenBody = 4096
+
+const msgTokenBody = `The body must be a JSON object such as {"scope":"check"}.`
+
 type tokenRequest struct {
 	Scope string `json:"scope"`
 }
@@ -199,15 +249,20 @@ func (s *Server) issueToken(c echo.Context) error {
 		return &Error{Code: http.StatusNotFound, Message: "Not Found"}
 	}
 	req := tokenRequest{Scope: scopeFull}
-	body, err := io.ReadAll(io.LimitReader(c.Request().Body, 4096))
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxTokenBody+1))
 	if err != nil {
 		return badRequest("Could not read the request body.")
 	}
-	if strings.TrimSpace(string(body)) != "" {
-		dec := json.NewDecoder(strings.NewReader(string(body)))
+	if len(body) > maxTokenBody {
+		// Never read a cut body: what was cut off might matter.
+		return badRequest(msgTokenBody)
+	}
+	if text := strings.TrimSpace(string(body)); text != "" {
+		dec := json.NewDecoder(strings.NewReader(text))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return badRequest(`The body must be a JSON object such as {"scope":"check"}.`)
+		// One JSON object and nothing after it.
+		if text[0] != '{' || dec.Decode(&req) != nil || !atEOF(dec) {
+			return badRequest(msgTokenBody)
 		}
 		if req.Scope == "" {
 			req.Scope = scopeFull
@@ -226,6 +281,12 @@ func (s *Server) issueToken(c echo.Context) error {
 	return c.JSON(http.StatusOK, tokenResponse{AccessToken: tok, ExpiresIn: int64(s.tokens.cfg.TTL / time.Second), TokenType: "bearer"})
 }
 
+// atEOF reports whether dec has nothing left to read.
+func atEOF(dec *json.Decoder) bool {
+	_, err := dec.Token()
+	return err == io.EOF
+}
+
 type rotateData struct {
 	NewKey          string `json:"new_key"`
 	OldKeyExpiresAt string `json:"old_key_expires_at"`
@@ -242,6 +303,10 @@ func (s *Server) rotateKey(c echo.Context) error {
 	next, expires, err := s.deps.Keys.Rotate(c.Request().Context(), key)
 	if errors.Is(err, policy.ErrKeyUnknown) {
 		return &Error{Code: http.StatusConflict, Message: "This tenant has no data yet: there is nothing to rotate."}
+	}
+	if errors.Is(err, policy.ErrKeyRevoked) {
+		// Revoked or expired since the gate resolved it.
+		return &Error{Code: http.StatusUnauthorized, Message: msgRevokedKey}
 	}
 	if err != nil {
 		return err

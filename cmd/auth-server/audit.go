@@ -21,6 +21,7 @@ import (
 	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
+	"github.com/ourway/auth/policy/policydb"
 )
 
 // auditKeyring resolves the audit key: AUTH_AUDIT_KEY, else the file named
@@ -113,6 +114,15 @@ func auditCommand(ctx context.Context, args []string, cfg config.Config, db *sql
 		kh, err := policy.ParseClientKey(*tenantKey)
 		if err != nil {
 			return errors.New("--tenant: not a valid client key (a UUID4)")
+		}
+		// The trail is kept under the tenant's handle (its first key):
+		// a key issued by rotation names the same tenant.
+		rec, found, err := policydb.New(db).FindKey(ctx, kh)
+		if err != nil {
+			return err
+		}
+		if found {
+			kh = rec.Handle
 		}
 		tenants = []string{keys.TenantFingerprint(string(kh))}
 	} else if tenants, err = store.Tenants(ctx); err != nil {
