@@ -194,11 +194,21 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyStats))
 	return st, s.db.InTx(ctx, s.writeKeyCheck)
 }
 
-// reseal returns v encrypted under the current key; changed is false when
-// it already is. A clear-text v is taken for a name only if clearText (the
-// database is being migrated from clear text).
+// reseal returns the rule field v encrypted under the current key ("", an
+// absent field, stays as it is).
 func (s *Store) reseal(dom, v string, clearText bool) (string, bool, error) {
-	if v == "" || s.keys.IsCurrent(v) {
+	if v == "" {
+		return v, false, nil
+	}
+	return s.resealValue(dom, v, clearText)
+}
+
+// resealValue returns v encrypted under the current key; changed is false
+// when it already is. A clear-text v is taken for a name only if clearText
+// (the database is being migrated from clear text). Unlike a rule field, an
+// empty role description is a value, which the server will decrypt.
+func (s *Store) resealValue(dom, v string, clearText bool) (string, bool, error) {
+	if s.keys.IsCurrent(v) {
 		return v, false, nil
 	}
 	plain := v
@@ -269,14 +279,14 @@ func (s *Store) rekeyRules(tx *gorm.DB, rows []gormadapter.CasbinRule, clearText
 func (s *Store) rekeyRoles(tx *gorm.DB, rows []roleRow, clearText bool, st *RekeyStats) error {
 	for _, r := range rows {
 		dom := fmt.Sprint(r.TenantID)
-		name, ch1, err := s.reseal(dom, r.Name, clearText)
+		name, ch1, err := s.resealValue(dom, r.Name, clearText)
 		if err != nil {
 			return fmt.Errorf("roles id %d: %w", r.ID, err)
 		}
 		desc := r.Description
 		ch2 := false
 		if desc != nil {
-			d, ch, err := s.reseal(dom, *desc, clearText)
+			d, ch, err := s.resealValue(dom, *desc, clearText)
 			if err != nil {
 				return fmt.Errorf("roles id %d description: %w", r.ID, err)
 			}

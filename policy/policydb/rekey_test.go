@@ -327,9 +327,20 @@ func TestRekeyResumes(t *testing.T) {
 // holds ciphertexts) and on (it holds clear names) until rekey finishes.
 func TestRekeyMigratesClearDatabase(t *testing.T) {
 	eachBackend(t, func(t *testing.T, db *sqldb.DB) {
-		ids, before := rotationFixture(t, db)
+		ids, _ := rotationFixture(t, db)
 		bg := context.Background()
 		plain, sA := storeWith(t, db), storeWith(t, db, keyA)
+		// Descriptions come from outside the API (an import): an empty one
+		// is a value too.
+		exec(t, db, "UPDATE roles SET description = '' WHERE name = 'role0'")
+		exec(t, db, "UPDATE roles SET description = 'Role one' WHERE name = 'role1'")
+		var before []view
+		for _, id := range ids {
+			before = append(before, mustLoad(t, plain, id))
+		}
+		if got := before[0].Roles; !reflect.DeepEqual(got, []string{"role0=", "role1=Role one", "role2"}) {
+			t.Fatalf("roles with descriptions: %q", got)
+		}
 		if err := sA.CheckEncryption(bg); !errors.Is(err, ErrClearDatabase) {
 			t.Fatalf("CheckEncryption with A on a clear database: %v, want ErrClearDatabase", err)
 		}
