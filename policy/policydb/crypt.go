@@ -159,6 +159,9 @@ func (a *cryptAdapter) LoadFilteredPolicy(m model.Model, filter interface{}) err
 	if err := a.inner.LoadFilteredPolicy(scratch, filter); err != nil {
 		return err
 	}
+	// A tenant's names recur across its rules and encrypt alike: each
+	// stored value is authenticated and decrypted once per load.
+	opened := map[string]string{}
 	for _, sec := range []string{"p", "g"} {
 		for ptype := range scratch[sec] {
 			rules, err := scratch.GetPolicy(sec, ptype)
@@ -166,7 +169,7 @@ func (a *cryptAdapter) LoadFilteredPolicy(m model.Model, filter interface{}) err
 				return err
 			}
 			for _, r := range rules {
-				plain, err := a.open(sec, r)
+				plain, err := a.open(sec, r, opened)
 				if err != nil {
 					return err
 				}
@@ -182,8 +185,9 @@ func (a *cryptAdapter) LoadFilteredPolicy(m model.Model, filter interface{}) err
 	return nil
 }
 
-// open decrypts the sealed fields of a stored rule.
-func (a *cryptAdapter) open(sec string, r []string) ([]string, error) {
+// open decrypts the sealed fields of a stored rule; opened holds the values
+// decrypted so far, by tenant and stored value.
+func (a *cryptAdapter) open(sec string, r []string, opened map[string]string) ([]string, error) {
 	d := domainField(sec)
 	if len(r) <= d {
 		return nil, fmt.Errorf("policydb: stored %s rule has no tenant", sec)
@@ -193,10 +197,16 @@ func (a *cryptAdapter) open(sec string, r []string) ([]string, error) {
 		if !sealed(sec, i) || v == "" {
 			continue
 		}
+		key := r[d] + "\x00" + v
+		if p, ok := opened[key]; ok {
+			out[i] = p
+			continue
+		}
 		p, err := a.keys.Decrypt(r[d], v)
 		if err != nil {
 			return nil, fmt.Errorf("policydb: %s rule field %d of tenant %s: %w", sec, i, r[d], err)
 		}
+		opened[key] = p
 		out[i] = p
 	}
 	return out, nil
