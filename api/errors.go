@@ -73,7 +73,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	code, msg := statusOf(err)
-	if code >= 500 {
+	if code == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", retryAfter(err))
+	}
+	if code >= 500 && !quietError(err) {
 		s.log.ErrorContext(c.Request().Context(), "request failed",
 			"request_id", c.Response().Header().Get(echo.HeaderXRequestID),
 			"method", c.Request().Method, "route", c.Path(), "err", err)

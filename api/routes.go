@@ -25,7 +25,7 @@ func (s *Server) routes() {
 	})
 	e.Match(get, "/ready", s.ready)
 	if s.deps.Metrics != nil {
-		e.Match(get, "/metrics", echo.WrapHandler(s.deps.Metrics.Handler()))
+		e.Match(get, "/metrics", s.metricsHandler())
 	}
 	for _, prefix := range []string{"/api", "/api/v1"} {
 		add := func(methods []string, path string, h echo.HandlerFunc, spec auditSpec, extra ...echo.MiddlewareFunc) {
@@ -63,17 +63,6 @@ func (s *Server) routes() {
 		add(post, "/token", s.issueToken, auditSpec{action: audit.IssueToken, always: true, fixedResource: "token"}, requireClientKey)
 		add(post, "/keys/rotate", s.rotateKey, write(audit.RotateKey, "").fixed("client_key"), requireClientKey)
 	}
-}
-
-// ready answers 200 when the database answers and the schema is current.
-func (s *Server) ready(c echo.Context) error {
-	if s.deps.Ready != nil {
-		if err := s.deps.Ready(c.Request().Context()); err != nil {
-			s.log.WarnContext(c.Request().Context(), "not ready", "err", err)
-			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
-		}
-	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // Wire shapes. Fields are declared in sorted order so that the JSON matches

@@ -65,6 +65,8 @@ type Config struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed
 	// (none: the peer address is the client).
 	TrustedProxies []*net.IPNet
+	// MetricsToken, when set, is the bearer token /metrics requires.
+	MetricsToken string
 }
 
 // Deps are the services behind the API.
@@ -102,6 +104,8 @@ type Server struct {
 	deps   Deps
 	log    *slog.Logger
 	tokens *tokens
+	// metricsToken guards /metrics ("": open).
+	metricsToken string
 }
 
 // New builds the API with every route registered.
@@ -120,12 +124,13 @@ func New(cfg Config, deps Deps) *Server {
 	// from trusted proxies.
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	s := &Server{echo: e, deps: deps, log: deps.Logger}
+	s.metricsToken = cfg.MetricsToken
 	if deps.Tokens != nil {
 		s.tokens = newTokens(*deps.Tokens)
 	}
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(requestID)
-	e.Use(s.recoverer, securityHeaders, s.accessLog)
+	e.Use(s.observe, s.recoverer, securityHeaders, s.accessLog)
 	if cfg.AllowCORS {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  cfg.CORSOrigins,

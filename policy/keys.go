@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ourway/auth/audit"
+	"github.com/ourway/auth/internal/breaker"
 )
 
 // Errors of client-key resolution.
@@ -70,6 +71,10 @@ type KeyOptions struct {
 	CacheTTL time.Duration
 	// Recorder records rotations inside their transaction.
 	Recorder audit.Recorder
+	// Reads, when set, is the circuit breaker of key lookups. While the
+	// database is unavailable a key resolves from its last lookup (however
+	// old), so that loaded tenants keep answering checks from memory.
+	Reads *breaker.Breaker
 }
 
 // Keys resolves client keys to tenants and rotates them.
@@ -111,17 +116,30 @@ func (k *Keys) Resolve(ctx context.Context, key KeyHash) (KeyHash, error) {
 	c, ok := k.cache[key]
 	k.mu.Unlock()
 	if !ok || now.Sub(c.checked) > k.opts.CacheTTL {
-		rec, found, err := k.store.FindKey(ctx, key)
-		if err != nil {
+		var (
+			rec   KeyRecord
+			found bool
+		)
+		err := guard(ctx, k.opts.Reads, func(ctx context.Context) error {
+			var err error
+			rec, found, err = k.store.FindKey(ctx, key)
+			return err
+		})
+		switch {
+		case err != nil && ok && errors.Is(err, ErrUnavailable):
+			// Stale if unavailable: the last lookup stands (expiry is still
+			// checked against the clock below).
+		case err != nil:
 			return "", err
+		default:
+			c = cachedKey{rec: rec, found: found, checked: now}
+			k.mu.Lock()
+			if len(k.cache) >= maxCachedKeys {
+				k.cache = map[KeyHash]cachedKey{}
+			}
+			k.cache[key] = c
+			k.mu.Unlock()
 		}
-		c = cachedKey{rec: rec, found: found, checked: now}
-		k.mu.Lock()
-		if len(k.cache) >= maxCachedKeys {
-			k.cache = map[KeyHash]cachedKey{}
-		}
-		k.cache[key] = c
-		k.mu.Unlock()
 	}
 	switch {
 	case !c.found && k.opts.RegisteredOnly:

@@ -162,10 +162,13 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		return err
 	}
 	mx := metrics.New()
+	reads, writes := dbBreakers(cfg, mx, log)
 	auditStore := auditdb.New(db, keys)
 	var trail *audit.Trail
-	queue := audit.NewQueue(func(ctx context.Context, recs []audit.Record) error { return trail.WriteBatch(ctx, recs) },
-		audit.QueueOptions{Size: cfg.Audit.QueueSize, Overflow: audit.Overflow(cfg.Audit.Overflow), Logger: log})
+	queue := audit.NewQueue(func(ctx context.Context, recs []audit.Record) error {
+		return writes.Run(ctx, func(ctx context.Context) error { return trail.WriteBatch(ctx, recs) })
+	}, audit.QueueOptions{Size: cfg.Audit.QueueSize, Overflow: audit.Overflow(cfg.Audit.Overflow),
+		BlockTimeout: cfg.Ops.AuditBlockTimeout, Logger: log})
 	trail = audit.NewTrail(keys, auditStore, queue, audit.TrailOptions{
 		Decisions:   audit.Decisions(cfg.Audit.Decisions),
 		Stream:      log.With("log", "audit"),
@@ -175,7 +178,7 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		SealResources: cfg.Crypto.Enabled,
 	})
 	mx.GaugeFunc("auth_audit_queue_depth", "Audit records waiting to be written.", func() float64 { return float64(queue.Depth()) })
-	mx.CounterFunc("auth_audit_dropped_total", "Audit records dropped because the queue was full (AUTH_AUDIT_OVERFLOW=drop).",
+	mx.CounterFunc("auth_audit_dropped_total", "Audit records of checks dropped because the queue was full (overflow=drop, or block past its timeout or while the database is down).",
 		func() float64 { return float64(queue.Dropped()) })
 	mx.CounterFunc("auth_audit_write_failures_total", "Failed audit batch writes (each is retried).",
 		func() float64 { return float64(queue.WriteFailures()) })
@@ -195,6 +198,9 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		IdleTimeout:  cfg.Policy.TenantIdleTimeout,
 		MaxRoleDepth: cfg.Policy.MaxRoleDepth,
 		Recorder:     trail,
+		Reads:        reads,
+		Writes:       writes,
+		Timeout:      cfg.Ops.DBTimeout,
 		Logger:       log,
 	})
 	if err != nil {
@@ -202,7 +208,7 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	}
 	keyring := policy.NewKeys(store, policy.KeyOptions{
 		RegisteredOnly: cfg.Keys.RegisteredOnly, RotationGrace: cfg.Keys.RotationGrace,
-		CacheTTL: cfg.Keys.CacheTTL, Recorder: trail,
+		CacheTTL: cfg.Keys.CacheTTL, Recorder: trail, Reads: reads,
 	})
 	tokenCfg, err := tokenConfig(cfg, log)
 	if err != nil {
@@ -216,15 +222,11 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	defer closeLimiter()
 	srv := api.New(api.Config{
 		AllowCORS: cfg.Server.AllowCORS, CORSOrigins: cfg.Server.Origins(), TrustedProxies: cfg.Server.Proxies,
+		MetricsToken: cfg.Ops.MetricsToken.Reveal(),
 	}, api.Deps{
 		Policy:    svc,
 		Workflows: workflow.New(svc),
-		Ready: func(ctx context.Context) error {
-			if err := db.Ping(ctx); err != nil {
-				return err
-			}
-			return db.Current(ctx)
-		},
+		Ready:     readiness(db, svc, reads, writes),
 		Audit:       trail,
 		Metrics:     mx,
 		Keys:        keyring,
@@ -261,12 +263,20 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	log.Info("shutting down", "timeout", cfg.Server.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	shutdownErr := hs.Shutdown(sctx)
+	if shutdownErr != nil {
+		log.Error("requests still in flight at the shutdown timeout", "err", shutdownErr)
+		// Still write what the audit queue holds, for a little longer.
+		var cancel2 context.CancelFunc
+		sctx, cancel2 = context.WithTimeout(context.Background(), auditFlushGrace)
+		defer cancel2()
 	}
 	// Every request has answered: write what the audit queue still holds.
 	if err := queue.Close(sctx); err != nil {
 		log.Error("audit queue not flushed before the shutdown timeout", "waiting", queue.Depth(), "err", err)
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

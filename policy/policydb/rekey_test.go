@@ -45,6 +45,15 @@ func TestCheckEncryption(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{"migration to A stopped", func(t *testing.T, db *sqldb.DB) {
+			s := storeWith(t, db)
+			id, _ := tenantID(t, s, 1)
+			seedTenant(t, s, id, []string{"admin"}, [][2]string{{"admin", "read"}, {"admin", "write"}}, nil, nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			if _, err := storeWith(t, db, keyA).Rekey(ctx, 1, func(RekeyStats) { cancel() }); !errors.Is(err, context.Canceled) {
+				t.Fatalf("stopped Rekey: %v", err)
+			}
+		}},
 	}
 	keys := []struct {
 		name string
@@ -63,40 +72,46 @@ func TestCheckEncryption(t *testing.T) {
 		"clear role only":              {nil, ErrClearDatabase, ErrClearDatabase, ErrClearDatabase, ErrClearDatabase, ErrClearDatabase},
 		"encrypted under A":            {ErrEncryptedDatabase, nil, ErrWrongKey, nil, nil, ErrWrongKey},
 		"empty, first started under A": {ErrEncryptedDatabase, nil, ErrWrongKey, nil, nil, ErrWrongKey},
+		"migration to A stopped":       {ErrMigrating, ErrClearDatabase, ErrClearDatabase, ErrClearDatabase, ErrClearDatabase, ErrClearDatabase},
 	}
 	for _, st := range states {
-		for i, k := range keys {
-			t.Run(st.name+"/"+k.name, func(t *testing.T) {
-				t.Parallel()
-				db := openSQLite(t)
+		t.Run(st.name, func(t *testing.T) {
+			t.Parallel()
+			eachBackend(t, func(t *testing.T, db *sqldb.DB) {
 				st.setup(t, db)
-				before := storedValues(t, db)
-				err := storeWith(t, db, k.keys...).CheckEncryption(context.Background())
-				if w := want[st.name][i]; !errors.Is(err, w) || (w == nil) != (err == nil) {
-					t.Fatalf("CheckEncryption = %v, want %v", err, w)
-				}
-				if got := storedValues(t, db); !reflect.DeepEqual(got, before) {
-					t.Errorf("CheckEncryption changed stored names: %v -> %v", before, got)
-				}
-				// A successful check with keys leaves a key-check record
-				// that this keyring opens; a refused one leaves none new.
-				v, found, rerr := storeWith(t, db).keyCheck(context.Background())
-				if rerr != nil {
-					t.Fatal(rerr)
-				}
-				if err == nil && k.keys != nil {
-					if !found {
-						t.Fatalf("no key-check record after a successful check with keys")
-					}
-					if p, derr := keyring(t, k.keys[0], k.keys[1:]...).Decrypt(keyCheckTenant, v); derr != nil || p != keyCheckValue {
-						t.Errorf("key-check record %q does not open with the keys: %q, %v", v, p, derr)
-					}
-				}
-				if err != nil && found && strings.HasPrefix(st.name, "clear") {
-					t.Errorf("a refused check wrote a key-check record")
+				settings := readSettings(t, db)
+				for i, k := range keys {
+					t.Run(k.name, func(t *testing.T) {
+						// Each keyring meets the database as set up: the
+						// one thing a check writes is the key-check record.
+						defer restoreSettings(t, db, settings)
+						before := storedValues(t, db)
+						err := storeWith(t, db, k.keys...).CheckEncryption(context.Background())
+						if w := want[st.name][i]; !errors.Is(err, w) || (w == nil) != (err == nil) {
+							t.Fatalf("CheckEncryption = %v, want %v", err, w)
+						}
+						if got := storedValues(t, db); !reflect.DeepEqual(got, before) {
+							t.Errorf("CheckEncryption changed stored names: %v -> %v", before, got)
+						}
+						after := readSettings(t, db)
+						v, found := after[keyCheckName]
+						switch {
+						case err == nil && k.keys != nil:
+							// A successful check with keys leaves a key-check
+							// record that the keys open.
+							if !found {
+								t.Fatalf("no key-check record after a successful check with keys")
+							}
+							if p, derr := keyring(t, k.keys[0], k.keys[1:]...).Decrypt(keyCheckTenant, v); derr != nil || p != keyCheckValue {
+								t.Errorf("key-check record %q does not open with the keys: %q, %v", v, p, derr)
+							}
+						case !reflect.DeepEqual(after, settings):
+							t.Errorf("settings changed from %v to %v", settings, after)
+						}
+					})
 				}
 			})
-		}
+		})
 	}
 	// The messages say what to do.
 	for _, c := range []struct {
@@ -551,5 +566,28 @@ func TestRemoveDuringRekey(t *testing.T) {
 				t.Errorf("%s holds %d rows after the removal, want 0: the removal missed the row rekey re-encrypted", table, left)
 			}
 		})
+	}
+}
+
+// readSettings returns the settings table.
+func readSettings(t testing.TB, db *sqldb.DB) map[string]string {
+	t.Helper()
+	var rows []settingRow
+	if err := db.Gorm().Find(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range rows {
+		out[r.Name] = r.Value
+	}
+	return out
+}
+
+// restoreSettings puts the settings table back as it was.
+func restoreSettings(t testing.TB, db *sqldb.DB, settings map[string]string) {
+	t.Helper()
+	exec(t, db, "DELETE FROM settings")
+	for k, v := range settings {
+		exec(t, db, "INSERT INTO settings (name, value) VALUES (?, ?)", k, v)
 	}
 }
