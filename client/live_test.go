@@ -320,3 +320,41 @@ func TestLiveServerStopped(t *testing.T) {
 		}
 	}
 }
+
+// Over the service's rate limit: a GET waits the answer's Retry-After and
+// succeeds; a POST is not retried and fails with ErrRateLimited, as does a
+// GET whose Retry-After is longer than MaxRetryAfter.
+func TestLiveRateLimited(t *testing.T) {
+	s := startServer(t, "RATE_LIMIT_DEFAULT=1 per second")
+	c := newClient(t, client.Options{BaseURL: s.base, Token: randomKey(), MaxRetries: 2, MaxRetryAfter: 5 * time.Second})
+	ctx := deadlineCtx(t, 20*time.Second)
+	if _, err := c.ListRoles(ctx); err != nil {
+		t.Fatalf("first ListRoles: %v", err)
+	}
+	start := time.Now()
+	if _, err := c.ListRoles(ctx); err != nil {
+		t.Fatalf("second ListRoles, over the limit: got %v, want success after Retry-After", err)
+	}
+	if took := time.Since(start); took < 500*time.Millisecond {
+		t.Errorf("second ListRoles took %v, want a wait for Retry-After", took)
+	}
+	_, err := c.CreateRole(ctx, "admin")
+	var ae *client.APIError
+	if !errors.Is(err, client.ErrRateLimited) || !errors.As(err, &ae) || ae.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("CreateRole over the limit: got %v, want a 429 (POST is not retried)", err)
+	}
+	if errors.Is(err, client.ErrUnavailable) {
+		t.Errorf("CreateRole over the limit: %v matches ErrUnavailable", err)
+	}
+	impatient := newClient(t, client.Options{BaseURL: s.base, Token: randomKey(), MaxRetries: 2, MaxRetryAfter: time.Millisecond})
+	if _, err := impatient.ListRoles(ctx); err != nil {
+		t.Fatalf("ListRoles of another tenant: %v", err)
+	}
+	start = time.Now()
+	if _, err := impatient.ListRoles(ctx); !errors.Is(err, client.ErrRateLimited) {
+		t.Errorf("ListRoles over the limit with MaxRetryAfter 1ms: got %v, want ErrRateLimited", err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("returned after %v, want at once", took)
+	}
+}

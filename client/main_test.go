@@ -161,8 +161,9 @@ var configVars = map[string]bool{
 }
 
 // serverEnv is the environment of a test server: the test's own, without
-// any setting of auth-server, plus a random port and dbPath.
-func serverEnv(dbPath string) []string {
+// any setting of auth-server, plus a random port and dbPath; extra entries
+// win.
+func serverEnv(dbPath string, extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -171,17 +172,19 @@ func serverEnv(dbPath string) []string {
 		}
 		env = append(env, kv)
 	}
-	return append(env,
+	env = append(env,
 		"SERVER_HOST=127.0.0.1", "SERVER_PORT=0", "AUTH_DB_PATH="+dbPath,
 		"AUTH_LOG_FORMAT=json", "AUTH_AUDIT_KEY="+randomHex(32), "JWT_SECRET_KEY="+randomHex(32),
 		// No rate limit in the way: the suites send hundreds of requests.
 		"RATE_LIMIT_DEFAULT=1000000 per second")
+	return append(env, extra...)
 }
 
-// startServer runs a server of its own for t, stopped when t ends.
-func startServer(t *testing.T) *server {
+// startServer runs a server of its own for t, stopped when t ends; extra
+// settings (KEY=VALUE) are added to its environment.
+func startServer(t *testing.T, extra ...string) *server {
 	t.Helper()
-	s, err := launch(filepath.Join(t.TempDir(), "auth.sqlite3"))
+	s, err := launch(filepath.Join(t.TempDir(), "auth.sqlite3"), extra...)
 	if err != nil {
 		t.Fatalf("start auth-server: %v", err)
 	}
@@ -197,9 +200,9 @@ func startServer(t *testing.T) *server {
 }
 
 // launch starts the binary and waits until it answers GET /ping.
-func launch(dbPath string) (*server, error) {
+func launch(dbPath string, extra ...string) (*server, error) {
 	cmd := exec.Command(binPath, "serve")
-	cmd.Env = serverEnv(dbPath)
+	cmd.Env = serverEnv(dbPath, extra...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
