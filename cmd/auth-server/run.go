@@ -224,9 +224,9 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		AllowCORS: cfg.Server.AllowCORS, CORSOrigins: cfg.Server.Origins(), TrustedProxies: cfg.Server.Proxies,
 		MetricsToken: cfg.Ops.MetricsToken.Reveal(),
 	}, api.Deps{
-		Policy:    svc,
-		Workflows: workflow.New(svc),
-		Ready:     readiness(db, svc, reads, writes),
+		Policy:      svc,
+		Workflows:   workflow.New(svc),
+		Ready:       readiness(db, svc, reads, writes),
 		Audit:       trail,
 		Metrics:     mx,
 		Keys:        keyring,
