@@ -50,8 +50,10 @@ type Queue struct {
 	written atomic.Int64
 	// stalled is set while the last write attempt failed.
 	stalled atomic.Bool
-	// lastDropLog (UnixNano) rate-limits the drop warnings.
+	// lastDropLog (UnixNano) rate-limits the drop warnings; loggedDrops
+	// is how many drops the warnings have reported so far.
 	lastDropLog atomic.Int64
+	loggedDrops atomic.Int64
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -138,7 +140,15 @@ func (q *Queue) drop(r Record, why string) {
 	if now-last < int64(dropLogEvery) || !q.lastDropLog.CompareAndSwap(last, now) {
 		return
 	}
-	q.log.Warn("audit record dropped", "reason", why, "action", r.Action, "tenant", r.Tenant, "dropped_total", n)
+	q.logDrops(why, n)
+}
+
+// logDrops writes one warning for the drops not reported yet: every drop is
+// in exactly one warning (the last one is written when the queue closes).
+func (q *Queue) logDrops(why string, total int64) {
+	if since := total - q.loggedDrops.Swap(total); since > 0 {
+		q.log.Warn("audit records dropped", "reason", why, "dropped", since, "dropped_total", total)
+	}
 }
 
 // Depth is the number of records waiting.
@@ -216,6 +226,7 @@ func (q *Queue) Close(ctx context.Context) error {
 		close(q.ch)
 		q.mu.Unlock()
 	})
+	defer func() { q.logDrops("queue full", q.dropped.Load()) }()
 	select {
 	case <-q.done:
 		return nil
