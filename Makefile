@@ -4,10 +4,11 @@ BIN      ?= bin/auth-server
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 PKGS     := ./...
+FUZZTIME ?= 15s
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build run test test-short bench lint fmt vet tidy clean
+.PHONY: help build run test test-short fuzz bench lint fmt vet tidy clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -25,6 +26,18 @@ test: ## Run every test (unit, HTTP, PostgreSQL, clients) with the race detector
 
 test-short: ## Run the fast tests only (no PostgreSQL, no load)
 	$(GO) test -short -count=1 $(PKGS)
+
+fuzz: ## Run every fuzz target of the module (found with go test -list) for FUZZTIME (15s) each
+	@set -e; \
+	out=$$($(GO) test -list '^Fuzz' $(PKGS)) || { echo "$$out"; exit 1; }; \
+	targets=$$(echo "$$out" | awk '/^Fuzz/ {n = n " " $$1; next} /^ok[ \t]/ {if (n != "") print $$2 n; n = ""}'); \
+	test -n "$$targets" || { echo "no fuzz targets found"; exit 1; }; \
+	echo "$$targets" | while read -r pkg names; do \
+		for name in $$names; do \
+			echo "==> fuzz $$pkg $$name for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
 
 bench: ## Run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./policy/ ./api/
