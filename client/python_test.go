@@ -12,7 +12,7 @@ import (
 )
 
 // findPython returns a python3 that can import urllib3: $AUTH_TEST_PYTHON,
-// else the first python3 on PATH that can. Without one the test is skipped,
+// else the first python3 on PATH (then among pyenv's shims) that can. Without one the test is skipped,
 // or fails when AUTH_TEST_REQUIRE_SERVICES=1.
 func findPython(t *testing.T) string {
 	t.Helper()
@@ -20,9 +20,19 @@ func findPython(t *testing.T) string {
 	if p := os.Getenv("AUTH_TEST_PYTHON"); p != "" {
 		candidates = append(candidates, p)
 	} else {
-		for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		dirs := filepath.SplitList(os.Getenv("PATH"))
+		// pyenv's shims, in case PATH lacks them (a bare CI environment).
+		if root := os.Getenv("PYENV_ROOT"); root != "" {
+			dirs = append(dirs, filepath.Join(root, "shims"))
+		}
+		if home, err := os.UserHomeDir(); err == nil {
+			dirs = append(dirs, filepath.Join(home, ".pyenv", "shims"))
+		}
+		seen := map[string]bool{}
+		for _, dir := range dirs {
 			p := filepath.Join(dir, "python3")
-			if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 && !seen[p] {
+				seen[p] = true
 				candidates = append(candidates, p)
 			}
 		}
