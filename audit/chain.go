@@ -239,7 +239,7 @@ func (v *Verifier) Next(r *Record) error {
 	case r.Seq < v.seq:
 		return fail("sequence out of order (reordered records)")
 	case r.Seq > v.seq+1:
-		return fail(fmt.Sprintf("gap: records %d to %d are missing (deleted records)", v.seq+1, r.Seq-1))
+		return fail(fmt.Sprintf("gap: records %d to %d are missing (deleted or reordered records)", v.seq+1, r.Seq-1))
 	}
 	want := *r
 	v.k.Seal(v.prev, &want)
