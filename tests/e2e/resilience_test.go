@@ -196,7 +196,7 @@ func TestDatabaseOutagePostgres(t *testing.T) {
 	skipHeavyInShort(t)
 	t.Parallel()
 	const (
-		dbTimeout      = 500 * time.Millisecond
+		dbTimeout      = time.Second
 		breakerTimeout = 2 * time.Second
 	)
 	pg, err := url.Parse(testenv.PostgresURL(t))
@@ -288,8 +288,10 @@ func TestDatabaseOutagePostgres(t *testing.T) {
 	cut := time.Now()
 	proxy.blackhole()
 	// Reads of a tenant this server never loaded start now.
-	wg.Add(1)
-	go load("cold", func(int64) string { return cold }, "GET", func(int64) string { return "/api/has_permission/alice/read" })
+	for g := 0; g < 3; g++ {
+		wg.Add(1)
+		go load("cold", func(int64) string { return cold }, "GET", func(int64) string { return "/api/has_permission/alice/read" })
+	}
 
 	// The write breaker opens within a few database timeouts.
 	pollUntil(t, 10*dbTimeout+5*time.Second, "write breaker open", func() (bool, string) {
@@ -356,10 +358,13 @@ func TestDatabaseOutagePostgres(t *testing.T) {
 			t.Errorf("only %d %s requests while the breakers were open", len(fast), kind)
 		}
 		// Fail-fast, as a functional property: with the breaker open no
-		// request waits for the database.
-		if p99 := percentile(fast, 0.99); p99 > 100*time.Millisecond {
-			t.Errorf("%s: p99 latency %v with the breaker open (%d requests), want under 100ms", kind, p99, len(fast))
+		// request waits for the database (which would take dbTimeout). The
+		// bound is loose on purpose: the suite runs in parallel under -race.
+		p50, p99 := percentile(fast, 0.5), percentile(fast, 0.99)
+		if p99 > dbTimeout/2 {
+			t.Errorf("%s: p99 latency %v with the breaker open (%d requests), want well under the %v database timeout", kind, p99, len(fast), dbTimeout)
 		}
+		t.Logf("%s with the breaker open: %d requests, p50 %v, p99 %v", kind, len(fast), p50.Round(time.Microsecond), p99.Round(time.Microsecond))
 	}
 	if v := s.metricValue(t, `auth_breaker_rejections_total{breaker="database_write"}`); v < 10 {
 		t.Errorf("auth_breaker_rejections_total{database_write} = %v, want the rejected writes counted", v)
