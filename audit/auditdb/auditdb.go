@@ -270,15 +270,30 @@ func (s *Store) verify(tx *gorm.DB, tenant string) (int64, error) {
 
 // Purge deletes a tenant's records older than cutoff and moves the chain's
 // retention anchor to the last deleted record, so the rest still verifies.
+//
+// The records about to go are verified first: a chain that does not
+// verify up to the cutoff is left as it is, as evidence, rather than
+// re-anchored past the damage (which would seal it as intact). Nor are
+// records whose head is missing purged, and no head is made up for them.
+// Other tenants are purged all the same; the errors are returned together.
 func (s *Store) Purge(ctx context.Context, cutoff time.Time) (int64, error) {
-	tenants, err := s.Tenants(ctx)
-	if err != nil {
+	var tenants []string
+	if err := s.db.Conn(ctx).Model(&headRow{}).Order("tenant_fp").Pluck("tenant_fp", &tenants).Error; err != nil {
 		return 0, err
 	}
 	var total int64
+	var errs []error
 	for _, t := range tenants {
 		err := s.db.InTx(ctx, func(tx *gorm.DB) error {
-			if _, err := s.lockHead(tx, t); err != nil {
+			q := tx.Where("tenant_fp = ?", t)
+			if s.db.Dialect() == sqldb.Postgres {
+				q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+			}
+			var h headRow
+			if err := q.Take(&h).Error; err != nil {
+				if errors.Is(err, gorm.ErrRecordNotFound) {
+					return nil // removed meanwhile: nothing to anchor
+				}
 				return err
 			}
 			var last recordRow
@@ -289,6 +304,9 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time) (int64, error) {
 			}
 			if err != nil {
 				return err
+			}
+			if err := s.verifyPrefix(tx, h, last); err != nil {
+				return fmt.Errorf("not purged, the chain does not verify: %w", err)
 			}
 			res := tx.Where("tenant_fp = ? AND seq <= ?", t, last.Seq).Delete(&recordRow{})
 			if res.Error != nil {
@@ -301,8 +319,41 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time) (int64, error) {
 			}).Error
 		})
 		if err != nil {
-			return total, fmt.Errorf("purge audit records of %s: %w", t, err)
+			errs = append(errs, fmt.Errorf("purge audit records of %s: %w", t, err))
 		}
 	}
-	return total, nil
+	return total, errors.Join(errs...)
+}
+
+// verifyPrefix checks a chain from its start (or anchor) up to and
+// including last, walking in insertion order like Verify.
+func (s *Store) verifyPrefix(tx *gorm.DB, h headRow, last recordRow) error {
+	v, err := s.keys.NewVerifier(toHead(h))
+	if err != nil {
+		return err
+	}
+	const page = 1000
+	var lastID int64
+	var end audit.Record
+	for {
+		var rows []recordRow
+		if err := tx.Where("tenant_fp = ? AND seq <= ? AND id > ?", h.TenantFP, last.Seq, lastID).
+			Order("id").Limit(page).Find(&rows).Error; err != nil {
+			return err
+		}
+		for _, r := range rows {
+			rec := toRecord(r)
+			if err := v.Next(&rec); err != nil {
+				return err
+			}
+			lastID, end = r.ID, rec
+		}
+		if len(rows) < page {
+			break
+		}
+	}
+	if end.Seq != last.Seq || end.MAC != last.MAC {
+		return &audit.Problem{Tenant: h.TenantFP, Seq: last.Seq, ID: last.ID, Reason: "the records before it do not lead to it"}
+	}
+	return nil
 }

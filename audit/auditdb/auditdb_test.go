@@ -637,3 +637,92 @@ func TestVerifyWhileAppending(t *testing.T) {
 		}
 	})
 }
+
+// Purging leaves a tampered chain as evidence: a tenant whose head was
+// removed keeps no head (the purge neither invents one nor deletes its
+// records), so verify still reports the missing head.
+func TestPurgeLeavesHeadlessChainAlone(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *sqldb.DB, _ func() *sqldb.DB) {
+		ctx := context.Background()
+		k := keyring(t)
+		st := auditdb.New(db, k)
+		a, b := k.TenantFingerprint("a"), k.TenantFingerprint("b")
+		if err := st.Append(ctx, []audit.Record{entry(a, 1, audit.CreateRole, "", "x"), entry(b, 1, audit.CreateRole, "", "x"),
+			entry(b, 2, audit.CreateRole, "", "y")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Gorm().Exec("DELETE FROM audit_heads WHERE tenant_fp = ?", b).Error; err != nil {
+			t.Fatal(err)
+		}
+		n, err := st.Purge(ctx, base.Add(time.Hour))
+		if err != nil || n != 1 {
+			t.Fatalf("Purge = %d, %v; want 1 (tenant a's record), nil", n, err)
+		}
+		var heads int64
+		if err := db.Gorm().Raw("SELECT COUNT(*) FROM audit_heads WHERE tenant_fp = ?", b).Scan(&heads).Error; err != nil {
+			t.Fatal(err)
+		}
+		if heads != 0 {
+			t.Errorf("the purge created a head for a headless chain")
+		}
+		if c, _ := st.Count(ctx, b, ""); c != 2 {
+			t.Errorf("headless chain: %d records left, want 2", c)
+		}
+		if _, err := st.Verify(ctx, b); err == nil || !strings.Contains(err.Error(), "no audit chain") {
+			t.Errorf("Verify of the headless chain after a purge = %v, want the missing head reported", err)
+		}
+		if n, err := st.Verify(ctx, a); err != nil || n != 0 {
+			t.Errorf("Verify(a) = %d, %v; want 0, nil", n, err)
+		}
+	})
+}
+
+// Purging does not launder tampering: a chain that does not verify up to
+// the cutoff keeps its records (the evidence) and its anchor, the purge
+// says why, and the other tenants are purged all the same.
+func TestPurgeRefusesBrokenChain(t *testing.T) {
+	cases := []struct {
+		name   string
+		tamper string // on tenant a, whose records 1..6 are older than the cutoff
+		want   string
+	}{
+		{"old record modified", `UPDATE audit_log SET resource = 'evil' WHERE tenant_fp = '%A' AND seq = 2`, "seq 2"},
+		{"old record deleted", `DELETE FROM audit_log WHERE tenant_fp = '%A' AND seq = 3`, "records 3 to 3 are missing"},
+		{"head edited", `UPDATE audit_heads SET seq = 3 WHERE tenant_fp = '%A'`, "chain head does not authenticate"},
+	}
+	forEachBackend(t, func(t *testing.T, db *sqldb.DB, _ func() *sqldb.DB) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				k := keyring(t)
+				st := auditdb.New(db, k)
+				// A tenant of its own per case: the database is shared.
+				a, b := k.TenantFingerprint("a-"+tc.name), k.TenantFingerprint("b-"+tc.name)
+				var recs []audit.Record
+				for i := 1; i <= 8; i++ {
+					recs = append(recs, entry(a, i, audit.CreateRole, "", "r"), entry(b, i, audit.CreateRole, "", "r"))
+				}
+				if err := st.Append(ctx, recs); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.Gorm().Exec(strings.ReplaceAll(tc.tamper, "%A", a)).Error; err != nil {
+					t.Fatal(err)
+				}
+				before, _ := st.Count(ctx, a, "")
+				_, err := st.Purge(ctx, base.Add(6*time.Minute+30*time.Second))
+				if err == nil || !strings.Contains(err.Error(), a) || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("Purge = %v, want an error naming tenant a and %q", err, tc.want)
+				}
+				if after, _ := st.Count(ctx, a, ""); after != before {
+					t.Errorf("tenant a: %d records after the purge, want the %d it had", after, before)
+				}
+				if _, err := st.Verify(ctx, a); err == nil {
+					t.Errorf("tenant a verifies after a refused purge")
+				}
+				if n, err := st.Verify(ctx, b); err != nil || n != 2 {
+					t.Errorf("tenant b: Verify = %d, %v; want 2 records left and intact", n, err)
+				}
+			})
+		}
+	})
+}
