@@ -75,6 +75,8 @@ type KeyOptions struct {
 	// database is unavailable a key resolves from its last lookup (however
 	// old), so that loaded tenants keep answering checks from memory.
 	Reads *breaker.Breaker
+	// Writes, when set, is the circuit breaker of rotations.
+	Writes *breaker.Breaker
 }
 
 // Keys resolves client keys to tenants and rotates them.
@@ -176,7 +178,15 @@ func NewClientKey() (string, KeyHash, error) {
 // touching its rules; current keeps working for the rotation grace period.
 // It fails with ErrKeyUnknown for a key that has no tenant yet.
 func (k *Keys) Rotate(ctx context.Context, current KeyHash) (string, time.Time, error) {
-	rec, found, err := k.store.FindKey(ctx, current)
+	var (
+		rec   KeyRecord
+		found bool
+	)
+	err := guard(ctx, k.opts.Reads, func(ctx context.Context) error {
+		var err error
+		rec, found, err = k.store.FindKey(ctx, current)
+		return err
+	})
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -192,10 +202,12 @@ func (k *Keys) Rotate(ctx context.Context, current KeyHash) (string, time.Time, 
 		return "", time.Time{}, err
 	}
 	expires := now.Add(k.opts.RotationGrace).UTC()
-	err = k.store.RotateKey(ctx, current, next, expires, func(ctx context.Context, handle KeyHash) error {
-		return k.opts.Recorder.RecordChange(ctx, audit.Entry{
-			Time: now.UTC(), Tenant: string(handle), Action: audit.RotateKey, Resource: "client_key",
-			Success: true, Details: map[string]any{"grace_seconds": int64(k.opts.RotationGrace / time.Second)},
+	err = guard(ctx, k.opts.Writes, func(ctx context.Context) error {
+		return k.store.RotateKey(ctx, current, next, expires, func(ctx context.Context, handle KeyHash) error {
+			return k.opts.Recorder.RecordChange(ctx, audit.Entry{
+				Time: now.UTC(), Tenant: string(handle), Action: audit.RotateKey, Resource: "client_key",
+				Success: true, Details: map[string]any{"grace_seconds": int64(k.opts.RotationGrace / time.Second)},
+			})
 		})
 	})
 	if err != nil {

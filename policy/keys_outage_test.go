@@ -53,4 +53,7 @@ func TestKeysResolveFromLastLookupWhileUnavailable(t *testing.T) {
 	if got := reads.State(); got != breaker.Open {
 		t.Errorf("read breaker = %v after a failed lookup, want open", got)
 	}
+	if _, _, err := keys.Rotate(ctx, known); !errors.Is(err, policy.ErrUnavailable) {
+		t.Errorf("Rotate during the outage: %v, want ErrUnavailable", err)
+	}
 }

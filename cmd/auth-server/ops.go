@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/ourway/auth/api"
+	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/internal/breaker"
 	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/metrics"
@@ -62,3 +64,22 @@ func readiness(db *sqldb.DB, svc *policy.Service, breakers ...*breaker.Breaker) 
 // auditFlushGrace is how long the audit queue may still write after the
 // shutdown timeout ran out with requests in flight.
 const auditFlushGrace = 5 * time.Second
+
+// guardedAudit reads the audit trail (GET /api/audit) through the read
+// breaker, so that a database outage answers 503 at once rather than hang.
+type guardedAudit struct {
+	*audit.Trail
+	reads *breaker.Breaker
+}
+
+func (g guardedAudit) Search(ctx context.Context, tenant string, q audit.Query) (recs []audit.Record, next int64, err error) {
+	err = g.reads.Run(ctx, func(ctx context.Context) error {
+		var err error
+		recs, next, err = g.Trail.Search(ctx, tenant, q)
+		return err
+	})
+	if errors.Is(err, breaker.ErrUnavailable) {
+		err = fmt.Errorf("%w: %w", policy.ErrUnavailable, err)
+	}
+	return recs, next, err
+}

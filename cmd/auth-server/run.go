@@ -208,7 +208,7 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	}
 	keyring := policy.NewKeys(store, policy.KeyOptions{
 		RegisteredOnly: cfg.Keys.RegisteredOnly, RotationGrace: cfg.Keys.RotationGrace,
-		CacheTTL: cfg.Keys.CacheTTL, Recorder: trail, Reads: reads,
+		CacheTTL: cfg.Keys.CacheTTL, Recorder: trail, Reads: reads, Writes: writes,
 	})
 	tokenCfg, err := tokenConfig(cfg, log)
 	if err != nil {
@@ -227,7 +227,7 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		Policy:      svc,
 		Workflows:   workflow.New(svc),
 		Ready:       readiness(db, svc, reads, writes),
-		Audit:       trail,
+		Audit:       guardedAudit{Trail: trail, reads: reads},
 		Metrics:     mx,
 		Keys:        keyring,
 		Tokens:      tokenCfg,

@@ -311,6 +311,14 @@ func TestDatabaseOutagePostgres(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("/ready took %v during the outage", d)
 	}
+	// Reading the audit trail needs the database: 503 at once.
+	start = time.Now()
+	if r, err := s.send("GET", "/api/audit", "Authorization: Bearer "+hot[0]); err != nil || r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Errorf("GET /api/audit during the outage: %v %v, want 503 with Retry-After", r, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("GET /api/audit took %v during the outage", d)
+	}
 	// A window of load with the breakers open (shorter than their timeout,
 	// so that no half-open probe falls into it).
 	window := time.Now()
