@@ -157,7 +157,9 @@ func startRetention(cfg config.Config, store *auditdb.Store, log *slog.Logger) (
 		defer cancel()
 		n, err := store.Purge(ctx, time.Now().Add(-keep))
 		if err != nil {
-			log.Error("audit retention purge failed", "err", err)
+			// Chains that do not verify are left alone (as evidence); the
+			// others were purged.
+			log.Error("audit retention purge failed", "deleted", n, "err", err)
 			return
 		}
 		log.Info("audit retention purge", "deleted", n, "retention_days", cfg.Audit.RetentionDays)

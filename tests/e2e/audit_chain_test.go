@@ -616,10 +616,10 @@ func testAuditRetention(t *testing.T, env []string) {
 	if len(got) != 1 || got[0].Resource != "fresh" {
 		t.Errorf("after the purge: %s, want the fresh record only", dumpEntries(got))
 	}
-	if !strings.Contains(s.stderr.String(), `"msg":"audit retention purge"`) {
-		t.Errorf("no \"audit retention purge\" log line")
-	}
 	s.stop(t)
+	if !strings.Contains(s.stderr.String(), `"msg":"audit retention purge","deleted":8`) {
+		t.Errorf("no \"audit retention purge\" log line for the 8 records:\n%s", s.stderr.String())
+	}
 	db := s.openDB(t)
 	var base int64
 	if err := db.QueryRow(`SELECT base_seq FROM audit_heads WHERE tenant_fp = $1`, tenantFP(t, key)).Scan(&base); err != nil {
@@ -727,4 +727,47 @@ func testAuditUnstorableText(t *testing.T, newServer factory) {
 	}
 	s.stop(t)
 	mustVerify(t, s.env)
+}
+
+// TestAuditRetentionKeepsBrokenChain: a chain tampered with inside the
+// retention window is not purged (which would seal the damage as intact):
+// the server logs why, keeps the records, purges the other tenants, and
+// verify still names the bad record.
+func TestAuditRetentionKeepsBrokenChain(t *testing.T) {
+	t.Parallel()
+	env := serverEnv(filepath.Join(t.TempDir(), "auth.sqlite3"))
+	if code, out, errOut := runBinary(t, env, 60*time.Second, "migrate"); code != 0 {
+		t.Fatalf("migrate: exit %d\n%s%s", code, out, errOut)
+	}
+	broken, fine := newKey(t), newKey(t)
+	seedOld(t, env, broken, 5, 40*24*time.Hour)
+	seedOld(t, env, fine, 3, 40*24*time.Hour)
+	db, err := sql.Open("sqlite", "file:"+envValue(env, "AUTH_DB_PATH")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	execAll(t, db, []string{`UPDATE audit_log SET resource = 'evil' WHERE tenant_fp = '` + tenantFP(t, broken) + `' AND seq = 2`})
+
+	s := startServer(t, append(env, "AUTH_AUDIT_RETENTION_DAYS=7"))
+	s.client(fine).waitAudit(t, "action=CREATE_ROLE", "the intact tenant's old records purged", func(es []auditEntry) bool { return len(es) == 0 })
+	deadline := time.Now().Add(pollDeadline)
+	for !strings.Contains(s.stderr.String(), `"msg":"audit retention purge failed"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no \"audit retention purge failed\" log line:\n%s", s.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if log := s.stderr.String(); !strings.Contains(log, tenantFP(t, broken)) || !strings.Contains(log, "seq 2") {
+		t.Errorf("the purge failure does not name the tenant and the record:\n%s", log)
+	}
+	if got := s.client(broken).auditAll(t, "action=CREATE_ROLE"); len(got) != 5 {
+		t.Errorf("tampered tenant: %d old records left, want all 5", len(got))
+	}
+	s.stop(t)
+	code, out := verifyAudit(t, env, "--tenant", broken)
+	if code == 0 || !strings.Contains(out, "seq 2") {
+		t.Errorf("audit verify after the refused purge: exit %d, want non-zero naming seq 2:\n%s", code, out)
+	}
+	mustVerify(t, env, "--tenant", fine)
 }
