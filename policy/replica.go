@@ -36,6 +36,10 @@ type Change struct {
 	// Version is the tenant's policy version after the change.
 	Version int64
 	Ops     []Op
+	// Reload says that the change's operations are not known (the replica
+	// that made it found its memory behind the database and reloaded the
+	// tenant instead): a replica behind Version reloads the tenant.
+	Reload bool
 }
 
 // Domain is the Casbin domain of the change's tenant.
@@ -82,8 +86,11 @@ func (t *tenant) applyOp(op Op) error {
 	return fmt.Errorf("policy: unknown operation %q", op.Kind)
 }
 
-// byID returns the loaded tenant with this id, if any.
-func (s *Service) byID(id int64) *tenant {
+// loadedByID returns the loaded tenant with this id, if any. When there is
+// none while tenants are being loaded, it notes that version v of the tenant
+// went by: a load in progress may have read the tenant before that change
+// and must then read it again (see finishLoad).
+func (s *Service) loadedByID(id, v int64) *tenant {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.tenants {
@@ -94,15 +101,22 @@ func (s *Service) byID(id int64) *tenant {
 			return t
 		}
 	}
+	if s.loads > 0 {
+		if s.missed == nil {
+			s.missed = map[int64]int64{}
+		}
+		s.missed[id] = max(s.missed[id], v)
+	}
 	return nil
 }
 
 // ApplyRemote applies a change made by another replica to this replica's
 // memory only. A tenant not in memory is skipped (it loads fresh on next
-// use); a change already seen is ignored; a gap (a lost message) makes the
-// tenant reload from the database. It reports what it did.
+// use); a change already seen is ignored; a gap (a lost message) or a
+// change whose operations are unknown makes the tenant reload from the
+// database. It reports what it did.
 func (s *Service) ApplyRemote(ctx context.Context, c Change) (string, error) {
-	t := s.byID(c.TenantID)
+	t := s.loadedByID(c.TenantID, c.Version)
 	if t == nil {
 		return "not loaded", nil
 	}
@@ -118,7 +132,7 @@ func (s *Service) ApplyRemote(ctx context.Context, c Change) (string, error) {
 	case c.Version <= t.version:
 		t.mu.Unlock()
 		return "already applied", nil
-	case c.Version == t.version+1:
+	case c.Version == t.version+1 && !c.Reload:
 		var err error
 		for _, op := range c.Ops {
 			if err = t.applyOp(op); err != nil {
@@ -148,20 +162,49 @@ type VersionReader interface {
 
 // Resync compares every loaded tenant's version with the database and
 // reloads the stale ones (anti-entropy: it repairs whatever pub/sub lost).
-// It returns how many tenants it reloaded.
+// A tenant held as not existing yet is reloaded once it exists. It returns
+// how many tenants it reloaded.
 func (s *Service) Resync(ctx context.Context, vr VersionReader) (int, error) {
 	s.mu.Lock()
 	loaded := map[int64]*tenant{}
+	var unborn []*tenant // loaded before the tenant existed
 	for _, t := range s.tenants {
 		t.mu.RLock()
-		if t.loaded && t.id != 0 {
+		switch {
+		case t.loaded && t.id != 0:
 			loaded[t.id] = t
+		case t.loaded:
+			unborn = append(unborn, t)
 		}
 		t.mu.RUnlock()
 	}
 	s.mu.Unlock()
+	n := 0
+	for _, t := range unborn {
+		_, found, err := s.store.FindTenant(ctx, t.key)
+		if err != nil {
+			return n, err
+		}
+		if !found {
+			continue
+		}
+		if err := t.writeMu.lock(ctx); err != nil {
+			return n, err
+		}
+		t.mu.RLock()
+		stale := t.loaded && t.id == 0
+		t.mu.RUnlock()
+		if stale {
+			if err := s.loadTenant(ctx, t); err != nil {
+				t.writeMu.unlock()
+				return n, err
+			}
+			n++
+		}
+		t.writeMu.unlock()
+	}
 	if len(loaded) == 0 {
-		return 0, nil
+		return n, nil
 	}
 	ids := make([]int64, 0, len(loaded))
 	for id := range loaded {
@@ -169,16 +212,15 @@ func (s *Service) Resync(ctx context.Context, vr VersionReader) (int, error) {
 	}
 	versions, err := vr.Versions(ctx, ids)
 	if err != nil {
-		return 0, err
+		return n, err
 	}
-	n := 0
 	for id, t := range loaded {
 		v, ok := versions[id]
 		if err := t.writeMu.lock(ctx); err != nil {
 			return n, err
 		}
 		t.mu.RLock()
-		stale := ok && v != t.version
+		stale := ok && t.loaded && t.id == id && v != t.version
 		t.mu.RUnlock()
 		if stale {
 			if err := s.loadTenant(ctx, t); err != nil {

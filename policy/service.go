@@ -57,6 +57,11 @@ type Service struct {
 
 	mu      sync.Mutex
 	tenants map[KeyHash]*tenant
+	// loads counts tenant loads in progress; missed holds, while there are
+	// any, the newest version of each tenant that another replica changed
+	// while it was not loaded here (see loadedByID).
+	loads  int
+	missed map[int64]int64
 }
 
 // New builds a Service over store with the model text (a model.conf). It
@@ -275,11 +280,6 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 	}
 	t.version = version
 	t.mu.Unlock()
-	if s.opts.Publisher != nil && !stale {
-		// Tell the other replicas, in order (the tenant is still locked),
-		// outside the memory locks. A lost message is repaired by Resync.
-		_ = s.opts.Publisher.Publish(ctx, Change{TenantID: tid, Version: version, Ops: ops})
-	}
 	if stale {
 		// Another process changed this tenant in between: read it afresh.
 		if err := s.loadTenant(ctx, t); err != nil {
@@ -288,6 +288,13 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 			t.mu.Unlock()
 			s.log.ErrorContext(ctx, "reload tenant after change", "tenant", tid, "err", err)
 		}
+	}
+	if s.opts.Publisher != nil {
+		// Tell the other replicas, in order (the tenant is still locked),
+		// outside the memory locks. Without the change's operations (memory
+		// was behind), they reload the tenant if they are behind it. A lost
+		// message is repaired by Resync.
+		_ = s.opts.Publisher.Publish(ctx, Change{TenantID: tid, Version: version, Ops: ops, Reload: stale})
 	}
 	return result, nil
 }

@@ -319,34 +319,62 @@ func (s *Service) has(t *tenant, subject, obj string) (bool, error) {
 }
 
 // loadTenant reads a tenant from the store into t. The caller holds t.writeMu.
+// If another replica's change to the tenant went by while it was being
+// read (see loadedByID), it reads the tenant again.
 func (s *Service) loadTenant(ctx context.Context, t *tenant) error {
-	id, found, err := s.store.FindTenant(ctx, t.key)
-	if err != nil {
-		return err
+	s.mu.Lock()
+	s.loads++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.loads--; s.loads == 0 {
+			s.missed = nil
+		}
+		s.mu.Unlock()
+	}()
+	for attempt := 1; ; attempt++ {
+		fresh, err := s.readTenant(ctx, t.key)
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		t.mu.Lock()
+		t.loaded, t.id, t.dom, t.version, t.enf = fresh.loaded, fresh.id, fresh.dom, fresh.version, fresh.enf
+		t.roles, t.descs = fresh.roles, fresh.descs
+		t.grants, t.holders, t.memberOf, t.members = fresh.grants, fresh.holders, fresh.memberOf, fresh.members
+		t.parents, t.children = fresh.parents, fresh.children
+		missed := fresh.id != 0 && s.missed[fresh.id] > fresh.version
+		t.mu.Unlock()
+		s.mu.Unlock()
+		if !missed || attempt == 3 {
+			return nil
+		}
 	}
-	fresh := &tenant{key: t.key}
+}
+
+// readTenant reads a tenant's state from the store.
+func (s *Service) readTenant(ctx context.Context, key KeyHash) (*tenant, error) {
+	id, found, err := s.store.FindTenant(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	fresh := &tenant{key: key}
 	if !found {
 		if err := fresh.empty(s.model); err != nil {
-			return err
+			return nil, err
 		}
-	} else {
-		m, err := model.NewModelFromString(s.model.text)
-		if err != nil {
-			return err
-		}
-		snap, err := s.store.LoadTenant(ctx, id, m)
-		if err != nil {
-			return fmt.Errorf("load tenant %d: %w", id, err)
-		}
-		if err := fresh.build(s.model, m, snap); err != nil {
-			return fmt.Errorf("load tenant %d: %w", id, err)
-		}
+		return fresh, nil
 	}
-	t.mu.Lock()
-	t.loaded, t.id, t.dom, t.version, t.enf = fresh.loaded, fresh.id, fresh.dom, fresh.version, fresh.enf
-	t.roles, t.descs = fresh.roles, fresh.descs
-	t.grants, t.holders, t.memberOf, t.members = fresh.grants, fresh.holders, fresh.memberOf, fresh.members
-	t.parents, t.children = fresh.parents, fresh.children
-	t.mu.Unlock()
-	return nil
+	m, err := model.NewModelFromString(s.model.text)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := s.store.LoadTenant(ctx, id, m)
+	if err != nil {
+		return nil, fmt.Errorf("load tenant %d: %w", id, err)
+	}
+	if err := fresh.build(s.model, m, snap); err != nil {
+		return nil, fmt.Errorf("load tenant %d: %w", id, err)
+	}
+	return fresh, nil
 }

@@ -1,9 +1,38 @@
 package main
 
 import (
+	"bytes"
+	"log"
+	"log/slog"
+
 	"github.com/ourway/auth/internal/metrics"
+	"github.com/ourway/auth/internal/ratelimit"
 	"github.com/ourway/auth/internal/replica"
 )
+
+// syncLogs sends the messages that go-redis and redis-watcher write on
+// their own (a failed dial or publish: one line each, in plain text, on
+// stderr) to logger at debug level; the replica sync reports outages
+// itself, once each. It affects the whole process: the standard library's
+// log package goes to debug, and slog's default logger becomes logger (it
+// would otherwise write through the log package).
+func syncLogs(logger *slog.Logger, redisURL string) {
+	if redisURL == "" {
+		return
+	}
+	ratelimit.LogRedisTo(logger)
+	slog.SetDefault(logger)
+	log.SetFlags(0)
+	log.SetOutput(debugWriter{logger})
+}
+
+// debugWriter writes each line as a debug record.
+type debugWriter struct{ log *slog.Logger }
+
+func (w debugWriter) Write(p []byte) (int, error) {
+	w.log.Debug(string(bytes.TrimSpace(p)), "log", "stdlib")
+	return len(p), nil
+}
 
 // registerSyncMetrics exports the replica-sync counters.
 func registerSyncMetrics(mx *metrics.Metrics, s *replica.Sync) {

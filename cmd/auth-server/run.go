@@ -17,6 +17,7 @@ import (
 	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/fieldcrypt"
 	"github.com/ourway/auth/internal/metrics"
+	"github.com/ourway/auth/internal/replica"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policydb"
@@ -194,6 +195,11 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	if sched != nil {
 		defer func() { _ = sched.Shutdown() }()
 	}
+	syncRedis := replica.RedisURLFor(cfg.Replica.RedisURL, cfg.RateLimit.StorageURL)
+	syncLogs(log, syncRedis)
+	syncer := replica.New(store, replica.Options{
+		RedisURL: syncRedis, Channel: cfg.Replica.Channel, Interval: cfg.Replica.SyncInterval, Logger: log,
+	})
 	svc, err := policy.New(store, cfg.Policy.ModelText, policy.Options{
 		IdleTimeout:  cfg.Policy.TenantIdleTimeout,
 		MaxRoleDepth: cfg.Policy.MaxRoleDepth,
@@ -201,11 +207,17 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		Reads:        reads,
 		Writes:       writes,
 		Timeout:      cfg.Ops.DBTimeout,
+		Publisher:    syncer,
 		Logger:       log,
 	})
 	if err != nil {
 		return modelError(cfg, err)
 	}
+	if err := syncer.Start(ctx, svc); err != nil {
+		return err
+	}
+	defer syncer.Stop()
+	registerSyncMetrics(mx, syncer)
 	keyring := policy.NewKeys(store, policy.KeyOptions{
 		RegisteredOnly: cfg.Keys.RegisteredOnly, RotationGrace: cfg.Keys.RotationGrace,
 		CacheTTL: cfg.Keys.CacheTTL, Recorder: trail, Reads: reads, Writes: writes,

@@ -57,6 +57,7 @@ type Config struct {
 	Audit     Audit     `yaml:"audit"`
 	Keys      Keys      `yaml:"keys"`
 	Ops       Ops       `yaml:"ops"`
+	Replica   Replica   `yaml:"replica"`
 	Crypto    Crypto    `yaml:"-"`
 	// Env is "production" (the default) or "development", which relaxes the
 	// requirement for secrets (a local audit key is generated and kept).
@@ -152,6 +153,18 @@ type JWT struct {
 	AccessTokenExpireMin int    `yaml:"access_token_expire_minutes"`
 	Issuer               string `yaml:"issuer"`
 	Audience             string `yaml:"audience"`
+}
+
+// Replica is the replica-sync section.
+type Replica struct {
+	// RedisURL is the Redis that replicas exchange changes through
+	// (default: RATELIMIT_STORAGE_URL when that is Redis).
+	RedisURL string `yaml:"redis_url"`
+	// Channel is the pub/sub channel of the replicas.
+	Channel string `yaml:"channel"`
+	// SyncInterval is how often loaded tenants' versions are compared with
+	// the database (anti-entropy).
+	SyncInterval time.Duration `yaml:"sync_interval"`
 }
 
 // Keys is the client-key section.
@@ -256,6 +269,9 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		{"AUTH_JWT_ISSUER", func(v string) error { c.JWT.Issuer = v; return nil }},
 		{"AUTH_JWT_AUDIENCE", func(v string) error { c.JWT.Audience = v; return nil }},
 		{"AUTH_REGISTERED_KEYS_ONLY", boolSetter(&c.Keys.RegisteredOnly)},
+		{"AUTH_WATCHER_REDIS_URL", func(v string) error { c.Replica.RedisURL = v; return nil }},
+		{"AUTH_WATCHER_CHANNEL", func(v string) error { c.Replica.Channel = v; return nil }},
+		{"AUTH_SYNC_INTERVAL", durationSetter(&c.Replica.SyncInterval)},
 		{"AUTH_KEY_ROTATION_GRACE", durationSetter(&c.Keys.RotationGrace)},
 		{"AUTH_KEY_CACHE_TTL", durationSetter(&c.Keys.CacheTTL)},
 		{"ENABLE_ENCRYPTION", boolSetter(&c.Crypto.Enabled)},
@@ -435,6 +451,17 @@ func (c *Config) finish(defaultModel string) error {
 	}
 	if c.Keys.RotationGrace < 0 || c.Keys.RotationGrace > 90*24*time.Hour {
 		return &Error{Setting: "AUTH_KEY_ROTATION_GRACE", Value: c.Keys.RotationGrace.String(), Reason: "must be between 0 and 2160h (90 days)"}
+	}
+	if c.Replica.RedisURL != "" {
+		if err := validateStorageURL(c.Replica.RedisURL); err != nil || c.Replica.RedisURL == "memory://" {
+			return &Error{Setting: "AUTH_WATCHER_REDIS_URL", Reason: "must be redis://host:port[/db]"}
+		}
+	}
+	if ch := c.Replica.Channel; ch == "" || len(ch) > 256 || strings.IndexFunc(ch, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return &Error{Setting: "AUTH_WATCHER_CHANNEL", Value: ch, Reason: "must be 1-256 characters without spaces or control characters"}
+	}
+	if c.Replica.SyncInterval < 100*time.Millisecond || c.Replica.SyncInterval > time.Hour {
+		return &Error{Setting: "AUTH_SYNC_INTERVAL", Value: c.Replica.SyncInterval.String(), Reason: "must be between 100ms and 1h"}
 	}
 	if c.Keys.CacheTTL <= 0 || c.Keys.CacheTTL > time.Hour {
 		return &Error{Setting: "AUTH_KEY_CACHE_TTL", Value: c.Keys.CacheTTL.String(), Reason: "must be between 1ms and 1h"}
