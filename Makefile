@@ -40,7 +40,7 @@ fuzz: ## Run every fuzz target of the module (found with go test -list) for FUZZ
 	done
 
 bench: ## Run the benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./policy/ ./api/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./policy/ ./api/ ./tests/bench/
 
 lint: vet ## Static checks: go vet and gofmt
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
