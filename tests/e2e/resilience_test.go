@@ -197,7 +197,7 @@ func TestDatabaseOutagePostgres(t *testing.T) {
 	t.Parallel()
 	const (
 		dbTimeout      = time.Second
-		breakerTimeout = 2 * time.Second
+		breakerTimeout = 5 * time.Second
 	)
 	pg, err := url.Parse(testenv.PostgresURL(t))
 	if err != nil {
@@ -303,7 +303,18 @@ func TestDatabaseOutagePostgres(t *testing.T) {
 		v := s.metricValue(t, `auth_breaker_state{breaker="database_read"}`)
 		return v == 2, fmt.Sprintf("state %v", v)
 	})
+	// The timed requests below must meet an open breaker, not a half-open
+	// one whose probe legitimately waits for the database deadline: the
+	// read breaker cycles open -> half-open while cold readers keep failing,
+	// so look right before each request (its open period is long enough).
+	readOpen := func() {
+		pollUntil(t, 2*breakerTimeout+dbTimeout, "read breaker open", func() (bool, string) {
+			v := s.metricValue(t, `auth_breaker_state{breaker="database_read"}`)
+			return v == 2, fmt.Sprintf("state %v", v)
+		})
+	}
 	// /ready is 503 at once while the breakers are open.
+	readOpen()
 	start := time.Now()
 	if r := s.do(t, "GET", "/ready"); r.status != 503 || !strings.Contains(string(r.body), `"check":"database"`) {
 		t.Errorf("/ready during the outage: %s, want 503 naming the database", r)
@@ -312,6 +323,7 @@ func TestDatabaseOutagePostgres(t *testing.T) {
 		t.Errorf("/ready took %v during the outage", d)
 	}
 	// Reading the audit trail needs the database: 503 at once.
+	readOpen()
 	start = time.Now()
 	if r, err := s.send("GET", "/api/audit", "Authorization: Bearer "+hot[0]); err != nil || r.status != 503 || r.header.Get("Retry-After") == "" {
 		t.Errorf("GET /api/audit during the outage: %v %v, want 503 with Retry-After", r, err)
