@@ -79,7 +79,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if keys, err = auditKeyring(cfg, log); err != nil {
 			return err
 		}
-		if _, err := tokenConfig(cfg, log); err != nil {
+		// Checked here, before the database; serve builds it (and warns).
+		if _, err := tokenConfig(cfg, nil); err != nil {
 			return err
 		}
 	}

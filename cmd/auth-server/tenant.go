@@ -80,7 +80,9 @@ func tokenConfig(cfg config.Config, log *slog.Logger) (*api.TokenConfig, error) 
 			return nil, err
 		}
 		secret = []byte(hex.EncodeToString(b[:]))
-		log.Warn("development mode: JWT_SECRET_KEY not set; tokens are signed with a key that ends with this process")
+		if log != nil {
+			log.Warn("development mode: JWT_SECRET_KEY not set; tokens are signed with a key that ends with this process")
+		}
 	}
 	return &api.TokenConfig{
 		Secret: secret, Algorithm: cfg.JWT.Algorithm,
