@@ -55,7 +55,7 @@ type Service struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	tenants map[KeyHash]*tenant
 	// loads counts tenant loads in progress; missed holds, while there are
 	// any, the newest version of each tenant that another replica changed
@@ -118,9 +118,9 @@ func (s *Service) LoadedTenants() int {
 // tenant returns the loaded state of a tenant. For reads (create false) of a
 // tenant that does not exist it returns nil: nothing is created.
 func (s *Service) tenant(ctx context.Context, key KeyHash, create bool) (*tenant, error) {
-	s.mu.Lock()
+	s.mu.RLock()
 	t := s.tenants[key]
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	if t != nil {
 		t.mu.RLock()
 		loaded := t.loaded

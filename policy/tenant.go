@@ -48,7 +48,14 @@ type tenant struct {
 
 func domainOf(id int64) string { return strconv.FormatInt(id, 10) }
 
-func (t *tenant) touch(now time.Time) { t.lastUsed.Store(now.UnixNano()) }
+// touch records a use. It writes at most once a second, so that checks
+// running in parallel on one tenant do not all write the same cache line.
+func (t *tenant) touch(now time.Time) {
+	n := now.UnixNano()
+	if n-t.lastUsed.Load() >= int64(time.Second) {
+		t.lastUsed.Store(n)
+	}
+}
 
 // build replaces the whole state from a loaded model and snapshot.
 func (t *tenant) build(info modelInfo, m model.Model, snap Snapshot) error {
