@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/ourway/auth/internal/secret"
 )
 
 // Keyring holds the audit key, which lives outside the database: with it
@@ -21,59 +23,17 @@ type Keyring struct {
 }
 
 // MinKeyLen is the shortest audit key accepted, in bytes.
-const MinKeyLen = 32
+const MinKeyLen = secret.MinLen
 
 // ErrWeakKey is returned for an audit key that is too short or a placeholder.
 var ErrWeakKey = errors.New("audit: key must be at least 32 bytes of secret material")
 
 // NewKeyring returns a Keyring over key, refusing short or placeholder keys.
 func NewKeyring(key []byte) (*Keyring, error) {
-	if len(key) < MinKeyLen || weak(string(key)) {
+	if len(key) < MinKeyLen || secret.Weak(string(key)) {
 		return nil, ErrWeakKey
 	}
 	return &Keyring{key: append([]byte(nil), key...)}, nil
-}
-
-// weak reports whether a key is made of one repeated character or contains
-// an obvious placeholder word.
-func weak(k string) bool {
-	same := true
-	for i := 1; i < len(k); i++ {
-		if k[i] != k[0] {
-			same = false
-			break
-		}
-	}
-	if same {
-		return true
-	}
-	for _, w := range []string{"changeme", "change-me", "change_me", "secret", "password", "example", "default", "placeholder"} {
-		if containsFold(k, w) {
-			return true
-		}
-	}
-	return false
-}
-
-func containsFold(s, sub string) bool {
-	n := len(sub)
-	for i := 0; i+n <= len(s); i++ {
-		match := true
-		for j := 0; j < n; j++ {
-			a, b := s[i+j], sub[j]
-			if 'A' <= a && a <= 'Z' {
-				a += 'a' - 'A'
-			}
-			if a != b {
-				match = false
-				break
-			}
-		}
-		if match {
-			return true
-		}
-	}
-	return false
 }
 
 func (k *Keyring) mac(parts ...[]byte) []byte {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ourway/auth/internal/fieldcrypt"
 	"github.com/ourway/auth/internal/ratelimit"
+	"github.com/ourway/auth/internal/secret"
 )
 
 // Secret is a string that never appears in logs.
@@ -531,11 +532,7 @@ func (c *Config) finish(defaultModel string) error {
 // weakSecret reports whether a JWT secret is short or a known placeholder
 // (the original service's default among them).
 func weakSecret(s string) bool {
-	if len(s) < 32 {
-		return true
-	}
-	_, err := fieldcrypt.NewKeyring(s)
-	return err != nil || strings.Contains(strings.ToLower(s), "development")
+	return secret.Weak(s) || strings.Contains(strings.ToLower(s), "development")
 }
 
 func validateStorageURL(s string) error {

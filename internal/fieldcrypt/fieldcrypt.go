@@ -22,13 +22,15 @@ import (
 	"sync"
 
 	"github.com/tink-crypto/tink-go/v2/daead/subtle"
+
+	"github.com/ourway/auth/internal/secret"
 )
 
 // Prefix starts every ciphertext: "enc1:<key id>:<base64url>".
 const Prefix = "enc1:"
 
 // MinKeyLen is the shortest master key accepted, in bytes.
-const MinKeyLen = 32
+const MinKeyLen = secret.MinLen
 
 // Errors.
 var (
@@ -83,32 +85,12 @@ func NewKeyring(current string, previous ...string) (*Keyring, error) {
 }
 
 func newMaster(s string) (masterKey, error) {
-	if len(s) < MinKeyLen || weak(s) {
+	if len(s) < MinKeyLen || secret.Weak(s) {
 		return masterKey{}, ErrWeakKey
 	}
 	mac := hmac.New(sha256.New, []byte(s))
 	mac.Write([]byte("auth-fieldcrypt key id v1"))
 	return masterKey{id: hex.EncodeToString(mac.Sum(nil))[:8], secret: []byte(s)}, nil
-}
-
-func weak(k string) bool {
-	same := true
-	for i := 1; i < len(k); i++ {
-		if k[i] != k[0] {
-			same = false
-			break
-		}
-	}
-	if same {
-		return true
-	}
-	lower := strings.ToLower(k)
-	for _, w := range []string{"changeme", "change-me", "change_me", "secret", "password", "example", "default", "placeholder"} {
-		if strings.Contains(lower, w) {
-			return true
-		}
-	}
-	return false
 }
 
 // CurrentID is the id of the key new values are encrypted with.
