@@ -188,20 +188,13 @@ func (s *Service) Resync(ctx context.Context, vr VersionReader) (int, error) {
 		if !found {
 			continue
 		}
-		if err := t.writeMu.lock(ctx); err != nil {
+		reloaded, err := s.reloadIf(ctx, t, func(t *tenant) bool { return t.loaded && t.id == 0 })
+		if err != nil {
 			return n, err
 		}
-		t.mu.RLock()
-		stale := t.loaded && t.id == 0
-		t.mu.RUnlock()
-		if stale {
-			if err := s.loadTenant(ctx, t); err != nil {
-				t.writeMu.unlock()
-				return n, err
-			}
+		if reloaded {
 			n++
 		}
-		t.writeMu.unlock()
 	}
 	if len(loaded) == 0 {
 		return n, nil
@@ -216,20 +209,30 @@ func (s *Service) Resync(ctx context.Context, vr VersionReader) (int, error) {
 	}
 	for id, t := range loaded {
 		v, ok := versions[id]
-		if err := t.writeMu.lock(ctx); err != nil {
+		reloaded, err := s.reloadIf(ctx, t, func(t *tenant) bool { return ok && t.loaded && t.id == id && v != t.version })
+		if err != nil {
 			return n, err
 		}
-		t.mu.RLock()
-		stale := ok && t.loaded && t.id == id && v != t.version
-		t.mu.RUnlock()
-		if stale {
-			if err := s.loadTenant(ctx, t); err != nil {
-				t.writeMu.unlock()
-				return n, err
-			}
+		if reloaded {
 			n++
 		}
-		t.writeMu.unlock()
 	}
 	return n, nil
+}
+
+// reloadIf reloads t from the database when stale, checked under the
+// tenant's write lock (so no local change runs in between), and says
+// whether it did.
+func (s *Service) reloadIf(ctx context.Context, t *tenant, stale func(t *tenant) bool) (bool, error) {
+	if err := t.writeMu.lock(ctx); err != nil {
+		return false, err
+	}
+	defer t.writeMu.unlock()
+	t.mu.RLock()
+	st := stale(t)
+	t.mu.RUnlock()
+	if !st {
+		return false, nil
+	}
+	return true, s.loadTenant(ctx, t)
 }
