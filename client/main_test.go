@@ -15,12 +15,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ourway/auth/internal/testenv"
 )
 
 // The live tests run the real auth-server binary, built once by TestMain,
@@ -40,7 +41,7 @@ func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
 	var err error
-	if moduleDir, err = findModuleDir(); err != nil {
+	if moduleDir, err = testenv.ModuleRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, "client tests:", err)
 		return 1
 	}
@@ -50,12 +51,8 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	binPath = filepath.Join(dir, "auth-server")
-	build := exec.Command(goTool(), "build", "-o", binPath, "./cmd/auth-server")
-	build.Dir = moduleDir
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "client tests: go build ./cmd/auth-server: %v\n%s", err, out)
+	if binPath, err = testenv.BuildServer(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "client tests:", err)
 		return 1
 	}
 	shared, err = launch(filepath.Join(dir, "shared.sqlite3"))
@@ -78,30 +75,6 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "shared auth-server stderr:\n%s", shared.stderr.String())
 	}
 	return code
-}
-
-func findModuleDir() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
 // randomKey returns a fresh UUID4 client key: a new, empty tenant.
