@@ -54,6 +54,18 @@ type Workflows interface {
 	CanRun(ctx context.Context, key policy.KeyHash, user, workflow string) (bool, error)
 }
 
+// MaxHeaderBytes is the largest request head (request line and headers)
+// the service reads; a larger one is answered 431.
+const MaxHeaderBytes = 16 << 10
+
+// headerReadSlop is what net/http reads past http.Server.MaxHeaderBytes
+// before it refuses a request head.
+const headerReadSlop = 4096
+
+// HTTPMaxHeaderBytes is the value for http.Server.MaxHeaderBytes that makes
+// MaxHeaderBytes the real limit: net/http allows headerReadSlop on top of it.
+const HTTPMaxHeaderBytes = MaxHeaderBytes - headerReadSlop
+
 // Config is the HTTP section of the configuration.
 type Config struct {
 	// AllowCORS turns CORS on; CORSOrigins lists the allowed origins ("*"

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -48,6 +49,10 @@ func auditKeyring(cfg config.Config, log *slog.Logger) (*audit.Keyring, error) {
 			return nil, err
 		}
 		log.Warn("development mode: using a local audit key; set AUTH_AUDIT_KEY in production", "file", source)
+	}
+	if jwt := cfg.JWT.Secret.Reveal(); jwt != "" && subtle.ConstantTimeCompare([]byte(jwt), []byte(key)) == 1 {
+		// One leaked secret must not both forge tokens and reseal the trail.
+		return nil, fmt.Errorf("JWT_SECRET_KEY must differ from the audit key (%s): give each its own random value", source)
 	}
 	k, err := audit.NewKeyring([]byte(key))
 	if err != nil {

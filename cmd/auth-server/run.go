@@ -257,7 +257,7 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		ReadTimeout:       cfg.Server.ReadTimeout,
 		WriteTimeout:      cfg.Server.WriteTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    api.HTTPMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	bg, cancelBG := context.WithCancel(context.WithoutCancel(ctx))

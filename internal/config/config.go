@@ -86,9 +86,10 @@ type Server struct {
 	Proxies        []*net.IPNet `yaml:"-"`
 }
 
-// Addr is host:port.
+// Addr is host:port, with an IPv6 host in brackets ("[::1]:4000"); the host
+// may be given with or without them.
 func (s Server) Addr() string {
-	return fmt.Sprintf("%s:%d", s.Host, s.Port)
+	return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(s.Host, "["), "]"), strconv.Itoa(s.Port))
 }
 
 // Origins returns the CORS origins as a list.

@@ -303,3 +303,26 @@ func TestLoadStorageURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestServerAddr: SERVER_HOST may be a name, an IPv4 address or an IPv6
+// address with or without brackets; the listen address is always valid.
+func TestServerAddr(t *testing.T) {
+	for _, tc := range []struct{ host, want string }{
+		{"0.0.0.0", "0.0.0.0:4100"},
+		{"localhost", "localhost:4100"},
+		{"::1", "[::1]:4100"},
+		{"[::1]", "[::1]:4100"},
+		{"::", "[::]:4100"},
+		{"fe80::1%eth0", "[fe80::1%eth0]:4100"},
+	} {
+		t.Run(tc.host, func(t *testing.T) {
+			c, err := load(t, "SERVER_HOST", tc.host, "SERVER_PORT", "4100")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Server.Addr(); got != tc.want {
+				t.Errorf("Addr() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -79,21 +79,60 @@ func TestRequestBodyTypes(t *testing.T) {
 	expect(t, c.get(t, "/api/roles"), 200, res("["+strings.Join(created, ",")+"]"))
 }
 
-// Headers larger than the limit (16 KiB, plus the 4 KiB net/http allows
-// on top) are refused with 431; ordinary large ones pass.
+// A request head (request line and headers) of up to 16 KiB is read, one
+// byte more is refused with 431, whatever the headers are.
 func TestHeaderSizeLimit(t *testing.T) {
 	s := rateServer(t)
-	r := s.do(t, "GET", "/ping", "X-Padding: "+strings.Repeat("a", 8<<10))
-	if r.status != 200 {
-		t.Errorf("8 KiB header: %d, want 200", r.status)
+	const limit = 16 << 10
+	for _, tc := range []struct {
+		name   string
+		size   int
+		status int
+	}{
+		{"8 KiB", 8 << 10, http.StatusOK},
+		{"one byte under the limit", limit - 1, http.StatusOK},
+		{"at the limit", limit, http.StatusOK},
+		{"one byte over the limit", limit + 1, http.StatusRequestHeaderFieldsTooLarge},
+		{"32 KiB", 32 << 10, http.StatusRequestHeaderFieldsTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := rawStatus(t, s, headOfSize(t, tc.size)); got != tc.status {
+				t.Errorf("a %d-byte request head: %d, want %d", tc.size, got, tc.status)
+			}
+		})
 	}
-	r2, err := s.send("GET", "/ping", "X-Padding: "+strings.Repeat("a", 32<<10))
+}
+
+// headOfSize is a GET /ping request head of exactly size bytes.
+func headOfSize(t *testing.T, size int) string {
+	t.Helper()
+	const start, end = "GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Padding: ", "\r\n\r\n"
+	pad := size - len(start) - len(end)
+	if pad < 1 {
+		t.Fatalf("a %d-byte head is too small", size)
+	}
+	return start + strings.Repeat("a", pad) + end
+}
+
+// rawStatus writes a raw request to s and returns the status code of the
+// answer.
+func rawStatus(t *testing.T, s *server, req string) int {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.base, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r2.status != http.StatusRequestHeaderFieldsTooLarge {
-		t.Errorf("32 KiB header: %d, want 431", r2.status)
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
 	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("read the answer: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // A client that sends its headers slowly is cut off after the header read
@@ -143,5 +182,23 @@ func TestSlowHeadersAreCutOff(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// SERVER_HOST may be an IPv6 address, with or without brackets.
+func TestIPv6Host(t *testing.T) {
+	if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	} else {
+		ln.Close()
+	}
+	for _, host := range []string{"::1", "[::1]"} {
+		t.Run(host, func(t *testing.T) {
+			s := sqliteServer(t, "SERVER_HOST="+host)
+			if !strings.HasPrefix(s.base, "http://[::1]:") {
+				t.Fatalf("listening on %s, want [::1]", s.base)
+			}
+			expect(t, s.do(t, "GET", "/ping"), 200, `{"message":"PONG"}`)
+		})
 	}
 }

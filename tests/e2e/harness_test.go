@@ -230,11 +230,14 @@ func launch(env []string) (*server, error) {
 	case <-time.After(startTimeout):
 		return fail("no \"auth-server listening\" log line within %v", startTimeout)
 	}
-	_, port, err := net.SplitHostPort(addr)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fail("listening addr %q: %v", addr, err)
 	}
-	s.base = "http://127.0.0.1:" + port
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		host = "127.0.0.1" // a wildcard listener answers on loopback too
+	}
+	s.base = "http://" + net.JoinHostPort(host, port)
 	deadline := time.Now().Add(startTimeout)
 	for {
 		resp, err := s.http.Get(s.base + "/ping")

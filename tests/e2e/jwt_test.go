@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -547,7 +548,8 @@ func testTokenTenantIsolation(t *testing.T, s *server) {
 }
 
 // TestJWTSecretRequired: outside development mode the server refuses to
-// start without JWT_SECRET_KEY or with a weak one (and never prints it);
+// start without JWT_SECRET_KEY, with a weak one or with the audit key as
+// JWT secret (and never prints it);
 // in development mode it starts without one.
 func TestJWTSecretRequired(t *testing.T) {
 	t.Parallel()
@@ -564,6 +566,10 @@ func TestJWTSecretRequired(t *testing.T) {
 		{"31 random characters", "a8f3c1e9b7d2f4a6c0e8b1d3f5a7c9e", nil},
 		{"original default", "default_secret_key_for_development", nil},
 		{"one repeated character", strings.Repeat("z", 48), nil},
+		{"a short sequence repeated", strings.Repeat("ab", 24), nil},
+		{"an ascending run", "0123456789abcdefghijklmnopqrstuvwxyz", nil},
+		{"equal to the audit key", testAuditKey, nil},
+		{"equal to the audit key file", testAuditKey, []string{"AUTH_AUDIT_KEY=", "AUTH_AUDIT_KEY_FILE=" + auditKeyFile(t)}},
 		{"placeholder in development mode", "default_secret_key_for_development", []string{"AUTH_ENV=development"}},
 	}
 	for _, tc := range cases {
@@ -607,4 +613,14 @@ func TestJWTSecretRequired(t *testing.T) {
 			t.Errorf("the log shows JWT_SECRET_KEY")
 		}
 	})
+}
+
+// auditKeyFile writes the test audit key to a file and returns its path.
+func auditKeyFile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "audit-key")
+	if err := os.WriteFile(p, []byte(testAuditKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
