@@ -21,17 +21,57 @@ var errUnsupportedMediaType = errors.New("request body is not JSON")
 // it is the peer address and X-Forwarded-For is ignored. Behind trusted
 // proxies (CIDRs) X-Forwarded-For is read from the right, and the client is
 // the first address that is not a trusted proxy; a header sent by an
-// untrusted peer is ignored. Loopback, link-local and private addresses are
-// trusted only when listed.
+// untrusted peer is ignored, and so is everything left of an entry that is
+// not an address. Entries may carry a port ("203.0.113.9:443",
+// "[2001:db8::7]:443"), as some proxies write them. Loopback, link-local and
+// private addresses are trusted only when listed.
 func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	direct := echo.ExtractIPDirect()
 	if len(trusted) == 0 {
-		return echo.ExtractIPDirect()
+		return direct
 	}
-	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
-	for _, n := range trusted {
-		opts = append(opts, echo.TrustIPRange(n))
+	isTrusted := func(ip net.IP) bool {
+		for _, n := range trusted {
+			if n.Contains(ip) {
+				return true
+			}
+		}
+		return false
 	}
-	return echo.ExtractIPFromXFFHeader(opts...)
+	return func(req *http.Request) string {
+		peer := direct(req)
+		if ip := net.ParseIP(peer); ip == nil || !isTrusted(ip) {
+			return peer
+		}
+		xff := req.Header.Values(echo.HeaderXForwardedFor)
+		if len(xff) == 0 {
+			return peer
+		}
+		entries := strings.Split(strings.Join(xff, ","), ",")
+		for i := len(entries) - 1; i >= 0; i-- {
+			ip := forwardedIP(entries[i])
+			if ip == nil {
+				return peer // cannot believe what a bad entry hides
+			}
+			if !isTrusted(ip) || i == 0 {
+				return ip.String()
+			}
+		}
+		return peer // not reached: the loop returns at i == 0
+	}
+}
+
+// forwardedIP parses one X-Forwarded-For entry: an address, bare or in
+// brackets, with or without a port; nil if it is none of these.
+func forwardedIP(entry string) net.IP {
+	entry = strings.TrimSpace(entry)
+	if ip := net.ParseIP(entry); ip != nil {
+		return ip
+	}
+	if host, _, err := net.SplitHostPort(entry); err == nil {
+		return net.ParseIP(host)
+	}
+	return net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(entry, "["), "]"))
 }
 
 // requireJSON answers 415 to a POST, PUT or PATCH whose body is not JSON.

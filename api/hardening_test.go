@@ -36,6 +36,13 @@ func TestIPExtractor(t *testing.T) {
 		{"garbage in the header: the peer", cidrs("10.0.0.0/8"), "10.0.0.5:1234", []string{"203.0.113.9, bogus"}, "10.0.0.5"},
 		{"trusted peer, no header", cidrs("10.0.0.0/8"), "10.0.0.5:1234", nil, "10.0.0.5"},
 		{"IPv6", cidrs("fd00::/8"), "[fd00::1]:1234", []string{"2001:db8::7"}, "2001:db8::7"},
+		{"IPv6 in brackets", cidrs("fd00::/8"), "[fd00::1]:1234", []string{"[2001:db8::7]"}, "2001:db8::7"},
+		{"entry with a port", cidrs("10.0.0.0/8"), "10.0.0.5:1234", []string{"203.0.113.9:5678"}, "203.0.113.9"},
+		{"IPv6 entry with a port", cidrs("fd00::/8"), "[fd00::1]:1234", []string{"[2001:db8::7]:443"}, "2001:db8::7"},
+		{"trusted entry with a port skipped", cidrs("10.0.0.0/8"), "10.0.0.5:1234", []string{"203.0.113.9, 10.1.1.1:80"}, "203.0.113.9"},
+		{"bad port: the peer", cidrs("10.0.0.0/8"), "10.0.0.5:1234", []string{"203.0.113.9:http:80"}, "10.0.0.5"},
+		{"every entry trusted: the leftmost", cidrs("10.0.0.0/8"), "10.0.0.5:1234", []string{"10.9.9.9:80, 10.1.1.1"}, "10.9.9.9"},
+		{"empty entry: the peer", cidrs("10.0.0.0/8"), "10.0.0.5:1234", []string{"203.0.113.9, "}, "10.0.0.5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest("GET", "/", nil)

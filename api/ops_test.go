@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -263,4 +265,89 @@ func TestRetryAfterRounding(t *testing.T) {
 	if got := retryAfter(errors.New("x")); got != "1" {
 		t.Errorf("retryAfter(no hint) = %s, want 1", got)
 	}
+}
+
+// TestMetricsCardinalityIsBounded: thousands of requests with made-up
+// methods, paths and headers, on /ping, under /api and elsewhere, add no
+// series to /metrics, and neither its size nor the heap grows with them.
+func TestMetricsCardinalityIsBounded(t *testing.T) {
+	mx := metrics.New()
+	s := opsServer(t, Config{}, Deps{Metrics: mx})
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	client := ts.Client()
+	send := func(method, path string, header ...string) {
+		t.Helper()
+		req, err := http.NewRequest(method, ts.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	// scrape returns the body of /metrics and its series of the service's
+	// own metrics (the Go runtime's are fixed in number).
+	scrape := func() (size int, series int) {
+		t.Helper()
+		resp, err := client.Get(ts.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "auth_") {
+				series++
+			}
+		}
+		return len(b), series
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	// One request of every shape the flood sends, so that every series it
+	// may legitimately touch exists before the count is taken.
+	warm := func(i int) {
+		m := fmt.Sprintf("M%d", i)
+		send(m, "/ping", "X-Made-Up-"+m, m)
+		send(m, "/api/role/r"+m, "Authorization", "Bearer "+opsKey)
+		send(m, "/nowhere/"+m)
+		send("GET", "/nowhere/"+m, "X-Made-Up-"+m, m)
+		send("GET", "/ping", "X-Made-Up-"+m, m)
+	}
+	warm(0)
+	scrape() // the scrape's own series
+	size0, series0 := scrape()
+	heap0 := heap()
+	const flood = 5000
+	for i := 1; i <= flood; i++ {
+		warm(i)
+	}
+	size1, series1 := scrape()
+	heap1 := heap()
+	if series1 != series0 {
+		t.Errorf("%d requests with made-up methods and paths took the series from %d to %d", 5*flood, series0, series1)
+	}
+	// Counters gain digits, nothing else: far under 10 % for this size.
+	if float64(size1) > 1.1*float64(size0) {
+		t.Errorf("/metrics grew from %d to %d bytes", size0, size1)
+	}
+	// A series costs about a kilobyte: 5000 new ones would be megabytes.
+	if heap1 > heap0+2<<20 {
+		t.Errorf("the heap grew from %d to %d bytes after the flood", heap0, heap1)
+	}
+	t.Logf("series %d → %d, /metrics %d → %d bytes, heap %d → %d bytes", series0, series1, size0, size1, heap0, heap1)
 }

@@ -36,11 +36,35 @@ func newOps(reg *prometheus.Registry) ops {
 	return o
 }
 
-// ObserveRequest counts one answered request. route is the route pattern
-// (never the raw path, which would make a series per user name).
+// ObserveRequest counts one answered request. route must be a route
+// pattern or one fixed word such as "unmatched" (never the raw path, which
+// would make a series per user name). The method and the status code are
+// labelled from fixed sets (see MethodLabel and CodeLabel), so that no
+// client can add series by inventing methods.
 func (m *Metrics) ObserveRequest(route, method string, code int, took time.Duration) {
-	m.ops.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	method = MethodLabel(method)
+	m.ops.requests.WithLabelValues(route, method, CodeLabel(code)).Inc()
 	m.ops.duration.WithLabelValues(route, method).Observe(took.Seconds())
+}
+
+// MethodLabel is the label value of an HTTP method: the method itself when
+// it is one of the nine that HTTP defines, "OTHER" for anything a client
+// made up.
+func MethodLabel(method string) string {
+	switch method {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE":
+		return method
+	}
+	return "OTHER"
+}
+
+// CodeLabel is the label value of a status code: the code when it is a
+// valid one (100–599), "other" otherwise.
+func CodeLabel(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code)
 }
 
 // Decision counts one check's decision.
