@@ -12,6 +12,19 @@ import (
 	"github.com/ourway/auth/policy"
 )
 
+// opsRoutes registers the operational endpoints on e: /health, /ready and,
+// with withMetrics, /metrics.
+func (s *Server) opsRoutes(e *echo.Echo, withMetrics bool) {
+	get := []string{http.MethodGet, http.MethodHead}
+	e.Match(get, "/health", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "healthy"})
+	})
+	e.Match(get, "/ready", s.ready)
+	if withMetrics && s.deps.Metrics != nil {
+		e.Match(get, "/metrics", s.metricsHandler())
+	}
+}
+
 // routes registers /ping, the operational endpoints and the compatible
 // routes under both /api and /api/v1.
 func (s *Server) routes() {
@@ -20,13 +33,7 @@ func (s *Server) routes() {
 	e.Match(get, "/ping", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"message": "PONG"})
 	})
-	e.Match(get, "/health", func(c echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]string{"status": "healthy"})
-	})
-	e.Match(get, "/ready", s.ready)
-	if s.deps.Metrics != nil {
-		e.Match(get, "/metrics", s.metricsHandler())
-	}
+	s.opsRoutes(e, !s.separateOps)
 	for _, prefix := range []string{"/api", "/api/v1"} {
 		add := func(methods []string, path string, h echo.HandlerFunc, spec auditSpec, extra ...echo.MiddlewareFunc) {
 			// Rate limits: per client IP around the gate (for the requests it

@@ -79,6 +79,9 @@ type Config struct {
 	TrustedProxies []*net.IPNet
 	// MetricsToken, when set, is the bearer token /metrics requires.
 	MetricsToken string
+	// SeparateOps serves /metrics only on OpsHandler (a listener of its
+	// own), not beside the API; /health and /ready are served by both.
+	SeparateOps bool
 }
 
 // Deps are the services behind the API.
@@ -118,6 +121,8 @@ type Server struct {
 	tokens *tokens
 	// metricsToken guards /metrics ("": open).
 	metricsToken string
+	// separateOps leaves /metrics to OpsHandler.
+	separateOps bool
 }
 
 // New builds the API with every route registered.
@@ -137,6 +142,7 @@ func New(cfg Config, deps Deps) *Server {
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	s := &Server{echo: e, deps: deps, log: deps.Logger}
 	s.metricsToken = cfg.MetricsToken
+	s.separateOps = cfg.SeparateOps
 	if deps.Tokens != nil {
 		s.tokens = newTokens(*deps.Tokens)
 	}
@@ -158,6 +164,19 @@ func New(cfg Config, deps Deps) *Server {
 
 // Handler is the http.Handler that serves the API.
 func (s *Server) Handler() http.Handler { return s.echo }
+
+// OpsHandler serves the operational endpoints alone (/health, /ready and
+// /metrics), for a listener of their own that only the operators' network
+// reaches; anything else answers 404.
+func (s *Server) OpsHandler() http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort, e.Debug = true, true, false
+	e.HTTPErrorHandler = s.handleError
+	e.Pre(requestID)
+	e.Use(s.recoverer, securityHeaders)
+	s.opsRoutes(e, true)
+	return e
+}
 
 var requestIDRE = regexp.MustCompile(`\A[A-Za-z0-9._:-]{1,128}\z`)
 

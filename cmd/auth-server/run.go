@@ -235,7 +235,7 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	defer closeLimiter()
 	srv := api.New(api.Config{
 		AllowCORS: cfg.Server.AllowCORS, CORSOrigins: cfg.Server.Origins(), TrustedProxies: cfg.Server.Proxies,
-		MetricsToken: cfg.Ops.MetricsToken.Reveal(),
+		MetricsToken: cfg.Ops.MetricsToken.Reveal(), SeparateOps: cfg.Ops.Addr != "",
 	}, api.Deps{
 		Policy:      svc,
 		Workflows:   workflow.New(svc),
@@ -260,6 +260,15 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		MaxHeaderBytes:    api.HTTPMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	var opsErr <-chan error // nil without an ops listener: never ready
+	if cfg.Ops.Addr != "" {
+		stopOps, errc, err := serveOps(cfg, srv.OpsHandler(), log)
+		if err != nil {
+			return err
+		}
+		defer stopOps()
+		opsErr = errc
+	}
 	bg, cancelBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBG()
 	go func() { _ = svc.Run(bg) }()
@@ -270,6 +279,8 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
+		return err
+	case err := <-opsErr:
 		return err
 	case <-ctx.Done():
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net"
 	"strconv"
 	"time"
 )
@@ -23,6 +24,9 @@ type Ops struct {
 	AuditBlockTimeout time.Duration `yaml:"audit_block_timeout"`
 	// MetricsToken, when set, is the bearer token GET /metrics requires.
 	MetricsToken Secret `yaml:"-"`
+	// Addr, when set, is the host:port of a listener of its own that
+	// serves /metrics, /health and /ready; /metrics then leaves the API's.
+	Addr string `yaml:"addr"`
 }
 
 // opsVars are the environment variables of the operations section.
@@ -33,6 +37,7 @@ func opsVars(c *Config) []envVar {
 		{"AUTH_DB_BREAKER_TIMEOUT", durationSetter(&c.Ops.DBBreakerTimeout)},
 		{"AUTH_AUDIT_BLOCK_TIMEOUT", durationSetter(&c.Ops.AuditBlockTimeout)},
 		{"AUTH_METRICS_TOKEN", func(v string) error { c.Ops.MetricsToken = Secret(v); return nil }},
+		{"AUTH_OPS_ADDR", func(v string) error { c.Ops.Addr = v; return nil }},
 	}
 }
 
@@ -53,6 +58,15 @@ func (c *Config) finishOps() error {
 	}
 	if c.Ops.DBBreakerErrors < 1 || c.Ops.DBBreakerErrors > 10000 {
 		return &Error{Setting: "AUTH_DB_BREAKER_ERRORS", Value: strconv.Itoa(c.Ops.DBBreakerErrors), Reason: "must be between 1 and 10000"}
+	}
+	if a := c.Ops.Addr; a != "" {
+		_, port, err := net.SplitHostPort(a)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+			return &Error{Setting: "AUTH_OPS_ADDR", Value: a, Reason: "must be host:port (\"127.0.0.1:9090\", \":9090\", \"[::1]:9090\")"}
+		}
+		if a == c.Server.Addr() && c.Server.Port != 0 {
+			return &Error{Setting: "AUTH_OPS_ADDR", Value: a, Reason: "must differ from the API's address (SERVER_HOST:SERVER_PORT)"}
+		}
 	}
 	if t := c.Ops.MetricsToken.Reveal(); t != "" && len(t) < 16 {
 		return &Error{Setting: "AUTH_METRICS_TOKEN", Reason: "must be at least 16 characters (e.g. `openssl rand -hex 16`)"}

@@ -24,6 +24,7 @@ func TestOpsSettings(t *testing.T) {
 		{"DBBreakerTimeout", c.Ops.DBBreakerTimeout, 5 * time.Second},
 		{"AuditBlockTimeout", c.Ops.AuditBlockTimeout, time.Second},
 		{"MetricsToken", c.Ops.MetricsToken.Reveal(), ""},
+		{"Addr", c.Ops.Addr, ""},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("default %s = %v, want %v", tc.name, tc.got, tc.want)
@@ -32,7 +33,7 @@ func TestOpsSettings(t *testing.T) {
 
 	const token = "metrics-token-0123456789abcdef"
 	c, err = load(t, "AUTH_DB_TIMEOUT", "750ms", "AUTH_DB_BREAKER_ERRORS", "3", "AUTH_DB_BREAKER_TIMEOUT", "2s",
-		"AUTH_AUDIT_BLOCK_TIMEOUT", "20ms", "AUTH_METRICS_TOKEN", token)
+		"AUTH_AUDIT_BLOCK_TIMEOUT", "20ms", "AUTH_METRICS_TOKEN", token, "AUTH_OPS_ADDR", "127.0.0.1:9090")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +46,7 @@ func TestOpsSettings(t *testing.T) {
 		{"DBBreakerTimeout", c.Ops.DBBreakerTimeout, 2 * time.Second},
 		{"AuditBlockTimeout", c.Ops.AuditBlockTimeout, 20 * time.Millisecond},
 		{"MetricsToken", c.Ops.MetricsToken.Reveal(), token},
+		{"Addr", c.Ops.Addr, "127.0.0.1:9090"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
@@ -67,6 +69,11 @@ func TestOpsBadValues(t *testing.T) {
 		{"AUTH_DB_BREAKER_TIMEOUT", "-1s", "between"},
 		{"AUTH_AUDIT_BLOCK_TIMEOUT", "2m", "between"},
 		{"AUTH_METRICS_TOKEN", "short", "at least 16"},
+		{"AUTH_OPS_ADDR", "9090", "host:port"},
+		{"AUTH_OPS_ADDR", "localhost:metrics", "host:port"},
+		{"AUTH_OPS_ADDR", "127.0.0.1:70000", "host:port"},
+		{"AUTH_OPS_ADDR", "::1:9090", "host:port"},
+		{"AUTH_OPS_ADDR", "0.0.0.0:4000", "differ"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			_, err := load(t, tc.name, tc.value)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -200,5 +201,46 @@ func TestIPv6Host(t *testing.T) {
 			}
 			expect(t, s.do(t, "GET", "/ping"), 200, `{"message":"PONG"}`)
 		})
+	}
+}
+
+// With AUTH_OPS_ADDR, /metrics moves to a listener of its own, which serves
+// /health and /ready too and nothing of the API.
+func TestOpsListener(t *testing.T) {
+	s := sqliteServer(t, "AUTH_OPS_ADDR=127.0.0.1:0")
+	var addr string
+	for _, line := range strings.Split(s.stderr.String(), "\n") {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "ops listening" {
+			addr = rec.Addr
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no \"ops listening\" log line:\n%s", s.stderr.String())
+	}
+	ops := &server{base: "http://" + addr, http: s.http}
+	key := newKey(t)
+	expect(t, s.client(key).post(t, "/api/role/admin"), 200, res("true"))
+	for _, tc := range []struct {
+		srv    *server
+		path   string
+		status int
+	}{
+		{s, "/metrics", 404},
+		{s, "/health", 200},
+		{s, "/ready", 200},
+		{ops, "/metrics", 200},
+		{ops, "/health", 200},
+		{ops, "/ready", 200},
+		{ops, "/ping", 404},
+		{ops, "/api/roles", 404},
+	} {
+		r := tc.srv.do(t, "GET", tc.path, "Authorization: Bearer "+key)
+		if r.status != tc.status {
+			t.Errorf("GET %s%s: %d, want %d", tc.srv.base, tc.path, r.status, tc.status)
+		}
+		if tc.srv == ops && tc.path == "/metrics" && !strings.Contains(string(r.body), `auth_http_requests_total{code="200",method="POST",route="/api/role/:role"} 1`) {
+			t.Errorf("the ops listener's /metrics does not count the API's requests:\n%s", r.body)
+		}
 	}
 }
