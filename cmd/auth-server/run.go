@@ -111,7 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return rekey(ctx, cfg, db, store, stdout)
 	}
 	if cmd == "tenant" {
-		return tenantCommand(ctx, args[1:], db, store, stdout)
+		return tenantCommand(ctx, args[1:], cfg, log, db, store, stdout)
 	}
 	return serve(ctx, cfg, db, store, keys, log)
 }
