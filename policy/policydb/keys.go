@@ -34,8 +34,13 @@ func (r keyRow) record(handle string) policy.KeyRecord {
 // FindKey implements policy.KeyStore.
 func (s *Store) FindKey(ctx context.Context, key policy.KeyHash) (policy.KeyRecord, bool, error) {
 	var row struct {
-		keyRow
-		Handle string `gorm:"column:handle"`
+		KeyHash    string     `gorm:"column:key_hash"`
+		TenantID   int64      `gorm:"column:tenant_id"`
+		CreatedAt  time.Time  `gorm:"column:created_at"`
+		ExpiresAt  *time.Time `gorm:"column:expires_at"`
+		RevokedAt  *time.Time `gorm:"column:revoked_at"`
+		LastUsedAt *time.Time `gorm:"column:last_used_at"`
+		Handle     string     `gorm:"column:handle"`
 	}
 	err := s.db.Gorm().WithContext(ctx).Table("tenant_keys k").
 		Select("k.key_hash, k.tenant_id, k.created_at, k.expires_at, k.revoked_at, k.last_used_at, t.key_hash AS handle").
@@ -47,7 +52,8 @@ func (s *Store) FindKey(ctx context.Context, key policy.KeyHash) (policy.KeyReco
 	if err != nil {
 		return policy.KeyRecord{}, false, fmt.Errorf("find client key: %w", err)
 	}
-	return row.keyRow.record(row.Handle), true, nil
+	return keyRow{KeyHash: row.KeyHash, TenantID: row.TenantID, CreatedAt: row.CreatedAt, ExpiresAt: row.ExpiresAt,
+		RevokedAt: row.RevokedAt, LastUsedAt: row.LastUsedAt}.record(row.Handle), true, nil
 }
 
 // lockTenant takes the tenant's row lock (PostgreSQL; SQLite has one
