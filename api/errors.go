@@ -20,6 +20,13 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%d: %s", e.Code, e.Message) }
 
+// Messages of key management.
+const (
+	msgKeyRotated = "This key has already been rotated."
+	msgKeyInGrace = "This key has been rotated and is in its grace period: it can still make API calls, " +
+		"but only an active key can issue tokens, rotate or revoke keys. Use the new key."
+)
+
 func badRequest(msg string) error { return &Error{Code: http.StatusBadRequest, Message: msg} }
 
 // errorBody is the JSON error envelope; fields are in sorted order, as the
@@ -54,6 +61,13 @@ func statusOf(err error) (int, string) {
 		return he.Code, msg
 	case errors.As(err, &ne):
 		return http.StatusBadRequest, fmt.Sprintf("Invalid %s name: %s", ne.Kind, ne.Value)
+	case errors.Is(err, policy.ErrKeyRotated):
+		return http.StatusConflict, msgKeyRotated
+	case errors.Is(err, policy.ErrKeyInGrace):
+		return http.StatusForbidden, msgKeyInGrace
+	case errors.Is(err, policy.ErrKeyRevoked):
+		// Revoked or expired since the gate resolved it.
+		return http.StatusUnauthorized, msgRevokedKey
 	case errors.Is(err, policy.ErrRoleCycle):
 		return http.StatusBadRequest, "Role inheritance would form a cycle."
 	case errors.Is(err, policy.ErrRoleDepth):

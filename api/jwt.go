@@ -272,6 +272,13 @@ func (s *Server) issueToken(c echo.Context) error {
 		return badRequest("scope must be full or check")
 	}
 	key, _ := c.Get(ctxKeyClientKey).(policy.KeyHash)
+	if s.deps.Keys != nil {
+		// From the database, not the gate's cache: a key rotated away (in
+		// its grace period) may not mint credentials that outlive it.
+		if err := s.deps.Keys.CheckActive(c.Request().Context(), key); err != nil {
+			return err
+		}
+	}
 	now := time.Now()
 	tok, err := s.tokens.issue(tenantOf(c), key, req.Scope, now)
 	if err != nil {
@@ -304,12 +311,33 @@ func (s *Server) rotateKey(c echo.Context) error {
 	if errors.Is(err, policy.ErrKeyUnknown) {
 		return &Error{Code: http.StatusConflict, Message: "This tenant has no data yet: there is nothing to rotate."}
 	}
-	if errors.Is(err, policy.ErrKeyRevoked) {
-		// Revoked or expired since the gate resolved it.
-		return &Error{Code: http.StatusUnauthorized, Message: msgRevokedKey}
+	if err != nil {
+		// A key already rotated (409), in its grace period or revoked:
+		// mapped in statusOf.
+		return err
+	}
+	return ok(c, rotateData{NewKey: next, OldKeyExpiresAt: audit.FormatTime(expires)}, "Client key rotated")
+}
+
+type revokeOthersData struct {
+	Revoked int `json:"revoked"`
+}
+
+// revokeOtherKeys answers POST /api/keys/revoke_others: every other live
+// key of the calling tenant (active or in its grace period) is revoked, for
+// when a key may have leaked. Only an active client key may ask.
+func (s *Server) revokeOtherKeys(c echo.Context) error {
+	if s.deps.Keys == nil {
+		return &Error{Code: http.StatusNotFound, Message: "Not Found"}
+	}
+	key, _ := c.Get(ctxKeyClientKey).(policy.KeyHash)
+	n, err := s.deps.Keys.RevokeOthers(c.Request().Context(), key)
+	if errors.Is(err, policy.ErrKeyUnknown) {
+		// A tenant without data has no keys but this one.
+		n, err = 0, nil
 	}
 	if err != nil {
 		return err
 	}
-	return ok(c, rotateData{NewKey: next, OldKeyExpiresAt: audit.FormatTime(expires)}, "Client key rotated")
+	return ok(c, revokeOthersData{Revoked: n}, "Revoked %d other client key(s)", n)
 }

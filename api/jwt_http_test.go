@@ -22,6 +22,19 @@ type fakeKeys struct {
 	errs      map[policy.KeyHash]error
 	rotateErr error
 	rotated   []policy.KeyHash
+	// activeErr is CheckActive's and RevokeOthers' answer.
+	activeErr error
+	revokers  []policy.KeyHash
+}
+
+func (f *fakeKeys) CheckActive(context.Context, policy.KeyHash) error { return f.activeErr }
+
+func (f *fakeKeys) RevokeOthers(_ context.Context, k policy.KeyHash) (int, error) {
+	if f.activeErr != nil {
+		return 0, f.activeErr
+	}
+	f.revokers = append(f.revokers, k)
+	return 2, nil
 }
 
 func (f *fakeKeys) Resolve(_ context.Context, k policy.KeyHash) (policy.KeyHash, error) {
@@ -197,10 +210,58 @@ func TestTokensDisabled(t *testing.T) {
 	}{
 		{"POST", "/api/token", "Bearer " + keyA, 404},
 		{"POST", "/api/keys/rotate", "Bearer " + keyA, 404},
+		{"POST", "/api/keys/revoke_others", "Bearer " + keyA, 404},
 		{"GET", "/api/audit", "Bearer " + sign(t, jwt.SigningMethodHS256, []byte(unitSecret), goodClaims(t, time.Now())), 401},
 	} {
 		if r := call(s, tc.method, tc.path, "", tc.auth); r.status != tc.status {
 			t.Errorf("%s %s without tokens or keys: %d %s, want %d", tc.method, tc.path, r.status, r.body, tc.status)
 		}
+	}
+}
+
+// The key-management answers: a key in its grace period may not mint
+// tokens nor revoke keys (403), a key already rotated may not rotate (409),
+// revoke_others answers the count and needs an active client key.
+func TestKeyManagementRoutes(t *testing.T) {
+	keys := &fakeKeys{handles: map[policy.KeyHash]policy.KeyHash{}, errs: map[policy.KeyHash]error{}}
+	s := unitServer(keys, true)
+	full, check := token(t, s, ""), token(t, s, `{"scope":"check"}`)
+	cases := []struct {
+		name         string
+		method, path string
+		auth         string
+		activeErr    error
+		rotateErr    error
+		status       int
+		msg          string
+	}{
+		{"revoke others", "POST", "/api/keys/revoke_others", keyA, nil, nil, 200, "Revoked 2 other client key(s)"},
+		{"revoke others v1", "POST", "/api/v1/keys/revoke_others", keyA, nil, nil, 200, "Revoked 2 other client key(s)"},
+		{"revoke others with a token", "POST", "/api/keys/revoke_others", full, nil, nil, 403, "This operation needs the client key, not a token."},
+		{"revoke others with a check token", "POST", "/api/keys/revoke_others", check, nil, nil, 403, msgCheckScopeForTest},
+		{"revoke others in grace", "POST", "/api/keys/revoke_others", keyA, policy.ErrKeyInGrace, nil, 403, msgKeyInGrace},
+		{"revoke others revoked meanwhile", "POST", "/api/keys/revoke_others", keyA, policy.ErrKeyRevoked, nil, 401, msgRevokedKey},
+		{"revoke others without a tenant", "POST", "/api/keys/revoke_others", keyA, policy.ErrKeyUnknown, nil, 200, "Revoked 0 other client key(s)"},
+		{"token in grace", "POST", "/api/token", keyA, policy.ErrKeyInGrace, nil, 403, msgKeyInGrace},
+		{"token revoked meanwhile", "POST", "/api/v1/token", keyA, policy.ErrKeyRevoked, nil, 401, msgRevokedKey},
+		{"token database down", "POST", "/api/token", keyA, policy.ErrUnavailable, nil, 503, "The service is temporarily unavailable."},
+		{"rotate already rotated", "POST", "/api/keys/rotate", keyA, nil, policy.ErrKeyRotated, 409, "This key has already been rotated."},
+		{"revoke others GET", "GET", "/api/keys/revoke_others", keyA, nil, nil, 405, "Method Not Allowed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			keys.activeErr, keys.rotateErr = tc.activeErr, tc.rotateErr
+			defer func() { keys.activeErr, keys.rotateErr = nil, nil }()
+			r := call(s, tc.method, tc.path, "", "Bearer "+tc.auth)
+			if r.status != tc.status || r.message(t) != tc.msg {
+				t.Errorf("%s %s: %d %s, want %d %q", tc.method, tc.path, r.status, r.body, tc.status, tc.msg)
+			}
+			if tc.status == 200 && !strings.Contains(r.body, `"data":{"revoked":`) {
+				t.Errorf("body %s: want data.revoked", r.body)
+			}
+		})
+	}
+	if hA := unitHash(t, keyA); len(keys.revokers) != 2 || keys.revokers[0] != hA {
+		t.Errorf("RevokeOthers calls = %v, want two, by key A", keys.revokers)
 	}
 }

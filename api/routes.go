@@ -69,6 +69,7 @@ func (s *Server) routes() {
 		add(get, "/audit", s.auditTrail, auditSpec{action: audit.GetAudit, always: true, fixedResource: "audit"})
 		add(post, "/token", s.issueToken, auditSpec{action: audit.IssueToken, always: true, fixedResource: "token"}, requireClientKey)
 		add(post, "/keys/rotate", s.rotateKey, write(audit.RotateKey, "").fixed("client_key"), requireClientKey)
+		add(post, "/keys/revoke_others", s.revokeOtherKeys, write(audit.RevokeKey, "").fixed("client_key"), requireClientKey)
 	}
 }
 

@@ -111,6 +111,12 @@ type Deps struct {
 type KeyResolver interface {
 	Resolve(ctx context.Context, key policy.KeyHash) (policy.KeyHash, error)
 	Rotate(ctx context.Context, key policy.KeyHash) (string, time.Time, error)
+	// CheckActive reports, from the database, whether key may issue
+	// tokens (policy.ErrKeyInGrace for a key rotated away).
+	CheckActive(ctx context.Context, key policy.KeyHash) error
+	// RevokeOthers revokes the other live keys of key's tenant and returns
+	// how many; key must be active.
+	RevokeOthers(ctx context.Context, key policy.KeyHash) (int, error)
 }
 
 // Server is the HTTP API.

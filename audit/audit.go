@@ -32,12 +32,13 @@ const (
 	GetAudit         Action = "GET_AUDIT"
 	RotateKey        Action = "ROTATE_KEY"
 	IssueToken       Action = "ISSUE_TOKEN"
+	RevokeKey        Action = "REVOKE_KEY"
 )
 
 // Actions lists every action, for validating query filters.
 var Actions = []Action{CreateRole, DeleteRole, AddPermission, RemovePermission, AddMembership,
 	RemoveMembership, CheckPermission, CheckMembership, ListRoles, ListPermissions, ListMemberships,
-	UserPermissions, AddRoleParent, RemoveRoleParent, GetAudit, RotateKey, IssueToken}
+	UserPermissions, AddRoleParent, RemoveRoleParent, GetAudit, RotateKey, IssueToken, RevokeKey}
 
 // Entry is one audit record as the policy core describes it. Tenant and user
 // are the raw values; a Recorder fingerprints them before they are stored.

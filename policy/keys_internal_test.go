@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,9 @@ type fakeKeyStore struct {
 	// rotations records the arguments of RotateKey.
 	rotations []rotation
 	nextID    int64
+	// touches records the keys of TouchKey calls; touchErr fails them.
+	touches  []KeyHash
+	touchErr error
 }
 
 type rotation struct {
@@ -49,8 +53,13 @@ func (s *fakeKeyStore) RotateKey(ctx context.Context, current, next KeyHash, exp
 		return s.rotErr
 	}
 	cur, ok := s.keys[current]
-	if !ok {
+	switch {
+	case !ok:
 		return errors.New("fake: no such key")
+	case cur.RevokedAt != nil:
+		return ErrKeyRevoked
+	case cur.ExpiresAt != nil:
+		return ErrKeyRotated
 	}
 	// Like a transaction: nothing changes when the audit record fails.
 	if err := record(ctx, cur.Handle); err != nil {
@@ -58,10 +67,8 @@ func (s *fakeKeyStore) RotateKey(ctx context.Context, current, next KeyHash, exp
 	}
 	s.rotations = append(s.rotations, rotation{current, next, expires})
 	s.keys[next] = KeyRecord{Handle: cur.Handle, TenantID: cur.TenantID}
-	if cur.ExpiresAt == nil || cur.ExpiresAt.After(expires) {
-		e := expires
-		cur.ExpiresAt = &e
-	}
+	e := expires
+	cur.ExpiresAt = &e
 	s.keys[current] = cur
 	return nil
 }
@@ -74,17 +81,86 @@ func (s *fakeKeyStore) CreateTenant(_ context.Context, key KeyHash) (int64, erro
 	return s.nextID, nil
 }
 
-func (s *fakeKeyStore) RevokeKey(_ context.Context, key KeyHash) (bool, error) {
+func (s *fakeKeyStore) RevokeKeys(ctx context.Context, sel KeySelection, at time.Time,
+	record func(ctx context.Context, handle KeyHash, revoked []KeyHash) error) ([]KeyHash, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.keys[key]
-	if !ok || r.RevokedAt != nil {
-		return false, nil
+	var (
+		handle KeyHash
+		out    []KeyHash
+	)
+	for h, r := range s.keys {
+		pick := false
+		switch {
+		case sel.Key != "":
+			pick = h == sel.Key
+		case sel.ID != "":
+			pick = strings.HasPrefix(string(h), sel.ID) && (sel.TenantID == 0 || r.TenantID == sel.TenantID)
+		default:
+			pick = r.TenantID == sel.TenantID && h != sel.Except && r.usable(at)
+		}
+		if pick {
+			handle = r.Handle
+			if r.RevokedAt == nil {
+				out = append(out, h)
+			}
+		}
 	}
-	now := time.Now()
-	r.RevokedAt = &now
+	if sel.Except != "" {
+		r, ok := s.keys[sel.Except]
+		if !ok || r.TenantID != sel.TenantID {
+			return nil, ErrKeyRevoked
+		}
+		if err := stateError(r.State(at), ErrKeyInGrace); err != nil {
+			return nil, err
+		}
+		handle = r.Handle
+	}
+	if handle == "" {
+		return nil, nil
+	}
+	if err := record(ctx, handle, out); err != nil {
+		return nil, err
+	}
+	for _, h := range out {
+		r := s.keys[h]
+		t := at
+		r.RevokedAt = &t
+		s.keys[h] = r
+	}
+	return out, nil
+}
+
+func (s *fakeKeyStore) ListKeys(_ context.Context, id int64) ([]KeyRecord, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []KeyRecord
+	for h, r := range s.keys {
+		if r.TenantID == id {
+			r.Hash = h
+			out = append(out, r)
+		}
+	}
+	return out, len(out) > 0, nil
+}
+
+func (s *fakeKeyStore) TouchKey(_ context.Context, key KeyHash, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.touches = append(s.touches, key)
+	if s.touchErr != nil {
+		return s.touchErr
+	}
+	r := s.keys[key]
+	r.LastUsedAt = &at
 	s.keys[key] = r
-	return true, nil
+	return nil
+}
+
+func (s *fakeKeyStore) touchCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.touches)
 }
 
 func (s *fakeKeyStore) ListTenants(context.Context) ([]TenantInfo, error) {
@@ -456,5 +532,246 @@ func TestNewClientKey(t *testing.T) {
 			t.Fatalf("duplicate key %q", plain)
 		}
 		seen[plain] = true
+	}
+}
+
+// A key rotated away cannot rotate again, whatever the cache says: one key,
+// one successor.
+func TestRotateRotatedKey(t *testing.T) {
+	ctx := context.Background()
+	st := newFakeKeyStore()
+	clk := newClock()
+	k := newTestKeys(st, KeyOptions{RotationGrace: time.Hour, CacheTTL: time.Hour}, clk)
+	handle := hashOf(t)
+	st.set(handle, KeyRecord{Handle: handle, TenantID: 7})
+	plain, _, err := k.Rotate(ctx, handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if p, _, err := k.Rotate(ctx, handle); !errors.Is(err, ErrKeyRotated) || p != "" {
+			t.Errorf("rotation %d of a key in its grace period = %q, %v; want ErrKeyRotated", i+2, p, err)
+		}
+	}
+	if len(st.rotations) != 1 {
+		t.Errorf("store rotations = %d, want 1", len(st.rotations))
+	}
+	// Still usable for ordinary calls during the grace period.
+	if h, err := k.Resolve(ctx, handle); err != nil || h != handle {
+		t.Errorf("old key in grace resolves to %q, %v", h, err)
+	}
+	// The store's compare-and-swap is what decides: a key the lookup saw
+	// active but that another process rotated meanwhile is refused.
+	next, _ := ParseClientKey(plain)
+	st.rotErr = ErrKeyRotated
+	if _, _, err := k.Rotate(ctx, next); !errors.Is(err, ErrKeyRotated) {
+		t.Errorf("rotation lost to another process: %v, want ErrKeyRotated", err)
+	}
+	st.rotErr = nil
+	if _, _, err := k.Rotate(ctx, next); err != nil {
+		t.Errorf("the new key rotates: %v", err)
+	}
+}
+
+// CheckActive reads the database, not the cache: a key cached as active
+// but rotated elsewhere is in its grace period.
+func TestCheckActive(t *testing.T) {
+	ctx := context.Background()
+	past, future := newClock().now().Add(-time.Minute), newClock().now().Add(time.Minute)
+	cases := []struct {
+		name           string
+		rec            *KeyRecord
+		registeredOnly bool
+		want           error
+	}{
+		{"active", &KeyRecord{}, false, nil},
+		{"grace", &KeyRecord{ExpiresAt: &future}, false, ErrKeyInGrace},
+		{"expired", &KeyRecord{ExpiresAt: &past}, false, ErrKeyRevoked},
+		{"revoked", &KeyRecord{RevokedAt: &past}, false, ErrKeyRevoked},
+		{"unregistered namespace", nil, false, nil},
+		{"unregistered, registered keys only", nil, true, ErrKeyUnknown},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newFakeKeyStore()
+			key := hashOf(t)
+			k := newTestKeys(st, KeyOptions{CacheTTL: time.Hour, RegisteredOnly: tc.registeredOnly}, newClock())
+			st.set(key, KeyRecord{Handle: key})
+			if _, err := k.Resolve(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+			if tc.rec != nil {
+				r := *tc.rec
+				r.Handle = key
+				st.set(key, r)
+			} else {
+				st.mu.Lock()
+				delete(st.keys, key)
+				st.mu.Unlock()
+			}
+			if err := k.CheckActive(ctx, key); !errors.Is(err, tc.want) {
+				t.Errorf("CheckActive = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRevokeOthers(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	future := clk.now().Add(time.Minute)
+	past := clk.now().Add(-time.Minute)
+	st := newFakeKeyStore()
+	rec := &recorder{}
+	k := newTestKeys(st, KeyOptions{CacheTTL: time.Hour, Recorder: rec}, clk)
+	caller, grace, other, expired, foreign := hashOf(t), hashOf(t), hashOf(t), hashOf(t), hashOf(t)
+	st.set(caller, KeyRecord{Handle: grace, TenantID: 1})
+	st.set(grace, KeyRecord{Handle: grace, TenantID: 1, ExpiresAt: &future})
+	st.set(other, KeyRecord{Handle: grace, TenantID: 1})
+	st.set(expired, KeyRecord{Handle: grace, TenantID: 1, ExpiresAt: &past})
+	st.set(foreign, KeyRecord{Handle: foreign, TenantID: 2})
+	for _, h := range []KeyHash{grace, other} {
+		if _, err := k.Resolve(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A key in its grace period may not.
+	if n, err := k.RevokeOthers(ctx, grace); !errors.Is(err, ErrKeyInGrace) || n != 0 {
+		t.Fatalf("RevokeOthers by a key in grace = %d, %v; want ErrKeyInGrace", n, err)
+	}
+	n, err := k.RevokeOthers(ctx, caller)
+	if err != nil || n != 2 {
+		t.Fatalf("RevokeOthers = %d, %v; want the grace key and the other active key", n, err)
+	}
+	// Dropped from the cache at once here.
+	for _, h := range []KeyHash{grace, other} {
+		if _, err := k.Resolve(ctx, h); !errors.Is(err, ErrKeyRevoked) {
+			t.Errorf("revoked key: %v, want ErrKeyRevoked", err)
+		}
+	}
+	for _, h := range []KeyHash{caller, foreign} {
+		if _, err := k.Resolve(ctx, h); err != nil {
+			t.Errorf("kept key: %v", err)
+		}
+	}
+	if len(rec.entries) != 1 || rec.entries[0].Action != audit.RevokeKey || rec.entries[0].Tenant != string(grace) ||
+		rec.entries[0].Details["revoked"] != 2 || rec.entries[0].Details["by"] != "api" {
+		t.Errorf("audit = %+v, want one REVOKE_KEY of 2 keys by the api", rec.entries)
+	}
+	// Nothing left to revoke: zero, still recorded (the caller asked).
+	if n, err := k.RevokeOthers(ctx, caller); err != nil || n != 0 || len(rec.entries) != 2 {
+		t.Errorf("second RevokeOthers = %d, %v (%d records); want 0, recorded", n, err, len(rec.entries))
+	}
+	if _, err := k.RevokeOthers(ctx, hashOf(t)); !errors.Is(err, ErrKeyUnknown) {
+		t.Errorf("RevokeOthers by an unregistered key: %v, want ErrKeyUnknown", err)
+	}
+}
+
+func TestRevokeByIDAndAll(t *testing.T) {
+	ctx := context.Background()
+	st := newFakeKeyStore()
+	rec := &recorder{}
+	k := newTestKeys(st, KeyOptions{Recorder: rec}, newClock())
+	a, b, c := hashOf(t), hashOf(t), hashOf(t)
+	st.set(a, KeyRecord{Handle: a, TenantID: 1})
+	st.set(b, KeyRecord{Handle: a, TenantID: 1})
+	st.set(c, KeyRecord{Handle: c, TenantID: 2})
+	for _, bad := range []string{"", "abc", KeyID(a)[:KeyIDLen-1], "zzzzzzzzzzzz", strings.Repeat("a", 65)} {
+		if ok, err := k.RevokeID(ctx, bad, 0); !errors.Is(err, ErrInvalidKeyID) || ok {
+			t.Errorf("RevokeID(%q) = %v, %v; want ErrInvalidKeyID", bad, ok, err)
+		}
+	}
+	if ok, err := k.RevokeID(ctx, KeyID(a), 2); ok || err != nil {
+		t.Errorf("RevokeID in the wrong tenant = %v, %v; want false", ok, err)
+	}
+	if ok, err := k.RevokeID(ctx, strings.ToUpper(KeyID(a)), 0); !ok || err != nil {
+		t.Errorf("RevokeID = %v, %v; want true", ok, err)
+	}
+	if ok, err := k.RevokeID(ctx, KeyID(a), 0); ok || err != nil {
+		t.Errorf("RevokeID again = %v, %v; want false", ok, err)
+	}
+	if n, err := k.RevokeAll(ctx, 1); n != 1 || err != nil {
+		t.Errorf("RevokeAll = %d, %v; want the one key left", n, err)
+	}
+	if n, err := k.RevokeAll(ctx, 0); n != 0 || err == nil {
+		t.Errorf("RevokeAll(0) = %d, %v; want an error", n, err)
+	}
+	if _, err := k.Resolve(ctx, c); err != nil {
+		t.Errorf("other tenant's key: %v", err)
+	}
+	// Two records (the no-op revocation changed nothing and is not one).
+	if len(rec.entries) != 2 {
+		t.Errorf("audit entries = %+v, want 2", rec.entries)
+	}
+	for _, e := range rec.entries {
+		if e.Action != audit.RevokeKey || e.Tenant != string(a) || e.Details["by"] != "cli" {
+			t.Errorf("audit entry %+v, want REVOKE_KEY of tenant a by the cli", e)
+		}
+	}
+}
+
+func TestParseKeyID(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		err      error
+	}{
+		{"0123456789ab", "0123456789ab", nil},
+		{" 0123456789AB ", "0123456789ab", nil},
+		{strings.Repeat("f", 64), strings.Repeat("f", 64), nil},
+		{"0123456789a", "", ErrInvalidKeyID},
+		{"0123456789ag", "", ErrInvalidKeyID},
+		{strings.Repeat("f", 65), "", ErrInvalidKeyID},
+		{"0123-456789ab", "", ErrInvalidKeyID},
+	} {
+		got, err := ParseKeyID(tc.in)
+		if got != tc.want || !errors.Is(err, tc.err) {
+			t.Errorf("ParseKeyID(%q) = %q, %v; want %q, %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// A key's last use is written at most once per UseInterval, in the
+// background; a failed write is retried on a later use.
+func TestResolveRecordsUse(t *testing.T) {
+	ctx := context.Background()
+	st := newFakeKeyStore()
+	clk := newClock()
+	const every = time.Minute
+	k := newTestKeys(st, KeyOptions{CacheTTL: time.Hour, UseInterval: every}, clk)
+	key := hashOf(t)
+	st.set(key, KeyRecord{Handle: key})
+	resolve := func(step string, want int) {
+		t.Helper()
+		for i := 0; i < 5; i++ {
+			if _, err := k.Resolve(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+		}
+		k.touching.Wait()
+		if got := st.touchCount(); got != want {
+			t.Errorf("%s: %d last-use writes, want %d", step, got, want)
+		}
+	}
+	resolve("first uses", 1)
+	clk.advance(every - time.Nanosecond)
+	resolve("within the interval", 1)
+	clk.advance(time.Nanosecond)
+	st.touchErr = errors.New("database down")
+	resolve("after the interval, the write fails", 2)
+	st.touchErr = nil
+	resolve("a failed write is retried", 3)
+	st.mu.Lock()
+	last := st.keys[key].LastUsedAt
+	st.mu.Unlock()
+	if last == nil || !last.Equal(clk.now()) {
+		t.Errorf("stored last use = %v, want %v", last, clk.now())
+	}
+	// An unregistered key (a namespace) has no row: nothing to record.
+	if _, err := k.Resolve(ctx, hashOf(t)); err != nil {
+		t.Fatal(err)
+	}
+	k.touching.Wait()
+	if got := st.touchCount(); got != 3 {
+		t.Errorf("unregistered key: %d writes, want still 3", got)
 	}
 }

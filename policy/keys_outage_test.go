@@ -13,9 +13,17 @@ import (
 
 // downKeyStore is a key store whose lookups fail while down is set.
 type downKeyStore struct {
-	policy.KeyStore // nil: only FindKey is used
+	policy.KeyStore // nil: only FindKey and TouchKey are used
 	down            atomic.Bool
 	rec             policy.KeyRecord
+}
+
+// TouchKey fails while down, and records nothing otherwise.
+func (s *downKeyStore) TouchKey(context.Context, policy.KeyHash, time.Time) error {
+	if s.down.Load() {
+		return errConnRefused
+	}
+	return nil
 }
 
 func (s *downKeyStore) FindKey(_ context.Context, key policy.KeyHash) (policy.KeyRecord, bool, error) {

@@ -34,6 +34,8 @@ Usage:
   auth-server migrate    apply database migrations and exit
   auth-server tenant create|list|revoke KEY
                          register a tenant (prints its first key), list tenants, revoke a key
+  auth-server tenant keys --tenant ID | revoke --key-id KEY_ID | revoke --all --tenant ID
+                         list a tenant's keys, revoke a key by id, revoke all of a tenant's keys
   auth-server rekey      re-encrypt stored names to ENCRYPTION_KEY (or encrypt a
                          clear-text database); safe to run while servers serve
   auth-server audit verify [--tenant CLIENT_KEY]
@@ -111,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return rekey(ctx, cfg, db, store, stdout)
 	}
 	if cmd == "tenant" {
-		return tenantCommand(ctx, args[1:], db, store, stdout)
+		return tenantCommand(ctx, args[1:], cfg, log, db, store, stdout)
 	}
 	return serve(ctx, cfg, db, store, keys, log)
 }

@@ -1,0 +1,1 @@
+ALTER TABLE tenant_keys ADD COLUMN IF NOT EXISTS last_used_at TIMESTAMPTZ;

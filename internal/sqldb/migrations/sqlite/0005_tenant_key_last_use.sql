@@ -1,0 +1,1 @@
+ALTER TABLE tenant_keys ADD COLUMN last_used_at TIMESTAMP;
