@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -163,6 +164,11 @@ func TestProviderTokens(t *testing.T) {
 		}
 		expectError(t, s.client(oldTok).get(t, "/api/roles"), 401, msgBadToken)
 		t.Logf("new kid accepted after %d requests and %d fetch", polls, idp.Fetches()-before)
+		// The fetches are counted in /metrics.
+		m := s.do(t, "GET", "/metrics")
+		if want := fmt.Sprintf("\nauth_jwks_fetches_total %d\n", idp.Fetches()); m.status != 200 || !strings.Contains(string(m.body), want) {
+			t.Errorf("GET /metrics: %d, want a line %q", m.status, strings.TrimSpace(want))
+		}
 	})
 }
 
