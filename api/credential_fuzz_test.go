@@ -10,9 +10,10 @@ import (
 )
 
 // FuzzCredential: the Authorization header parser never panics, accepts
-// exactly "Bearer <UUID4>" (any case of scheme and key, any whitespace
-// around), and refuses everything else with one of the gate's fixed
-// messages: 401, or 400 for a token that is neither a JWT nor a UUID4.
+// exactly one header "Bearer <UUID4>" (any case of scheme and key, any
+// whitespace around), and refuses everything else with one of the gate's
+// fixed messages: 401, or 400 for a token that is neither a JWT nor a UUID4
+// and for several Authorization headers.
 func FuzzCredential(f *testing.F) {
 	for _, s := range []string{
 		"", " ", "Bearer", "Bearer ", "Bearer " + keyA, "bearer " + strings.ToUpper(keyA), "BEARER\t" + keyA,
@@ -24,6 +25,7 @@ func FuzzCredential(f *testing.F) {
 	}
 	f.Add("", false, "")
 	f.Add("Bearer "+keyA, true, "Bearer a.b.c")
+	f.Add("Bearer "+keyA, true, "Bearer "+keyA)
 	f.Fuzz(func(t *testing.T, v string, present bool, second string) {
 		h := http.Header{}
 		if present {
@@ -34,6 +36,15 @@ func FuzzCredential(f *testing.F) {
 		}
 		key, reason, err := credential(h)
 		fields := strings.Fields(v)
+		if len(h["Authorization"]) > 1 {
+			// Two headers: refused, whatever they hold.
+			var ae *Error
+			if err == nil || key != "" || reason != "duplicate_header" || !errors.As(err, &ae) ||
+				ae.Code != http.StatusBadRequest || ae.Message != msgDupHeader {
+				t.Fatalf("two headers %q, %q: key %q, reason %q, err %v", v, second, key, reason, err)
+			}
+			return
+		}
 		if err == nil {
 			if !present || reason != "" {
 				t.Fatalf("accepted %q (present %v) with reason %q", v, present, reason)

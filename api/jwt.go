@@ -151,8 +151,13 @@ func (t *tokens) issue(handle, key policy.KeyHash, scope string, now time.Time) 
 	return jwt.NewWithClaims(t.method, c).SignedString(t.cfg.Secret)
 }
 
-// bearerJWT returns the token of an "Authorization: Bearer a.b.c" header.
+// bearerJWT returns the token of an "Authorization: Bearer a.b.c" header;
+// with several Authorization headers there is none (credential refuses
+// them).
 func bearerJWT(h http.Header) (string, bool) {
+	if len(h.Values(echo.HeaderAuthorization)) != 1 {
+		return "", false
+	}
 	parts := strings.Fields(h.Get(echo.HeaderAuthorization))
 	if len(parts) != 2 || !strings.EqualFold(parts[0], "bearer") || strings.Count(parts[1], ".") != 2 {
 		return "", false
@@ -172,7 +177,7 @@ func (s *Server) jwtMiddleware() echo.MiddlewareFunc {
 		},
 		ContextKey: ctxKeyClaims,
 		// The token is read as credential reads a client key: from the
-		// first Authorization header only, "Bearer" in any case and any
+		// one Authorization header, "Bearer" in any case and any
 		// whitespace (echo-jwt's own lookup would try every header).
 		TokenLookupFuncs: []middleware.ValuesExtractor{func(c echo.Context) ([]string, error) {
 			tok, ok := bearerJWT(c.Request().Header)
@@ -182,10 +187,7 @@ func (s *Server) jwtMiddleware() echo.MiddlewareFunc {
 			return []string{tok}, nil
 		}},
 		ParseTokenFunc: func(c echo.Context, auth string) (any, error) {
-			if s.tokens == nil {
-				return nil, errBadToken
-			}
-			return s.tokens.parse(auth)
+			return s.parseToken(c.Request().Context(), auth)
 		},
 		ErrorHandler: func(c echo.Context, err error) error {
 			s.refuse(c, "bad_token")
@@ -232,8 +234,30 @@ const maxTokenBody = 4096
 
 const msgTokenBody = `The body must be a JSON object such as {"scope":"check"}.`
 
+const msgBadScope = "scope must be full or check"
+
+// tokenRequest is the body of POST /api/token.
 type tokenRequest struct {
-	Scope string `json:"scope"`
+	Scope presentString `json:"scope"`
+}
+
+// presentString is a JSON string that remembers whether it was in the
+// object at all, so that an explicit "" or null is told apart from no
+// value (only a missing scope takes the default).
+type presentString struct {
+	set   bool
+	null  bool
+	value string
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (p *presentString) UnmarshalJSON(b []byte) error {
+	p.set = true
+	if string(b) == "null" {
+		p.null = true
+		return nil
+	}
+	return json.Unmarshal(b, &p.value)
 }
 
 type tokenResponse struct {
@@ -248,7 +272,7 @@ func (s *Server) issueToken(c echo.Context) error {
 	if s.tokens == nil {
 		return &Error{Code: http.StatusNotFound, Message: "Not Found"}
 	}
-	req := tokenRequest{Scope: scopeFull}
+	scope := scopeFull
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxTokenBody+1))
 	if err != nil {
 		return badRequest("Could not read the request body.")
@@ -258,18 +282,24 @@ func (s *Server) issueToken(c echo.Context) error {
 		return badRequest(msgTokenBody)
 	}
 	if text := strings.TrimSpace(string(body)); text != "" {
+		var req tokenRequest
 		dec := json.NewDecoder(strings.NewReader(text))
 		dec.DisallowUnknownFields()
 		// One JSON object and nothing after it.
 		if text[0] != '{' || dec.Decode(&req) != nil || !atEOF(dec) {
 			return badRequest(msgTokenBody)
 		}
-		if req.Scope == "" {
-			req.Scope = scopeFull
+		if req.Scope.set {
+			// An explicit "" or null is not a request for the default:
+			// the default is the full scope.
+			if req.Scope.null {
+				return badRequest(msgBadScope)
+			}
+			scope = req.Scope.value
 		}
 	}
-	if req.Scope != scopeFull && req.Scope != scopeCheck {
-		return badRequest("scope must be full or check")
+	if scope != scopeFull && scope != scopeCheck {
+		return badRequest(msgBadScope)
 	}
 	key, _ := c.Get(ctxKeyClientKey).(policy.KeyHash)
 	if s.deps.Keys != nil {
@@ -280,7 +310,7 @@ func (s *Server) issueToken(c echo.Context) error {
 		}
 	}
 	now := time.Now()
-	tok, err := s.tokens.issue(tenantOf(c), key, req.Scope, now)
+	tok, err := s.tokens.issue(tenantOf(c), key, scope, now)
 	if err != nil {
 		return err
 	}

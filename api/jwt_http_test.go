@@ -119,6 +119,12 @@ func TestTokenRoutes(t *testing.T) {
 	if c, err := s.tokens.parse(check); err != nil || c.Scope != scopeCheck || c.Tenant != string(hA) || c.Key != string(hA) {
 		t.Fatalf("check token claims %+v, %v", c, err)
 	}
+	// A missing scope (no body, {}) keeps its documented default: full.
+	for _, body := range []string{"", "{}", " { } "} {
+		if c, err := s.tokens.parse(token(t, s, body)); err != nil || c.Scope != scopeFull {
+			t.Fatalf("token for body %q: %+v, %v; want scope full", body, c, err)
+		}
+	}
 
 	cases := []struct {
 		name         string
@@ -138,7 +144,15 @@ func TestTokenRoutes(t *testing.T) {
 		{"trailing data", "POST", "/api/token", `{"scope":"check"}[]`, []string{"Bearer " + keyA}, 400, msgTokenBody},
 		{"body too long", "POST", "/api/token", `{"scope":"check"}` + strings.Repeat(" ", maxTokenBody), []string{"Bearer " + keyA}, 400, msgTokenBody},
 		{"forged JWT", "GET", "/api/roles", "", []string{"Bearer a.b.c"}, 401, msgBadToken},
-		{"JWT in a second header only", "GET", "/api/roles", "", []string{"Bearer x.y.z", "Bearer " + full}, 401, msgBadToken},
+		{"JWT in a second header only", "GET", "/api/roles", "", []string{"Bearer x.y.z", "Bearer " + full}, 400, msgDupHeader},
+		{"JWT in the first header, another after", "GET", "/api/roles", "", []string{"Bearer " + full, "Bearer x.y.z"}, 400, msgDupHeader},
+		{"the same JWT twice", "GET", "/api/roles", "", []string{"Bearer " + full, "Bearer " + full}, 400, msgDupHeader},
+		{"client key, then JWT", "GET", "/api/roles", "", []string{"Bearer " + keyA, "Bearer " + full}, 400, msgDupHeader},
+		{"the same client key twice", "POST", "/api/token", "", []string{"Bearer " + keyA, "Bearer " + keyA}, 400, msgDupHeader},
+		{"an empty second header", "GET", "/api/roles", "", []string{"Bearer " + keyA, ""}, 400, msgDupHeader},
+		{"empty scope", "POST", "/api/token", `{"scope":""}`, []string{"Bearer " + keyA}, 400, "scope must be full or check"},
+		{"null scope", "POST", "/api/token", `{"scope":null}`, []string{"Bearer " + keyA}, 400, "scope must be full or check"},
+		{"null scope in another case", "POST", "/api/token", `{"SCOPE":null}`, []string{"Bearer " + keyA}, 400, "scope must be full or check"},
 		{"rotate", "POST", "/api/keys/rotate", "", []string{"Bearer " + keyA}, 200, "Client key rotated"},
 	}
 	for _, tc := range cases {

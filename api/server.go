@@ -101,6 +101,10 @@ type Deps struct {
 	Keys KeyResolver
 	// Tokens configures JWT issuance and validation (nil: no JWTs).
 	Tokens *TokenConfig
+	// Provider, when set, accepts the tokens of an external identity
+	// provider; Tenants resolves the tenants they name.
+	Provider *ProviderConfig
+	Tenants  TenantResolver
 	// RateLimiter limits /api requests per tenant, and per client IP
 	// those the authentication gate refuses (nil: no limits).
 	RateLimiter *ratelimit.Limiter
@@ -125,6 +129,8 @@ type Server struct {
 	deps   Deps
 	log    *slog.Logger
 	tokens *tokens
+	// provider validates external identity providers' tokens (nil: none).
+	provider *provider
 	// metricsToken guards /metrics ("": open).
 	metricsToken string
 	// separateOps leaves /metrics to OpsHandler.
@@ -151,6 +157,9 @@ func New(cfg Config, deps Deps) *Server {
 	s.separateOps = cfg.SeparateOps
 	if deps.Tokens != nil {
 		s.tokens = newTokens(*deps.Tokens)
+	}
+	if deps.Provider != nil {
+		s.provider = newProvider(*deps.Provider)
 	}
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(requestID)
@@ -272,6 +281,11 @@ const (
 	msgBadToken      = "Invalid or expired token."
 	msgUnknownKey    = "Unknown client key."
 	msgRevokedKey    = "Client key has been revoked or has expired."
+	msgDupHeader     = "Send one Authorization header, not several."
+	// Provider tokens whose tenant claim names no tenant, or a tenant
+	// without an active client key.
+	msgUnknownTenant  = "The token names an unknown tenant."
+	msgInactiveTenant = "The token's tenant has no active client key."
 )
 
 const ctxKeyTenant = "auth.tenant"
@@ -284,6 +298,20 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			key   policy.KeyHash
 			scope = scopeFull
 		)
+		if pc, ok := c.Get(ctxKeyClaims).(*providerClaims); ok {
+			// An identity provider's token, validated by jwtMiddleware:
+			// it names the tenant itself (there is no client key).
+			h, reason, err := s.providerTenant(c.Request().Context(), pc)
+			if err != nil {
+				if reason != "" {
+					s.refuse(c, reason)
+				}
+				return err
+			}
+			c.Set(ctxKeyTenant, h)
+			c.Set(ctxKeyScope, pc.Scope)
+			return next(c)
+		}
 		if claims, ok := c.Get(ctxKeyClaims).(*tokenClaims); ok {
 			// A JWT already validated by jwtMiddleware.
 			key, scope = policy.KeyHash(claims.Key), claims.Scope
@@ -328,6 +356,11 @@ func credential(h http.Header) (policy.KeyHash, string, error) {
 	values, present := h[echo.HeaderAuthorization]
 	if !present {
 		return "", "missing_header", &Error{Code: http.StatusUnauthorized, Message: msgMissingHeader}
+	}
+	if len(values) > 1 {
+		// Two credentials: which one counts would depend on who reads
+		// the headers (a proxy, this server); refuse both.
+		return "", "duplicate_header", &Error{Code: http.StatusBadRequest, Message: msgDupHeader}
 	}
 	// A header that is there but blank (net/http trims a whitespace-only
 	// value to "") is a malformed one, not a missing one.

@@ -229,6 +229,10 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	if err != nil {
 		return err
 	}
+	providerCfg, providerKeys, err := providerConfig(cfg, mx, log)
+	if err != nil {
+		return err
+	}
 	mx.GaugeFunc("auth_tenants_loaded", "Tenants whose policies are in memory.", func() float64 { return float64(svc.LoadedTenants()) })
 	limiter, closeLimiter, err := newRateLimiter(cfg.RateLimit, mx, log)
 	if err != nil {
@@ -246,6 +250,8 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		Metrics:     mx,
 		Keys:        keyring,
 		Tokens:      tokenCfg,
+		Provider:    providerCfg,
+		Tenants:     policy.NewTenants(store, policy.TenantOptions{CacheTTL: cfg.Keys.CacheTTL, Reads: reads}),
 		RateLimiter: limiter,
 		Logger:      log,
 	})
@@ -274,6 +280,9 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	bg, cancelBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBG()
 	go func() { _ = svc.Run(bg) }()
+	if providerKeys != nil {
+		go func() { _ = providerKeys.Run(bg) }()
+	}
 
 	log.Info("auth-server listening", "addr", ln.Addr().String(), "db", cfg.Database.Type,
 		"version", buildVersion(), "fast_path", svc.FastPath())

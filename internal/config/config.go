@@ -155,6 +155,13 @@ type JWT struct {
 	AccessTokenExpireMin int    `yaml:"access_token_expire_minutes"`
 	Issuer               string `yaml:"issuer"`
 	Audience             string `yaml:"audience"`
+	// JWKSURL, when set, is the JWKS of an external identity provider
+	// whose tokens are accepted too, with iss JWKSIssuer and aud
+	// JWKSAudience; TenantClaim names the claim holding the tenant.
+	JWKSURL      string `yaml:"jwks_url"`
+	JWKSIssuer   string `yaml:"jwks_issuer"`
+	JWKSAudience string `yaml:"jwks_audience"`
+	TenantClaim  string `yaml:"tenant_claim"`
 }
 
 // Replica is the replica-sync section.
@@ -314,6 +321,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		{"AUTH_SHUTDOWN_TIMEOUT", durationSetter(&c.Server.ShutdownTimeout)},
 	}
 	vars = append(vars, opsVars(c)...)
+	vars = append(vars, jwksVars(c)...)
 	for _, ev := range vars {
 		v, ok := lookup(getenv, ev.name)
 		if !ok {
@@ -516,6 +524,9 @@ func (c *Config) finish(defaultModel string) error {
 		}
 	}
 	if err := c.finishOps(); err != nil {
+		return err
+	}
+	if err := c.finishJWKS(); err != nil {
 		return err
 	}
 	if c.Policy.ModelPath != "" {

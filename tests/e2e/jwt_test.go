@@ -29,6 +29,7 @@ const (
 	msgNeedsKey   = "This operation needs the client key, not a token."
 	msgTokenBody  = `The body must be a JSON object such as {"scope":"check"}.`
 	msgBadScope   = "scope must be full or check"
+	msgDupHeader  = "Send one Authorization header, not several."
 	// The defaults of config.yaml.
 	defaultIssuer   = "auth-server"
 	defaultAudience = "auth-api"
@@ -132,7 +133,7 @@ func testTokenIssuance(t *testing.T, s *server) {
 	jtis := map[string]bool{}
 	for _, tc := range []struct{ body, scope string }{
 		{"", "full"}, {"{}", "full"}, {`{"scope":"full"}`, "full"}, {`{"scope":"check"}`, "check"},
-		{`  {"scope":"check"}  `, "check"}, {`{"scope":null}`, "full"}, {"", "full"},
+		{`  {"scope":"check"}  `, "check"}, {"", "full"},
 	} {
 		before := time.Now().Add(-time.Second).Unix()
 		r := s.requestToken(t, key, tc.body)
@@ -188,7 +189,7 @@ func testTokenIssuance(t *testing.T, s *server) {
 	}
 
 	// Issuance is audited.
-	s.client(key).waitAudit(t, "action=ISSUE_TOKEN", "7 ISSUE_TOKEN records", func(es []auditEntry) bool { return len(es) == 7 })
+	s.client(key).waitAudit(t, "action=ISSUE_TOKEN", "6 ISSUE_TOKEN records", func(es []auditEntry) bool { return len(es) == 6 })
 
 	// Another algorithm, issuer and audience: the tokens of one server are
 	// refused by the other although the secret is the same.
@@ -382,6 +383,10 @@ func testTokenBadBodies(t *testing.T, s *server) {
 	key := newKey(t)
 	for _, tc := range []struct{ body, msg string }{
 		{`{"scope":"admin"}`, msgBadScope},
+		// A scope named but not given is not the (full) default.
+		{`{"scope":""}`, msgBadScope},
+		{`{"scope":null}`, msgBadScope},
+		{`{"Scope":null}`, msgBadScope},
 		{`{"scope":"CHECK"}`, msgBadScope},
 		{`{"scope":" check"}`, msgBadScope},
 		{`{"scope":1}`, msgTokenBody},
@@ -410,8 +415,8 @@ func testTokenBadBodies(t *testing.T, s *server) {
 	expectError(t, s.doBody(t, "POST", "/api/token", []byte(`{"scope":"admin"}`), "Content-Type: application/json"), 401, msgMissing)
 }
 
-// testTokenHeaderForms: a token is read from the first Authorization header
-// as a client key is, in the same forms.
+// testTokenHeaderForms: a token is read from the Authorization header as a
+// client key is, in the same forms; two such headers are refused.
 func testTokenHeaderForms(t *testing.T, s *server) {
 	key := newKey(t)
 	setupTenant(t, s, key)
@@ -423,10 +428,14 @@ func testTokenHeaderForms(t *testing.T, s *server) {
 	for _, h := range []string{"Basic " + tok, "Bearer " + tok + " x", "Token " + tok} {
 		expectError(t, s.do(t, "GET", "/api/role/admin/parents", "Authorization: "+h), 401, msgBadFormat)
 	}
-	// Only the first header counts, as for client keys.
-	expectError(t, s.do(t, "GET", "/api/role/admin/parents", "Authorization: Bearer x.y.z", "Authorization: Bearer "+tok), 401, msgBadToken)
-	expectError(t, s.do(t, "GET", "/api/role/admin/parents", "Authorization: Basic x", "Authorization: Bearer "+tok), 401, msgBadFormat)
-	expect(t, s.do(t, "GET", "/api/role/admin/parents", "Authorization: Bearer "+tok, "Authorization: Bearer x.y.z"), 200, want)
+	// Two Authorization headers are refused, whichever comes first: a
+	// proxy and this server could each read another one.
+	for _, pair := range [][2]string{
+		{"Bearer x.y.z", "Bearer " + tok}, {"Basic x", "Bearer " + tok}, {"Bearer " + tok, "Bearer x.y.z"},
+		{"Bearer " + tok, "Bearer " + tok}, {"Bearer " + key, "Bearer " + tok}, {"Bearer " + key, "Bearer " + key},
+	} {
+		expectError(t, s.do(t, "GET", "/api/role/admin/parents", "Authorization: "+pair[0], "Authorization: "+pair[1]), 400, msgDupHeader)
+	}
 }
 
 // testForgedTokens is the negative suite: every token the server did not
