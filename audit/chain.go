@@ -84,11 +84,9 @@ type Record struct {
 	RequestID string
 	MAC       string // hex HMAC over the previous MAC and this record
 
-	// Handle and Version are not stored: the tenant's handle (what its
-	// fingerprint is derived from) and the policy version a change
-	// produced, with which a store tells a new tenant from one whose chain
-	// went missing.
-	Handle  string
+	// Version is not stored: the policy version a change produced (0 for
+	// other records), with which a store tells a tenant's first change
+	// from a later one whose chain went missing.
 	Version int64
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -55,6 +56,9 @@ type Trail struct {
 	now       func() time.Time
 	log       *slog.Logger
 	missing   atomic.Int64
+	// handles maps the fingerprints of the tenants seen to their handles,
+	// for Handle.
+	handles sync.Map
 }
 
 // TrailOptions tune a Trail.
@@ -88,6 +92,17 @@ func NewTrail(keys *Keyring, store Store, queue *Queue, opts TrailOptions) *Trai
 		after: opts.AfterCommit, sealRes: opts.SealResources, now: time.Now, log: opts.Logger}
 }
 
+// Handle returns the handle of a tenant the trail has recorded something
+// for since it started, by fingerprint (a store asks it when a tenant has
+// no chain, to look up the tenant's history).
+func (t *Trail) Handle(tenantFP string) (string, bool) {
+	h, ok := t.handles.Load(tenantFP)
+	if !ok {
+		return "", false
+	}
+	return h.(string), true
+}
+
 // ChainMissing counts the records refused because their tenant changed
 // before but has no audit chain (see ErrChainMissing): changes refused and
 // records of checks not written.
@@ -110,6 +125,7 @@ func (t *Trail) Fingerprint(tenant string) string { return t.keys.TenantFingerpr
 // record turns an entry into an unsealed record.
 func (t *Trail) record(ctx context.Context, e Entry) Record {
 	tfp := t.keys.TenantFingerprint(e.Tenant)
+	t.handles.LoadOrStore(tfp, e.Tenant)
 	at := e.Time
 	if at.IsZero() {
 		at = t.now()
@@ -117,7 +133,7 @@ func (t *Trail) record(ctx context.Context, e Entry) Record {
 	r := Record{
 		Tenant: tfp, Time: at.UTC(), User: t.keys.UserFingerprint(tfp, e.User),
 		Action: e.Action, Resource: text(e.Resource, 1024), Success: e.Success,
-		Details: CanonicalDetails(e.Details), Handle: e.Tenant, Version: e.Version,
+		Details: CanonicalDetails(e.Details), Version: e.Version,
 	}
 	if t.sealRes && r.Resource != "" {
 		parts := strings.Split(r.Resource, ":")

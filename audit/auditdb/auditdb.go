@@ -28,10 +28,11 @@ type Store struct {
 
 var _ audit.Store = (*Store)(nil)
 
-// History reports whether the tenant with this handle has changed before
-// (a policy version above 0, or stored rules), reading in the transaction
-// carried by ctx. A tenant that has must already have an audit chain.
-type History func(ctx context.Context, handle string) (bool, error)
+// History reports whether the tenant with this fingerprint has changed
+// before (a policy version above 0, or stored rules), reading in the
+// transaction carried by ctx. A tenant that has must already have an audit
+// chain.
+type History func(ctx context.Context, tenantFP string) (bool, error)
 
 // Options tune a Store.
 type Options struct {
@@ -156,20 +157,18 @@ func (s *Store) checkHistory(ctx context.Context, tenant string, recs []audit.Re
 		return nil
 	}
 	missing := &audit.ChainMissingError{Tenant: tenant}
-	handle := ""
+	ask := false
 	for _, i := range idx {
-		r := recs[i]
-		if r.Version > 1 {
+		if v := recs[i].Version; v > 1 {
 			return missing
-		}
-		if r.Version == 0 && handle == "" {
-			handle = r.Handle
+		} else if v == 0 {
+			ask = true
 		}
 	}
-	if handle == "" {
-		return nil // a tenant's first change (or records that cannot tell)
+	if !ask {
+		return nil // the tenant's first change
 	}
-	changed, err := s.history(ctx, handle)
+	changed, err := s.history(ctx, tenant)
 	if err != nil {
 		return fmt.Errorf("read tenant history: %w", err)
 	}

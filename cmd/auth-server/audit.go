@@ -336,7 +336,6 @@ func auditReset(ctx context.Context, args []string, cfg config.Config, db *sqldb
 	}
 	rec, err := auditdb.New(db, keys).Reset(ctx, audit.Record{
 		Tenant: fp, Time: time.Now().UTC(), Action: audit.ResetChain, Resource: "audit_chain", Success: true,
-		Handle: string(handle),
 	}, details)
 	if errors.Is(err, auditdb.ErrChainExists) {
 		return fmt.Errorf("tenant %d (%s) has an audit chain: reset only starts a chain that is missing "+

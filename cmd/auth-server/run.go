@@ -183,10 +183,14 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	reads, writes := dbBreakers(cfg, mx, log)
 	// A tenant that has changed before must have an audit chain: a
 	// missing one is not restarted behind the operator's back.
-	auditStore := auditdb.NewWithOptions(db, keys, auditdb.Options{History: func(ctx context.Context, handle string) (bool, error) {
+	var trail *audit.Trail
+	auditStore := auditdb.NewWithOptions(db, keys, auditdb.Options{History: func(ctx context.Context, tenantFP string) (bool, error) {
+		handle, ok := trail.Handle(tenantFP)
+		if !ok {
+			return false, nil // records come through the trail, which knows every tenant's handle
+		}
 		return store.Changed(ctx, policy.KeyHash(handle))
 	}})
-	var trail *audit.Trail
 	queue := audit.NewQueue(func(ctx context.Context, recs []audit.Record) error {
 		return writes.Run(ctx, func(ctx context.Context) error { return trail.WriteBatch(ctx, recs) })
 	}, audit.QueueOptions{Size: cfg.Audit.QueueSize, Overflow: audit.Overflow(cfg.Audit.Overflow),
