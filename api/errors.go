@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/policy"
 )
 
@@ -72,6 +73,9 @@ func statusOf(err error) (int, string) {
 		return http.StatusBadRequest, "Role inheritance would form a cycle."
 	case errors.Is(err, policy.ErrRoleDepth):
 		return http.StatusBadRequest, "Role inheritance chain would be too deep."
+	case errors.Is(err, audit.ErrChainMissing):
+		return http.StatusInternalServerError, "The change was refused: this tenant's audit chain is missing. " +
+			"An operator must run `auth-server audit reset` for it before changes are accepted again."
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, policy.ErrUnavailable):
 		return http.StatusServiceUnavailable, "The service is temporarily unavailable."
 	default:

@@ -33,12 +33,15 @@ const (
 	RotateKey        Action = "ROTATE_KEY"
 	IssueToken       Action = "ISSUE_TOKEN"
 	RevokeKey        Action = "REVOKE_KEY"
+	// ResetChain is the first record of a chain an operator started anew
+	// with `auth-server audit reset` after the previous one went missing.
+	ResetChain Action = "AUDIT_RESET"
 )
 
 // Actions lists every action, for validating query filters.
 var Actions = []Action{CreateRole, DeleteRole, AddPermission, RemovePermission, AddMembership,
 	RemoveMembership, CheckPermission, CheckMembership, ListRoles, ListPermissions, ListMemberships,
-	UserPermissions, AddRoleParent, RemoveRoleParent, GetAudit, RotateKey, IssueToken, RevokeKey}
+	UserPermissions, AddRoleParent, RemoveRoleParent, GetAudit, RotateKey, IssueToken, RevokeKey, ResetChain}
 
 // Entry is one audit record as the policy core describes it. Tenant and user
 // are the raw values; a Recorder fingerprints them before they are stored.
@@ -56,6 +59,11 @@ type Entry struct {
 	// {"result": false} is not a success) or whether a check was answered.
 	Success bool
 	Details map[string]any
+	// Version is the tenant's policy version after the change, as read in
+	// the change's transaction (0 for entries that do not bump it). A
+	// version above 1 proves the tenant changed before, so its audit
+	// chain must exist already.
+	Version int64
 }
 
 // Recorder writes audit entries. RecordChange is called inside the change's

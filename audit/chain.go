@@ -83,6 +83,11 @@ type Record struct {
 	UserAgent string
 	RequestID string
 	MAC       string // hex HMAC over the previous MAC and this record
+
+	// Version is not stored: the policy version a change produced (0 for
+	// other records), with which a store tells a tenant's first change
+	// from a later one whose chain went missing.
+	Version int64
 }
 
 // canonical is the byte string a record's MAC covers (everything but ID and
@@ -154,6 +159,26 @@ func (p *Problem) Error() string {
 	}
 	return fmt.Sprintf("tenant %s: seq %d: %s", p.Tenant, p.Seq, p.Reason)
 }
+
+// ErrChainMissing is returned when a record is to be appended for a tenant
+// that has changed before but has no chain head: its chain was deleted.
+// The store refuses to start a new chain silently; an operator starts one
+// with `auth-server audit reset`, which records the reset.
+var ErrChainMissing = errors.New("audit: the tenant's audit chain is missing")
+
+// ChainMissingError names the tenant (its fingerprint) whose chain is
+// missing. It matches ErrChainMissing.
+type ChainMissingError struct {
+	Tenant string
+}
+
+func (e *ChainMissingError) Error() string {
+	return fmt.Sprintf("audit: tenant %s has changed before but its audit chain is missing (deleted?); "+
+		"nothing is recorded for it until an operator runs `auth-server audit reset`", e.Tenant)
+}
+
+// Unwrap lets errors.Is(err, ErrChainMissing) match.
+func (e *ChainMissingError) Unwrap() error { return ErrChainMissing }
 
 // Verifier checks one tenant's chain record by record.
 type Verifier struct {

@@ -3,8 +3,11 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -51,6 +54,11 @@ type Trail struct {
 	after     func(ctx context.Context, f func())
 	sealRes   bool
 	now       func() time.Time
+	log       *slog.Logger
+	missing   atomic.Int64
+	// handles maps the fingerprints of the tenants seen to their handles,
+	// for Handle.
+	handles sync.Map
 }
 
 // TrailOptions tune a Trail.
@@ -64,6 +72,9 @@ type TrailOptions struct {
 	// SealResources stores every name in a resource as a keyed fingerprint
 	// (for field encryption: no name reaches the database in clear).
 	SealResources bool
+	// Logger receives an error for every record refused because its
+	// tenant's chain is missing (nil: slog.Default()).
+	Logger *slog.Logger
 }
 
 // NewTrail builds a trail over store; checks go through queue.
@@ -74,9 +85,28 @@ func NewTrail(keys *Keyring, store Store, queue *Queue, opts TrailOptions) *Trai
 	if opts.AfterCommit == nil {
 		opts.AfterCommit = func(_ context.Context, f func()) { f() }
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	return &Trail{keys: keys, store: store, queue: queue, decisions: opts.Decisions, stream: opts.Stream,
-		after: opts.AfterCommit, sealRes: opts.SealResources, now: time.Now}
+		after: opts.AfterCommit, sealRes: opts.SealResources, now: time.Now, log: opts.Logger}
 }
+
+// Handle returns the handle of a tenant the trail has recorded something
+// for since it started, by fingerprint (a store asks it when a tenant has
+// no chain, to look up the tenant's history).
+func (t *Trail) Handle(tenantFP string) (string, bool) {
+	h, ok := t.handles.Load(tenantFP)
+	if !ok {
+		return "", false
+	}
+	return h.(string), true
+}
+
+// ChainMissing counts the records refused because their tenant changed
+// before but has no audit chain (see ErrChainMissing): changes refused and
+// records of checks not written.
+func (t *Trail) ChainMissing() int64 { return t.missing.Load() }
 
 // Search returns a tenant's records newest first and the cursor of the next
 // page (0 when there is none).
@@ -95,6 +125,7 @@ func (t *Trail) Fingerprint(tenant string) string { return t.keys.TenantFingerpr
 // record turns an entry into an unsealed record.
 func (t *Trail) record(ctx context.Context, e Entry) Record {
 	tfp := t.keys.TenantFingerprint(e.Tenant)
+	t.handles.LoadOrStore(tfp, e.Tenant)
 	at := e.Time
 	if at.IsZero() {
 		at = t.now()
@@ -102,7 +133,7 @@ func (t *Trail) record(ctx context.Context, e Entry) Record {
 	r := Record{
 		Tenant: tfp, Time: at.UTC(), User: t.keys.UserFingerprint(tfp, e.User),
 		Action: e.Action, Resource: text(e.Resource, 1024), Success: e.Success,
-		Details: CanonicalDetails(e.Details),
+		Details: CanonicalDetails(e.Details), Version: e.Version,
 	}
 	if t.sealRes && r.Resource != "" {
 		parts := strings.Split(r.Resource, ":")
@@ -151,6 +182,11 @@ func (t *Trail) RecordChange(ctx context.Context, e Entry) error {
 	r := t.record(ctx, e)
 	recs := []Record{r}
 	if err := t.store.Append(ctx, recs); err != nil {
+		if errors.Is(err, ErrChainMissing) {
+			t.missing.Add(1)
+			t.log.ErrorContext(ctx, "change refused: the tenant's audit chain is missing; run `auth-server audit reset`",
+				"tenant", r.Tenant, "action", string(r.Action), "request_id", r.RequestID)
+		}
 		return err
 	}
 	t.after(ctx, func() { t.emit(context.WithoutCancel(ctx), recs[0]) })
@@ -178,9 +214,37 @@ func (t *Trail) RecordEvent(ctx context.Context, e Entry) {
 }
 
 // WriteBatch is the queue's writer: it stores records and emits them.
+//
+// Records of a tenant whose chain is missing are not written (nor retried:
+// the checks were answered; only their records are lost), so that one
+// such tenant cannot hold up every other tenant's records. Each is counted
+// and logged; the chain stays missing for `audit verify` to report.
 func (t *Trail) WriteBatch(ctx context.Context, recs []Record) error {
-	if err := t.store.Append(ctx, recs); err != nil {
-		return err
+	for {
+		err := t.store.Append(ctx, recs)
+		var cm *ChainMissingError
+		if !errors.As(err, &cm) {
+			if err != nil {
+				return err
+			}
+			break
+		}
+		kept := make([]Record, 0, len(recs))
+		for _, r := range recs {
+			if r.Tenant != cm.Tenant {
+				kept = append(kept, r)
+			}
+		}
+		if len(kept) == len(recs) {
+			return err // not one of ours: keep the queue's retry
+		}
+		dropped := len(recs) - len(kept)
+		t.missing.Add(int64(dropped))
+		t.log.ErrorContext(ctx, "audit records not written: the tenant's audit chain is missing; run `auth-server audit reset`",
+			"tenant", cm.Tenant, "records", dropped)
+		if recs = kept; len(recs) == 0 {
+			return nil
+		}
 	}
 	for _, r := range recs {
 		t.emit(ctx, r)

@@ -24,6 +24,8 @@ type memStore struct {
 	recs []audit.Record
 	head map[string]audit.Record
 	fail error
+	// missing holds the fingerprints of tenants whose chain is missing.
+	missing map[string]bool
 	// listed is the last List call's arguments.
 	listedTenant, listedUser string
 	listedQuery              audit.Query
@@ -38,6 +40,11 @@ func (m *memStore) Append(_ context.Context, recs []audit.Record) error {
 	defer m.mu.Unlock()
 	if m.fail != nil {
 		return m.fail
+	}
+	for _, r := range recs {
+		if m.missing[r.Tenant] {
+			return &audit.ChainMissingError{Tenant: r.Tenant}
+		}
 	}
 	for i := range recs {
 		r := &recs[i]
@@ -386,5 +393,56 @@ func TestTrailSearch(t *testing.T) {
 	}
 	if got := trail.Fingerprint("tenant-hash"); got != tfp {
 		t.Errorf("Fingerprint = %s, want %s", got, tfp)
+	}
+}
+
+// Records of a tenant whose chain is missing: a change is refused (counted
+// and logged); a batch of checks is written without that tenant's records
+// (counted and logged), so that it does not hold up the other tenants.
+func TestTrailChainMissing(t *testing.T) {
+	var logs syncBuffer
+	k := keyring(t, testKey)
+	st := newMemStore(k)
+	gone := k.TenantFingerprint("gone")
+	st.missing = map[string]bool{gone: true}
+	trail := audit.NewTrail(k, st, nil, audit.TrailOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+
+	err := trail.RecordChange(context.Background(), audit.Entry{Tenant: "gone", Action: audit.CreateRole, Resource: "r", Version: 3})
+	if !errors.Is(err, audit.ErrChainMissing) {
+		t.Fatalf("RecordChange = %v, want ErrChainMissing", err)
+	}
+	if got := trail.ChainMissing(); got != 1 {
+		t.Errorf("ChainMissing() = %d after a refused change, want 1", got)
+	}
+	if h, ok := trail.Handle(gone); !ok || h != "gone" {
+		t.Errorf("Handle(%s) = %q, %v; want the tenant's handle", gone, h, ok)
+	}
+
+	fine := k.TenantFingerprint("fine")
+	batch := []audit.Record{
+		{Tenant: fine, Action: audit.CheckPermission, Details: "{}"},
+		{Tenant: gone, Action: audit.CheckPermission, Details: "{}"},
+		{Tenant: fine, Action: audit.CheckPermission, Details: "{}"},
+		{Tenant: gone, Action: audit.CheckPermission, Details: "{}"},
+	}
+	if err := trail.WriteBatch(context.Background(), batch); err != nil {
+		t.Fatalf("WriteBatch = %v, want nil (the other tenant's records written)", err)
+	}
+	var written []string
+	for _, r := range st.records() {
+		written = append(written, r.Tenant)
+	}
+	if len(written) != 2 || written[0] != fine || written[1] != fine {
+		t.Errorf("written records of %v, want the two of %s", written, fine)
+	}
+	if got := trail.ChainMissing(); got != 3 {
+		t.Errorf("ChainMissing() = %d, want 3 (one change, two checks)", got)
+	}
+	if n := strings.Count(logs.String(), gone); n != 2 || !strings.Contains(logs.String(), "audit reset") {
+		t.Errorf("log lines naming %s: %d, want 2 that say how to recover:\n%s", gone, n, logs.String())
+	}
+	// A batch of that tenant alone is dropped, not retried.
+	if err := trail.WriteBatch(context.Background(), batch[1:2]); err != nil {
+		t.Errorf("WriteBatch of the missing tenant only = %v, want nil", err)
 	}
 }

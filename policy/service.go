@@ -248,6 +248,7 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 				Resource: c.resource,
 				Success:  result,
 				Details:  map[string]any{"result": result},
+				Version:  version,
 			})
 		})
 		if !errors.Is(err, errStale) {

@@ -21,14 +21,36 @@ import (
 
 // Store is the gorm audit store.
 type Store struct {
-	db   *sqldb.DB
-	keys *audit.Keyring
+	db      *sqldb.DB
+	keys    *audit.Keyring
+	history History
 }
 
 var _ audit.Store = (*Store)(nil)
 
+// History reports whether the tenant with this fingerprint has changed
+// before (a policy version above 0, or stored rules), reading in the
+// transaction carried by ctx. A tenant that has must already have an audit
+// chain.
+type History func(ctx context.Context, tenantFP string) (bool, error)
+
+// Options tune a Store.
+type Options struct {
+	// History tells a new tenant (whose first record starts its chain)
+	// from one whose chain went missing (whose records are refused with
+	// audit.ErrChainMissing). Nil: every missing chain is started afresh,
+	// as for a new tenant.
+	History History
+}
+
 // New returns a Store over an open, migrated database.
 func New(db *sqldb.DB, keys *audit.Keyring) *Store { return &Store{db: db, keys: keys} }
+
+// NewWithOptions returns a Store over an open, migrated database, tuned by
+// opts.
+func NewWithOptions(db *sqldb.DB, keys *audit.Keyring, opts Options) *Store {
+	return &Store{db: db, keys: keys, history: opts.History}
+}
 
 type recordRow struct {
 	ID         int64  `gorm:"column:id;primaryKey"`
@@ -81,12 +103,12 @@ func (s *Store) Append(ctx context.Context, recs []audit.Record) error {
 		return nil
 	}
 	if tx := sqldb.TxFrom(ctx); tx != nil {
-		return s.append(tx.WithContext(ctx), recs)
+		return s.append(ctx, tx.WithContext(ctx), recs)
 	}
-	return s.db.InTx(ctx, func(tx *gorm.DB) error { return s.append(tx, recs) })
+	return s.db.InTxContext(ctx, func(ctx context.Context, tx *gorm.DB) error { return s.append(ctx, tx, recs) })
 }
 
-func (s *Store) append(tx *gorm.DB, recs []audit.Record) error {
+func (s *Store) append(ctx context.Context, tx *gorm.DB, recs []audit.Record) error {
 	byTenant := map[string][]int{}
 	var tenants []string
 	for i := range recs {
@@ -99,7 +121,7 @@ func (s *Store) append(tx *gorm.DB, recs []audit.Record) error {
 	sort.Strings(tenants)
 	rows := make([]recordRow, 0, len(recs))
 	for _, t := range tenants {
-		head, err := s.lockHead(tx, t)
+		head, err := s.lockHead(tx, t, func() error { return s.checkHistory(ctx, t, recs, byTenant[t]) })
 		if err != nil {
 			return err
 		}
@@ -125,22 +147,68 @@ func (s *Store) append(tx *gorm.DB, recs []audit.Record) error {
 	return nil
 }
 
-// lockHead returns the tenant's chain head, creating it if needed, locked
-// until the transaction ends (FOR UPDATE on PostgreSQL; SQLite transactions
-// here are write-locked from their start).
-func (s *Store) lockHead(tx *gorm.DB, tenant string) (headRow, error) {
+// checkHistory refuses to start a chain for a tenant that has none but has
+// changed before: its chain was deleted, and starting a new one silently
+// would hide that. A record of a change knows the policy version it
+// produced (above 1: not the tenant's first change); for the others the
+// tenant's stored state is asked.
+func (s *Store) checkHistory(ctx context.Context, tenant string, recs []audit.Record, idx []int) error {
+	if s.history == nil {
+		return nil
+	}
+	missing := &audit.ChainMissingError{Tenant: tenant}
+	ask := false
+	for _, i := range idx {
+		if v := recs[i].Version; v > 1 {
+			return missing
+		} else if v == 0 {
+			ask = true
+		}
+	}
+	if !ask {
+		return nil // the tenant's first change
+	}
+	changed, err := s.history(ctx, tenant)
+	if err != nil {
+		return fmt.Errorf("read tenant history: %w", err)
+	}
+	if changed {
+		return missing
+	}
+	return nil
+}
+
+// lockHead returns the tenant's chain head, locked until the transaction
+// ends (FOR UPDATE on PostgreSQL; SQLite transactions here are write-locked
+// from their start). When there is none, mayStart decides whether a new
+// chain may start (a new tenant) before one is created.
+func (s *Store) lockHead(tx *gorm.DB, tenant string, mayStart func() error) (headRow, error) {
+	read := func() (headRow, error) {
+		q := tx.Where("tenant_fp = ?", tenant)
+		if s.db.Dialect() == sqldb.Postgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		var h headRow
+		err := q.Take(&h).Error
+		return h, err
+	}
+	h, err := read()
+	if err == nil {
+		return h, nil
+	}
+	if !errors.Is(err, gorm.ErrRecordNotFound) {
+		return headRow{}, fmt.Errorf("read audit chain: %w", err)
+	}
+	if err := mayStart(); err != nil {
+		return headRow{}, err
+	}
 	genesis := s.keys.Genesis(tenant)
 	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&headRow{
 		TenantFP: tenant, Seq: 0, MAC: genesis, HeadMAC: s.keys.HeadMAC(tenant, 0, genesis),
 	}).Error; err != nil {
 		return headRow{}, fmt.Errorf("create audit chain: %w", err)
 	}
-	q := tx.Where("tenant_fp = ?", tenant)
-	if s.db.Dialect() == sqldb.Postgres {
-		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-	}
-	var h headRow
-	if err := q.Take(&h).Error; err != nil {
+	if h, err = read(); err != nil {
 		return headRow{}, fmt.Errorf("read audit chain: %w", err)
 	}
 	return h, nil
@@ -356,4 +424,102 @@ func (s *Store) verifyPrefix(tx *gorm.DB, h headRow, last recordRow) error {
 		return &audit.Problem{Tenant: h.TenantFP, Seq: last.Seq, ID: last.ID, Reason: "the records before it do not lead to it"}
 	}
 	return nil
+}
+
+// ErrChainExists is returned by Reset for a tenant that has a chain head:
+// reset only starts a chain that is missing.
+var ErrChainExists = errors.New("auditdb: the tenant has an audit chain (reset only starts a missing one)")
+
+// Reset starts a new chain for a tenant that has no chain head, with r as
+// its first record (r.Tenant names the tenant; its Details are replaced by
+// details plus where the new chain starts). Records left without a head are
+// kept as they are, as evidence: the new chain continues after the last of
+// them (previous_seq and previous_mac say which), so they still verify
+// from the start if they are intact; with none left it starts at seq 1
+// (previous_seq 0). Returns the sealed record.
+func (s *Store) Reset(ctx context.Context, r audit.Record, details map[string]any) (audit.Record, error) {
+	err := s.db.InTxContext(ctx, func(ctx context.Context, tx *gorm.DB) error {
+		var n int64
+		if err := tx.Model(&headRow{}).Where("tenant_fp = ?", r.Tenant).Count(&n).Error; err != nil {
+			return fmt.Errorf("read audit chain: %w", err)
+		}
+		if n > 0 {
+			return ErrChainExists
+		}
+		d := make(map[string]any, len(details)+3)
+		for k, v := range details {
+			d[k] = v
+		}
+		prevSeq, prevMAC := int64(0), s.keys.Genesis(r.Tenant)
+		var last recordRow
+		err := tx.Where("tenant_fp = ?", r.Tenant).Order("seq DESC").Limit(1).Take(&last).Error
+		switch {
+		case err == nil:
+			prevSeq, prevMAC = last.Seq, last.MAC
+			d["previous_mac"] = last.MAC
+			d["previous_head"] = "last remaining record"
+		case errors.Is(err, gorm.ErrRecordNotFound):
+			d["previous_head"] = "unknown (no record left)"
+		default:
+			return fmt.Errorf("read audit records: %w", err)
+		}
+		d["previous_seq"] = prevSeq
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&headRow{
+			TenantFP: r.Tenant, Seq: prevSeq, MAC: prevMAC, HeadMAC: s.keys.HeadMAC(r.Tenant, prevSeq, prevMAC),
+		})
+		if res.Error != nil {
+			return fmt.Errorf("create audit chain: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return ErrChainExists // another reset or writer won
+		}
+		r.Details = audit.CanonicalDetails(d)
+		recs := []audit.Record{r}
+		if err := s.append(ctx, tx, recs); err != nil {
+			return err
+		}
+		r = recs[0]
+		return nil
+	})
+	return r, err
+}
+
+// Heads returns every tenant's chain head, in fingerprint order.
+func (s *Store) Heads(ctx context.Context) ([]audit.Head, error) {
+	var rows []headRow
+	if err := s.db.Conn(ctx).Order("tenant_fp").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("read audit chain heads: %w", err)
+	}
+	out := make([]audit.Head, len(rows))
+	for i, h := range rows {
+		out[i] = toHead(h)
+	}
+	return out, nil
+}
+
+// Head returns a tenant's chain head; found is false when it has none.
+func (s *Store) Head(ctx context.Context, tenant string) (audit.Head, bool, error) {
+	var h headRow
+	err := s.db.Conn(ctx).Where("tenant_fp = ?", tenant).Take(&h).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return audit.Head{}, false, nil
+	}
+	if err != nil {
+		return audit.Head{}, false, fmt.Errorf("read audit chain head: %w", err)
+	}
+	return toHead(h), true, nil
+}
+
+// RecordAt returns a tenant's record with sequence number seq; found is
+// false when there is none.
+func (s *Store) RecordAt(ctx context.Context, tenant string, seq int64) (audit.Record, bool, error) {
+	var r recordRow
+	err := s.db.Conn(ctx).Where("tenant_fp = ? AND seq = ?", tenant, seq).Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return audit.Record{}, false, nil
+	}
+	if err != nil {
+		return audit.Record{}, false, fmt.Errorf("read audit record: %w", err)
+	}
+	return toRecord(r), true, nil
 }

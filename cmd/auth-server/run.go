@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/ourway/auth"
 	"github.com/ourway/auth/api"
@@ -38,8 +40,14 @@ Usage:
                          list a tenant's keys, revoke a key by id, revoke all of a tenant's keys
   auth-server rekey      re-encrypt stored names to ENCRYPTION_KEY (or encrypt a
                          clear-text database); safe to run while servers serve
-  auth-server audit verify [--tenant CLIENT_KEY]
-                         check the audit chain (exit 1 names the first bad record)
+  auth-server audit verify [--tenant CLIENT_KEY] [--checkpoints FILE [--checkpoint-pubkey FILE]]
+                         check the audit chains (exit 1 names each bad or missing chain)
+  auth-server audit reset --tenant ID --yes [--note TEXT]
+                         start a new chain for a tenant whose chain is missing (recorded)
+  auth-server audit checkpoint [--sink FILE|stdout|log]
+                         write signed checkpoints of every chain head now
+  auth-server audit checkpoint-keygen --out FILE
+                         make an Ed25519 checkpoint signing key (FILE, FILE.pub)
   auth-server version    print the version and exit
   auth-server help       show this help
 
@@ -71,6 +79,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	if cmd == "audit" && len(args) > 1 && args[1] == "checkpoint-keygen" {
+		return checkpointKeygen(args[2:], stdout)
+	}
 	var keys *audit.Keyring
 	if cmd == "serve" {
 		// Refuse a model the service cannot serve, or a missing audit key,
@@ -84,6 +95,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// Checked here, before the database; serve builds it (and warns).
 		if _, err := tokenConfig(cfg, nil); err != nil {
 			return err
+		}
+		if cfg.Audit.CheckpointInterval > 0 {
+			if _, err := checkpointSigner(cfg); err != nil {
+				return err
+			}
 		}
 	}
 	db, err := sqldb.Open(ctx, sqldb.Options{
@@ -167,8 +183,16 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	}
 	mx := metrics.New()
 	reads, writes := dbBreakers(cfg, mx, log)
-	auditStore := auditdb.New(db, keys)
+	// A tenant that has changed before must have an audit chain: a
+	// missing one is not restarted behind the operator's back.
 	var trail *audit.Trail
+	auditStore := auditdb.NewWithOptions(db, keys, auditdb.Options{History: func(ctx context.Context, tenantFP string) (bool, error) {
+		handle, ok := trail.Handle(tenantFP)
+		if !ok {
+			return false, nil // records come through the trail, which knows every tenant's handle
+		}
+		return store.Changed(ctx, policy.KeyHash(handle))
+	}})
 	queue := audit.NewQueue(func(ctx context.Context, recs []audit.Record) error {
 		return writes.Run(ctx, func(ctx context.Context) error { return trail.WriteBatch(ctx, recs) })
 	}, audit.QueueOptions{Size: cfg.Audit.QueueSize, Overflow: audit.Overflow(cfg.Audit.Overflow),
@@ -180,6 +204,7 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		// With encryption on, names must not reach the database in clear
 		// through the audit trail either.
 		SealResources: cfg.Crypto.Enabled,
+		Logger:        log,
 	})
 	mx.GaugeFunc("auth_audit_queue_depth", "Audit records waiting to be written.", func() float64 { return float64(queue.Depth()) })
 	mx.CounterFunc("auth_audit_dropped_total", "Audit records of checks dropped because the queue was full (overflow=drop, or block past its timeout or while the database is down).",
@@ -188,10 +213,21 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		func() float64 { return float64(queue.WriteFailures()) })
 	mx.CounterFunc("auth_audit_written_total", "Audit records of checks and listings written.",
 		func() float64 { return float64(queue.Written()) })
+	mx.CounterFunc("auth_audit_chain_missing_total", "Audit records refused because their tenant has changed before but its audit chain is missing (changes refused with 500, check records not written); `auth-server audit reset` starts a new chain.",
+		func() float64 { return float64(trail.ChainMissing()) })
 	qctx, cancelQ := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelQ()
 	go queue.Run(qctx)
-	sched, err := startRetention(cfg, auditStore, log)
+	var cpw *checkpointWriter
+	if cfg.Audit.CheckpointInterval > 0 {
+		signer, err := checkpointSigner(cfg)
+		if err != nil {
+			return err
+		}
+		cpw = &checkpointWriter{store: auditStore, keys: keys, signer: signer, sink: cfg.Audit.CheckpointSink,
+			stdout: os.Stdout, log: log, now: time.Now}
+	}
+	sched, err := startAuditJobs(cfg, auditStore, cpw, log)
 	if err != nil {
 		return err
 	}

@@ -197,6 +197,13 @@ type Audit struct {
 	Overflow      string `yaml:"overflow"`
 	QueueSize     int    `yaml:"queue_size"`
 	RetentionDays int    `yaml:"retention_days"`
+	// CheckpointKeyFile names the PEM Ed25519 private key that signs chain
+	// checkpoints (kept outside the database). CheckpointInterval is how
+	// often the server writes them (0: never); CheckpointSink is where:
+	// a file path (JSON lines appended and synced), "stdout" or "log".
+	CheckpointKeyFile  string        `yaml:"checkpoint_key_file"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	CheckpointSink     string        `yaml:"checkpoint_sink"`
 }
 
 // Development reports whether the service runs in development mode.
@@ -316,6 +323,9 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		{"AUTH_AUDIT_OVERFLOW", func(v string) error { c.Audit.Overflow = strings.ToLower(v); return nil }},
 		{"AUTH_AUDIT_QUEUE_SIZE", intSetter(&c.Audit.QueueSize)},
 		{"AUTH_AUDIT_RETENTION_DAYS", intSetter(&c.Audit.RetentionDays)},
+		{"AUTH_AUDIT_CHECKPOINT_KEY_FILE", func(v string) error { c.Audit.CheckpointKeyFile = v; return nil }},
+		{"AUTH_AUDIT_CHECKPOINT_INTERVAL", durationSetter(&c.Audit.CheckpointInterval)},
+		{"AUTH_AUDIT_CHECKPOINT_SINK", func(v string) error { c.Audit.CheckpointSink = v; return nil }},
 		{"AUTH_LOG_LEVEL", func(v string) error { c.Log.Level = strings.ToLower(v); return nil }},
 		{"AUTH_LOG_FORMAT", func(v string) error { c.Log.Format = strings.ToLower(v); return nil }},
 		{"AUTH_SHUTDOWN_TIMEOUT", durationSetter(&c.Server.ShutdownTimeout)},
@@ -510,6 +520,9 @@ func (c *Config) finish(defaultModel string) error {
 		}
 		c.Audit.KeyFile = p
 	}
+	if err := c.finishCheckpoints(); err != nil {
+		return err
+	}
 	if c.Crypto.Enabled {
 		if c.Crypto.Key == "" {
 			return &Error{Setting: "ENCRYPTION_KEY", Reason: "is required when ENABLE_ENCRYPTION is true"}
@@ -563,6 +576,39 @@ func validateStorageURL(s string) error {
 		if n, err := strconv.Atoi(db); err != nil || n < 0 {
 			return errors.New("the database after the host must be a number, as in redis://host:port/0")
 		}
+	}
+	return nil
+}
+
+// finishCheckpoints validates the checkpoint settings: a positive interval
+// (at least a second) needs the signing key; the sink defaults to the log.
+func (c *Config) finishCheckpoints() error {
+	a := &c.Audit
+	if a.CheckpointInterval < 0 || (a.CheckpointInterval > 0 && a.CheckpointInterval < time.Second) {
+		return &Error{Setting: "AUTH_AUDIT_CHECKPOINT_INTERVAL", Value: a.CheckpointInterval.String(), Reason: "must be 0 (off) or at least 1s"}
+	}
+	if a.CheckpointKeyFile != "" {
+		p, err := expandHome(a.CheckpointKeyFile)
+		if err != nil {
+			return &Error{Setting: "AUTH_AUDIT_CHECKPOINT_KEY_FILE", Value: a.CheckpointKeyFile, Reason: err.Error()}
+		}
+		a.CheckpointKeyFile = p
+	}
+	if a.CheckpointInterval > 0 && a.CheckpointKeyFile == "" {
+		return &Error{Setting: "AUTH_AUDIT_CHECKPOINT_INTERVAL", Value: a.CheckpointInterval.String(),
+			Reason: "needs AUTH_AUDIT_CHECKPOINT_KEY_FILE (an Ed25519 private key: `auth-server audit checkpoint-keygen --out FILE`)"}
+	}
+	a.CheckpointSink = strings.TrimSpace(a.CheckpointSink)
+	switch a.CheckpointSink {
+	case "":
+		a.CheckpointSink = "log"
+	case "log", "stdout":
+	default:
+		p, err := expandHome(a.CheckpointSink)
+		if err != nil {
+			return &Error{Setting: "AUTH_AUDIT_CHECKPOINT_SINK", Value: a.CheckpointSink, Reason: err.Error()}
+		}
+		a.CheckpointSink = p
 	}
 	return nil
 }

@@ -73,6 +73,8 @@ func TestLoadDefaults(t *testing.T) {
 		{"JWT.AccessTokenExpireMin", c.JWT.AccessTokenExpireMin, 1440},
 		{"JWT.Secret", c.JWT.Secret.Reveal(), testJWTSecret},
 		{"Crypto.Enabled", c.Crypto.Enabled, false},
+		{"Audit.CheckpointInterval (off)", c.Audit.CheckpointInterval, time.Duration(0)},
+		{"Audit.CheckpointSink", c.Audit.CheckpointSink, "log"},
 		{"File", c.File, ""},
 	} {
 		if fmt.Sprint(tc.got) != fmt.Sprint(tc.want) {
@@ -113,6 +115,9 @@ policy:
 		"AUTH_SHUTDOWN_TIMEOUT", "2s",
 		"AUTH_MODEL_PATH", model,
 		"ENABLE_ENCRYPTION", "false",
+		"AUTH_AUDIT_CHECKPOINT_KEY_FILE", "/etc/auth/checkpoint.pem",
+		"AUTH_AUDIT_CHECKPOINT_INTERVAL", "15m",
+		"AUTH_AUDIT_CHECKPOINT_SINK", " /var/log/auth/checkpoints.jsonl ",
 	)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -139,6 +144,9 @@ policy:
 		{"Policy.ModelText", strings.HasSuffix(c.Policy.ModelText, "# edited\n"), true},
 		{"Log (level from the environment over the file)", c.Log.Level + "/" + c.Log.Format, "debug/text"},
 		{"Server.ShutdownTimeout", c.Server.ShutdownTimeout, 2 * time.Second},
+		{"Audit.CheckpointKeyFile", c.Audit.CheckpointKeyFile, "/etc/auth/checkpoint.pem"},
+		{"Audit.CheckpointInterval", c.Audit.CheckpointInterval, 15 * time.Minute},
+		{"Audit.CheckpointSink", c.Audit.CheckpointSink, "/var/log/auth/checkpoints.jsonl"},
 	} {
 		if fmt.Sprint(tc.got) != fmt.Sprint(tc.want) {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
@@ -211,6 +219,10 @@ func TestLoadBadValues(t *testing.T) {
 		{"short previous key", []string{"ENABLE_ENCRYPTION", "true", "ENCRYPTION_KEY", "3b9f6c1d8a2e4f7091c5d3b8a6e2f4c1x", "ENCRYPTION_KEY_PREVIOUS", "short"}, "ENCRYPTION_KEY_PREVIOUS"},
 		{"encryption flag not a boolean", []string{"ENABLE_ENCRYPTION", "perhaps"}, "ENABLE_ENCRYPTION"},
 		{"SQLite path blank in the file", []string{"AUTH_CONFIG", writeFile(t, "nopath.yaml", "database:\n  path: \"\"\n")}, "AUTH_DB_PATH"},
+		{"checkpoint interval without a key", []string{"AUTH_AUDIT_CHECKPOINT_INTERVAL", "1h"}, "AUTH_AUDIT_CHECKPOINT_INTERVAL"},
+		{"checkpoint interval negative", []string{"AUTH_AUDIT_CHECKPOINT_INTERVAL", "-1m", "AUTH_AUDIT_CHECKPOINT_KEY_FILE", "/k.pem"}, "AUTH_AUDIT_CHECKPOINT_INTERVAL"},
+		{"checkpoint interval under a second", []string{"AUTH_AUDIT_CHECKPOINT_INTERVAL", "10ms", "AUTH_AUDIT_CHECKPOINT_KEY_FILE", "/k.pem"}, "AUTH_AUDIT_CHECKPOINT_INTERVAL"},
+		{"checkpoint interval without a unit", []string{"AUTH_AUDIT_CHECKPOINT_INTERVAL", "60", "AUTH_AUDIT_CHECKPOINT_KEY_FILE", "/k.pem"}, "AUTH_AUDIT_CHECKPOINT_INTERVAL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.env...)
