@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ourway/auth/internal/testenv"
 )
 
 // tenantCount is the number of tenants in the server's database.
@@ -171,5 +174,31 @@ func TestTenantFloodMemoryBounded(t *testing.T) {
 	if grown > 2*budget+allowance {
 		t.Errorf("RSS grew by %.1f MiB over %d new tenants, want under %.1f MiB (twice the %d MiB budget + %d MiB)",
 			float64(grown)/(1<<20), n, float64(2*budget+allowance)/(1<<20), budget>>20, allowance>>20)
+	}
+}
+
+// With Redis, replicas share an address's tenant-creation budget, as they
+// share the other limits.
+func TestTenantCreationLimitSharedAcrossReplicas(t *testing.T) {
+	url := testenv.RedisURL(t)
+	var servers []*server
+	for i := 0; i < 2; i++ {
+		servers = append(servers, rateServer(t, "RATELIMIT_STORAGE_URL="+url, "AUTH_TRUSTED_PROXIES=127.0.0.1",
+			"AUTH_TENANT_CREATION_LIMIT=3 per minute"))
+	}
+	// An address of this run alone: the budget lives in Redis.
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	from := fmt.Sprintf("X-Forwarded-For: 10.%d.%d.%d", b[0], b[1], b[2])
+	for i, tc := range []struct {
+		server int
+		status int
+	}{{0, 200}, {0, 200}, {1, 200}, {1, 429}, {0, 429}} {
+		r := servers[tc.server].client(newKey(t)).call(t, "POST", "/api/role/admin", from)
+		if r.status != tc.status {
+			t.Errorf("creation %d on replica %d: %v, want %d", i, tc.server, r, tc.status)
+		}
 	}
 }
