@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -76,6 +77,8 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, audit.ErrChainMissing):
 		return http.StatusInternalServerError, "The change was refused: this tenant's audit chain is missing. " +
 			"An operator must run `auth-server audit reset` for it before changes are accepted again."
+	case errors.Is(err, policy.ErrTenantCreationRefused):
+		return http.StatusTooManyRequests, "Too many new tenants. Retry later."
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, policy.ErrUnavailable):
 		return http.StatusServiceUnavailable, "The service is temporarily unavailable."
 	default:
@@ -93,6 +96,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 	code, msg := statusOf(err)
 	if code == http.StatusServiceUnavailable {
 		c.Response().Header().Set("Retry-After", retryAfter(err))
+	}
+	var rl *rateLimitedError
+	if code == http.StatusTooManyRequests && errors.As(err, &rl) {
+		// A refusal from below the middleware (a tenant creation): the
+		// headers of the limit that refused.
+		setRateLimitHeaders(c.Response().Header(), rl.result)
+		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(rl.retryAfter))
 	}
 	if code >= 500 && !quietError(err) {
 		s.log.ErrorContext(c.Request().Context(), "request failed",

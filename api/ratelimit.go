@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/internal/ratelimit"
 )
 
@@ -26,10 +28,19 @@ const (
 // rateLimitHeaders are exposed to browsers through CORS.
 var rateLimitHeaders = []string{headerRateLimit, headerRateRemaining, headerRateReset, headerRatePolicy, echo.HeaderRetryAfter}
 
-// rateLimitedError is a request refused by a rate limit: 429.
+// rateLimitedError is a request refused by a rate limit: 429, with the
+// rate-limit headers of result.
 type rateLimitedError struct {
 	limit      ratelimit.Limit
 	retryAfter int // seconds
+	result     ratelimit.Result
+	// creation marks a refused tenant creation (see TenantAdmission).
+	creation bool
+}
+
+// newRateLimited is the error of a refusal.
+func newRateLimited(r ratelimit.Result) *rateLimitedError {
+	return &rateLimitedError{limit: r.Limit, retryAfter: max(1, ceilSeconds(r.RetryAfter)), result: r}
 }
 
 func (e *rateLimitedError) Error() string {
@@ -37,6 +48,9 @@ func (e *rateLimitedError) Error() string {
 }
 
 func (e *rateLimitedError) message() string {
+	if e.creation {
+		return fmt.Sprintf("Tenant creation limit exceeded (%s): this request would create a new tenant. Retry after %d seconds.", e.limit, e.retryAfter)
+	}
 	return fmt.Sprintf("Rate limit exceeded (%s). Retry after %d seconds.", e.limit, e.retryAfter)
 }
 
@@ -51,19 +65,49 @@ func ceilSeconds(d time.Duration) int {
 // applyRateLimit writes the headers of r and returns the 429 error when
 // it refuses the request.
 func applyRateLimit(c echo.Context, r ratelimit.Result) error {
-	h := c.Response().Header()
+	setRateLimitHeaders(c.Response().Header(), r)
+	if r.Allowed {
+		return nil
+	}
+	e := newRateLimited(r)
+	c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(e.retryAfter))
+	return e
+}
+
+// setRateLimitHeaders writes the rate-limit headers of r.
+func setRateLimitHeaders(h http.Header, r ratelimit.Result) {
 	h.Set(headerRateLimit, strconv.Itoa(r.Limit.Count))
 	h.Set(headerRateRemaining, strconv.Itoa(r.Remaining))
 	h.Set(headerRateReset, strconv.Itoa(ceilSeconds(r.ResetAfter)))
 	if r.Policy != "" {
 		h.Set(headerRatePolicy, r.Policy)
 	}
-	if r.Allowed {
-		return nil
+}
+
+// TenantAdmission is the admission the policy core asks before a write
+// creates a tenant (policy.Options.Admit): the creation counts against
+// the client IP's budget (ratelimit.TenantCreation, the IP as the rate
+// limits key it: an IPv6 client by its /64), then against the whole
+// service's (ratelimit.TenantCreationGlobal, shared by the replicas when
+// the limiter's store is). The client IP is the one the API recorded in the
+// request's context (audit.RequestFrom), which trusts X-Forwarded-For only
+// from AUTH_TRUSTED_PROXIES. A refusal is answered 429, with Retry-After
+// and the rate-limit headers of the limit that refused. Writes to existing
+// tenants and reads are never counted: the policy core does not ask.
+func TenantAdmission(lim *ratelimit.Limiter) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		req, _ := audit.RequestFrom(ctx)
+		r := lim.Allow(ctx, ratelimit.TenantCreation, "ip:"+rateLimitIP(req.IP))
+		if r.Allowed {
+			r = lim.Allow(ctx, ratelimit.TenantCreationGlobal, "all")
+		}
+		if r.Allowed {
+			return nil
+		}
+		e := newRateLimited(r)
+		e.creation = true
+		return e
 	}
-	retry := max(1, ceilSeconds(r.RetryAfter))
-	h.Set(echo.HeaderRetryAfter, strconv.Itoa(retry))
-	return &rateLimitedError{limit: r.Limit, retryAfter: retry}
 }
 
 // limitTenant counts an authenticated request against its tenant's limits:

@@ -148,8 +148,10 @@ func serverEnv(dbPath string, extra ...string) []string {
 	env = append(env,
 		"SERVER_HOST=127.0.0.1", "SERVER_PORT=0", "AUTH_DB_PATH="+dbPath,
 		"AUTH_LOG_FORMAT=json", "AUTH_AUDIT_KEY="+randomHex(32), "JWT_SECRET_KEY="+randomHex(32),
-		// No rate limit in the way: the suites send hundreds of requests.
-		"RATE_LIMIT_DEFAULT=1000000 per second")
+		// No rate limit in the way: the suites send hundreds of requests,
+		// and make many tenants.
+		"RATE_LIMIT_DEFAULT=1000000 per second", "AUTH_TENANT_CREATION_LIMIT=1000000 per second",
+		"AUTH_TENANT_CREATION_LIMIT_GLOBAL=1000000 per second")
 	return append(env, extra...)
 }
 

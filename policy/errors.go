@@ -18,6 +18,10 @@ var (
 	ErrRoleDepth = errors.New("policy: role inheritance chain too deep")
 	// ErrUnavailable is returned when the store cannot be reached.
 	ErrUnavailable = errors.New("policy: storage unavailable")
+	// ErrTenantCreationRefused is returned by a write that would create a
+	// tenant when Options.Admit refuses it (the admission's error is
+	// wrapped too).
+	ErrTenantCreationRefused = errors.New("policy: tenant creation refused")
 )
 
 // NameError says which name is invalid and why.

@@ -142,6 +142,7 @@ func (s *Service) ApplyRemote(ctx context.Context, c Change) (string, error) {
 		if err == nil {
 			t.version = c.Version
 			t.mu.Unlock()
+			s.account(t)
 			return "applied", nil
 		}
 		t.mu.Unlock()

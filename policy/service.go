@@ -14,6 +14,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ourway/auth/audit"
@@ -44,6 +45,16 @@ type Options struct {
 	// Timeout bounds each operation that reaches the store, waiting for a
 	// tenant's lock included (0: no bound).
 	Timeout time.Duration
+	// Admit, when set, is asked before a write creates a tenant (the first
+	// write of a key no tenant has); a write to an existing tenant is not
+	// asked about. Its error refuses the write, wrapped with
+	// ErrTenantCreationRefused; ctx is the write's (the HTTP layer keeps the
+	// client's address in it, see audit.RequestFrom).
+	Admit func(ctx context.Context) error
+	// MemoryBudget bounds the estimated memory of the tenants held in
+	// memory (see TenantBaseBytes), in bytes: past it the least recently
+	// used tenants are evicted (0: no bound).
+	MemoryBudget int64
 }
 
 // Service answers and changes the policies of all tenants.
@@ -62,6 +73,14 @@ type Service struct {
 	// while it was not loaded here (see loadedByID).
 	loads  int
 	missed map[int64]int64
+	// bytes is the estimated memory of the tenants in the map (the sum of
+	// their cost); overBudgetLogged notes that an eviction could not get
+	// under the budget (logged once).
+	bytes            int64
+	overBudgetLogged bool
+
+	evicting                       atomic.Bool // a budget sweep is under way
+	idleEvictions, budgetEvictions atomic.Uint64
 }
 
 // New builds a Service over store with the model text (a model.conf). It
@@ -158,7 +177,7 @@ func (s *Service) tenant(ctx context.Context, key KeyHash, create bool) (*tenant
 		if err := s.loadTenant(ctx, t); err != nil {
 			s.mu.Lock()
 			if s.tenants[key] == t {
-				delete(s.tenants, key)
+				s.dropLocked(key, t)
 			}
 			s.mu.Unlock()
 			return nil, err
@@ -206,14 +225,15 @@ const maxStaleRetries = 5
 func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	t, err := s.tenant(ctx, key, true)
+	if err := s.admit(ctx, key); err != nil {
+		return false, err
+	}
+	t, err := s.lockCurrent(ctx, key)
 	if err != nil {
 		return false, err
 	}
-	if err := lockTenant(ctx, t); err != nil {
-		return false, err
-	}
 	defer t.writeMu.unlock()
+	defer s.account(t)
 	var (
 		result  bool
 		apply   func(*tenant) error
@@ -298,6 +318,29 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 		_ = s.opts.Publisher.Publish(ctx, Change{TenantID: tid, Version: version, Ops: ops, Reload: stale})
 	}
 	return result, nil
+}
+
+// lockCurrent returns the tenant's state, loaded, with its write lock held.
+// A tenant evicted while the lock was awaited is not written to: the write
+// takes the state now in memory (loaded again), so that no change is ever
+// applied to a copy nobody reads.
+func (s *Service) lockCurrent(ctx context.Context, key KeyHash) (*tenant, error) {
+	for {
+		t, err := s.tenant(ctx, key, true)
+		if err != nil {
+			return nil, err
+		}
+		if err := lockTenant(ctx, t); err != nil {
+			return nil, err
+		}
+		s.mu.RLock()
+		current := s.tenants[key] == t
+		s.mu.RUnlock()
+		if current {
+			return t, nil
+		}
+		t.writeMu.unlock()
+	}
 }
 
 // CreateRole creates a role. Creating an existing role succeeds and changes
@@ -806,10 +849,11 @@ func (s *Service) EvictIdle() int {
 		if t.lastUsed.Load() >= cutoff || !t.writeMu.tryLock() {
 			continue
 		}
-		delete(s.tenants, k)
+		s.dropLocked(k, t)
 		t.writeMu.unlock()
 		n++
 	}
+	s.idleEvictions.Add(uint64(n))
 	return n
 }
 

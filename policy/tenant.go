@@ -41,6 +41,9 @@ type tenant struct {
 	children multimap // role name -> child role names
 
 	lastUsed atomic.Int64
+	// cost is the estimated memory of this tenant as last accounted in
+	// Service.bytes; guarded by Service.mu.
+	cost int64
 	// journal, while set, collects the operations a local change applies,
 	// to be published to the other replicas.
 	journal *[]Op
@@ -354,6 +357,7 @@ func (s *Service) loadTenant(ctx context.Context, t *tenant) error {
 		t.mu.Unlock()
 		s.mu.Unlock()
 		if !missed || attempt == 3 {
+			s.account(t)
 			return nil
 		}
 	}

@@ -12,8 +12,13 @@ import (
 
 // newRateLimiter builds the rate limiter of the configuration, with its
 // metrics. close stops its probe and closes its Redis connections.
-func newRateLimiter(cfg config.RateLimit, mx *metrics.Metrics, log *slog.Logger) (lim *ratelimit.Limiter, close func(), err error) {
-	opts := ratelimit.Options{Limits: cfg.ClassLimits(), Replicas: cfg.Replicas, Logger: log}
+// The tenant-creation limits of tenants join the route classes' limits.
+func newRateLimiter(cfg config.RateLimit, tenants config.Tenants, mx *metrics.Metrics, log *slog.Logger) (lim *ratelimit.Limiter, close func(), err error) {
+	limits := cfg.ClassLimits()
+	for class, l := range tenants.Limits() {
+		limits[class] = l
+	}
+	opts := ratelimit.Options{Limits: limits, Replicas: cfg.Replicas, Logger: log}
 	var rdb *ratelimit.Redis
 	if cfg.StorageURL != "memory://" {
 		if rdb, err = ratelimit.NewRedis(cfg.StorageURL, ratelimit.RedisOptions{}); err != nil {
@@ -46,7 +51,8 @@ func newRateLimiter(cfg config.RateLimit, mx *metrics.Metrics, log *slog.Logger)
 			})
 	}
 	log.Info("rate limits", "default", cfg.Default, "reads", cfg.Reads, "writes", cfg.Writes,
-		"unauthenticated", cfg.Unauthenticated, "shared", rdb != nil)
+		"unauthenticated", cfg.Unauthenticated, "tenant_creation", tenants.CreationLimit,
+		"tenant_creation_global", tenants.CreationLimitGlobal, "shared", rdb != nil)
 	if rdb != nil {
 		// Not fatal (Redis may come later: the first request that finds it
 		// away switches to local limits), but a wrong address or password

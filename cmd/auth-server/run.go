@@ -239,6 +239,11 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	syncer := replica.New(store, replica.Options{
 		RedisURL: syncRedis, Channel: cfg.Replica.Channel, Interval: cfg.Replica.SyncInterval, Logger: log,
 	})
+	limiter, closeLimiter, err := newRateLimiter(cfg.RateLimit, cfg.Tenants, mx, log)
+	if err != nil {
+		return err
+	}
+	defer closeLimiter()
 	svc, err := policy.New(store, cfg.Policy.ModelText, policy.Options{
 		IdleTimeout:  cfg.Policy.TenantIdleTimeout,
 		MaxRoleDepth: cfg.Policy.MaxRoleDepth,
@@ -248,6 +253,8 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		Timeout:      cfg.Ops.DBTimeout,
 		Publisher:    syncer,
 		Logger:       log,
+		Admit:        api.TenantAdmission(limiter),
+		MemoryBudget: cfg.Tenants.MemoryBytes,
 	})
 	if err != nil {
 		return modelError(cfg, err)
@@ -270,11 +277,7 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		return err
 	}
 	mx.GaugeFunc("auth_tenants_loaded", "Tenants whose policies are in memory.", func() float64 { return float64(svc.LoadedTenants()) })
-	limiter, closeLimiter, err := newRateLimiter(cfg.RateLimit, mx, log)
-	if err != nil {
-		return err
-	}
-	defer closeLimiter()
+	registerTenantMetrics(mx, svc)
 	srv := api.New(api.Config{
 		AllowCORS: cfg.Server.AllowCORS, CORSOrigins: cfg.Server.Origins(), TrustedProxies: cfg.Server.Proxies,
 		MetricsToken: cfg.Ops.MetricsToken.Reveal(), SeparateOps: cfg.Ops.Addr != "",

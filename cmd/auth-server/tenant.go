@@ -16,6 +16,7 @@ import (
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/audit/auditdb"
 	"github.com/ourway/auth/internal/config"
+	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policydb"
@@ -214,4 +215,21 @@ func tokenConfig(cfg config.Config, log *slog.Logger) (*api.TokenConfig, error) 
 		TTL:    time.Duration(cfg.JWT.AccessTokenExpireMin) * time.Minute,
 		Issuer: cfg.JWT.Issuer, Audience: cfg.JWT.Audience,
 	}, nil
+}
+
+// registerTenantMetrics exposes the memory held by loaded tenants and the
+// evictions that bound it.
+func registerTenantMetrics(mx *metrics.Metrics, svc *policy.Service) {
+	mx.GaugeFunc("auth_tenants_loaded_bytes", "Estimated memory of the tenants in memory (bounded by AUTH_TENANT_MEMORY_BUDGET).",
+		func() float64 { return float64(svc.LoadedBytes()) })
+	for _, reason := range []string{"idle", "memory"} {
+		mx.CounterFuncWith("auth_tenant_evictions_total", "Tenants evicted from memory, by reason: idle (AUTH_TENANT_IDLE_TIMEOUT) or memory (AUTH_TENANT_MEMORY_BUDGET).",
+			map[string]string{"reason": reason}, func() float64 {
+				idle, budget := svc.Evictions()
+				if reason == "idle" {
+					return float64(idle)
+				}
+				return float64(budget)
+			})
+	}
 }

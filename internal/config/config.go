@@ -59,6 +59,7 @@ type Config struct {
 	Keys      Keys      `yaml:"keys"`
 	Ops       Ops       `yaml:"ops"`
 	Replica   Replica   `yaml:"replica"`
+	Tenants   Tenants   `yaml:"tenants"`
 	Crypto    Crypto    `yaml:"-"`
 	// Env is "production" (the default) or "development", which relaxes the
 	// requirement for secrets (a local audit key is generated and kept).
@@ -332,6 +333,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	}
 	vars = append(vars, opsVars(c)...)
 	vars = append(vars, jwksVars(c)...)
+	vars = append(vars, tenantVars(c)...)
 	for _, ev := range vars {
 		v, ok := lookup(getenv, ev.name)
 		if !ok {
@@ -540,6 +542,9 @@ func (c *Config) finish(defaultModel string) error {
 		return err
 	}
 	if err := c.finishJWKS(); err != nil {
+		return err
+	}
+	if err := c.finishTenants(); err != nil {
 		return err
 	}
 	if c.Policy.ModelPath != "" {

@@ -15,15 +15,21 @@ import (
 // Route classes. A request of class Reads or Writes that has no limits of
 // its own is counted against Default; Unauthenticated is keyed by client IP
 // and counts requests the authentication gate refuses.
+//
+// TenantCreation (keyed by client IP) and TenantCreationGlobal (one key
+// for the whole service) count the writes that create a tenant. They never
+// fall back to Default: without limits of their own they allow everything.
 const (
-	Default         = "default"
-	Reads           = "reads"
-	Writes          = "writes"
-	Unauthenticated = "unauthenticated"
+	Default              = "default"
+	Reads                = "reads"
+	Writes               = "writes"
+	Unauthenticated      = "unauthenticated"
+	TenantCreation       = "tenant_creation"
+	TenantCreationGlobal = "tenant_creation_global"
 )
 
 // Classes lists the route classes reported in metrics.
-var Classes = []string{Reads, Writes, Unauthenticated}
+var Classes = []string{Reads, Writes, Unauthenticated, TenantCreation, TenantCreationGlobal}
 
 // Shared is a store shared across replicas (Redis) that can be probed.
 type Shared interface {
@@ -115,10 +121,10 @@ func New(opts Options) (*Limiter, error) {
 		done:    make(chan struct{}),
 	}
 	l.sharedUp.Store(opts.Shared != nil)
-	for _, name := range append([]string{Default}, Reads, Writes, Unauthenticated) {
+	for _, name := range []string{Default, Reads, Writes, Unauthenticated, TenantCreation, TenantCreationGlobal} {
 		limits := opts.Limits[name]
 		bucket := name
-		if len(limits) == 0 {
+		if len(limits) == 0 && !ownLimitsOnly(name) {
 			limits, bucket = opts.Limits[Default], Default
 		}
 		c := &class{name: bucket, limits: limits, local: limits, policy: policy(limits)}
@@ -137,6 +143,10 @@ func New(opts Options) (*Limiter, error) {
 	return l, nil
 }
 
+// ownLimitsOnly reports whether a class never falls back to Default's
+// limits (the tenant-creation classes: unset, they do not limit).
+func ownLimitsOnly(name string) bool { return name == TenantCreation || name == TenantCreationGlobal }
+
 // policy renders limits in the syntax of RateLimit-Policy ("100;w=60").
 func policy(limits []Limit) string {
 	parts := make([]string, len(limits))
@@ -153,12 +163,16 @@ func (l *Limiter) class(name string) *class {
 	return l.classes[Default]
 }
 
-// Allow decides one request of the class (Reads, Writes, Unauthenticated)
+// Allow decides one request of the class (Reads, Writes, Unauthenticated,
+// TenantCreation, TenantCreationGlobal)
 // from subject (a tenant or an IP, already namespaced by the caller). It
 // never fails: when the shared store does not answer, the local store
 // decides.
 func (l *Limiter) Allow(ctx context.Context, className, subject string) Result {
 	c := l.class(className)
+	if len(c.limits) == 0 {
+		return Result{Allowed: true} // a class without limits (see ownLimitsOnly)
+	}
 	key := c.name + ":" + subject
 	if r, ok := l.denied.get(key, l.now()); ok {
 		l.countRejection(className)

@@ -271,6 +271,67 @@ func TestLimiterClasses(t *testing.T) {
 	}
 }
 
+// The tenant-creation classes never borrow the default limits: unset, they
+// allow everything; set, they have buckets of their own.
+func TestLimiterTenantCreationClasses(t *testing.T) {
+	ctx := context.Background()
+	unset, err := ratelimit.New(ratelimit.Options{
+		Limits: map[string][]ratelimit.Limit{ratelimit.Default: {lim(1, time.Minute)}},
+		Now:    newClock().Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unset.Close()
+	for i := range 3 {
+		for _, class := range []string{ratelimit.TenantCreation, ratelimit.TenantCreationGlobal} {
+			if r := unset.Allow(ctx, class, "ip:1"); !r.Allowed {
+				t.Errorf("unset %s, request %d refused: %+v", class, i, r)
+			}
+		}
+	}
+	if r := unset.Allow(ctx, ratelimit.Unauthenticated, "ip:1"); !r.Allowed {
+		t.Errorf("the default bucket of ip:1 was spent by the tenant-creation classes: %+v", r)
+	}
+
+	set, err := ratelimit.New(ratelimit.Options{
+		Limits: map[string][]ratelimit.Limit{
+			ratelimit.Default:              {lim(1, time.Minute)},
+			ratelimit.TenantCreation:       {lim(2, time.Minute)},
+			ratelimit.TenantCreationGlobal: {lim(3, time.Minute)},
+		},
+		Now: newClock().Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	for i, tc := range []struct {
+		class, subject string
+		allowed        bool
+	}{
+		{ratelimit.TenantCreation, "ip:1", true},
+		{ratelimit.TenantCreation, "ip:1", true},
+		{ratelimit.TenantCreation, "ip:1", false},
+		{ratelimit.TenantCreation, "ip:2", true},
+		{ratelimit.Unauthenticated, "ip:1", true}, // the default bucket is untouched
+		{ratelimit.TenantCreationGlobal, "all", true},
+		{ratelimit.TenantCreationGlobal, "all", true},
+		{ratelimit.TenantCreationGlobal, "all", true},
+		{ratelimit.TenantCreationGlobal, "all", false},
+	} {
+		if r := set.Allow(ctx, tc.class, tc.subject); r.Allowed != tc.allowed {
+			t.Errorf("request %d (%s %s): %+v, want allowed=%v", i, tc.class, tc.subject, r, tc.allowed)
+		}
+	}
+	if got := set.Rejections(ratelimit.TenantCreation); got != 1 {
+		t.Errorf("%d tenant_creation rejections, want 1", got)
+	}
+	if got := set.Rejections(ratelimit.TenantCreationGlobal); got != 1 {
+		t.Errorf("%d tenant_creation_global rejections, want 1", got)
+	}
+}
+
 // A refused subject is known to be blocked, without a store, until its
 // wait has passed.
 func TestLimiterBlocked(t *testing.T) {

@@ -161,6 +161,10 @@ func serverEnv(dbPath string, extra ...string) []string {
 		// default, 1000 per hour, is met by load tests); ratelimit_test.go
 		// sets its own.
 		"RATE_LIMIT_DEFAULT=" + unlimited,
+		// Tests make many tenants from one address; tenants_test.go sets
+		// these limits itself.
+		"AUTH_TENANT_CREATION_LIMIT=" + unlimited,
+		"AUTH_TENANT_CREATION_LIMIT_GLOBAL=" + unlimited,
 	}, extra...)...)
 }
 
