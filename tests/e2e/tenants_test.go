@@ -47,10 +47,12 @@ func TestTenantCreationLimit(t *testing.T) {
 			created++
 		case 429:
 			if limited == 0 {
-				expectError(t, r, 429, "Tenant creation limit exceeded (5 per minute): this request would create a new tenant. Retry after 12 seconds.")
+				// 5 per minute frees a creation every 12 s, counted from the
+				// first: the wait is 12 s less the time the test took since.
+				retry := creationRetry(t, r, "5 per minute", 12)
 				rateHeaders(t, r, 5, 0, "5;w=60")
-				if got := r.header.Get("Retry-After"); got != "12" {
-					t.Errorf("Retry-After = %q, want 12", got)
+				if got := r.header.Get("Retry-After"); got != strconv.Itoa(retry) {
+					t.Errorf("Retry-After = %q, want %d (as the message says)", got, retry)
 				}
 			}
 			limited++
@@ -73,7 +75,7 @@ func TestTenantCreationLimit(t *testing.T) {
 		expect(t, s.client(newKey(t)).call(t, "POST", "/api/role/admin", fromB), 200, res("true"))
 	}
 	r := s.client(newKey(t)).call(t, "POST", "/api/role/admin", fromB)
-	expectError(t, r, 429, "Tenant creation limit exceeded (8 per minute): this request would create a new tenant. Retry after 8 seconds.")
+	creationRetry(t, r, "8 per minute", 8) // one every 7.5 s
 	// Existing tenants still write.
 	expect(t, existing.call(t, "POST", "/api/permission/admin/after", fromB), 200, res("true"))
 
@@ -86,6 +88,20 @@ func TestTenantCreationLimit(t *testing.T) {
 	if got := s.metricValue(t, `auth_ratelimit_rejections_total{route_class="tenant_creation_global"}`); got != 1 {
 		t.Errorf("tenant_creation_global rejections = %v, want 1", got)
 	}
+}
+
+// creationRetry checks a refused tenant creation under limit: 429 with the
+// limit's message and a wait of 1 to most seconds (how much less than most
+// depends on how long the test took since the budget's first creation).
+// It returns the wait.
+func creationRetry(t *testing.T, r response, limit string, most int) int {
+	t.Helper()
+	retry, err := strconv.Atoi(r.header.Get("Retry-After"))
+	if err != nil || retry < 1 || retry > most {
+		t.Fatalf("Retry-After = %q, want 1 to %d", r.header.Get("Retry-After"), most)
+	}
+	expectError(t, r, 429, fmt.Sprintf("Tenant creation limit exceeded (%s): this request would create a new tenant. Retry after %d seconds.", limit, retry))
+	return retry
 }
 
 // vmRSS is the resident memory of a process, from /proc.
