@@ -91,3 +91,37 @@ func TestTenantAdmissionAnswer(t *testing.T) {
 		t.Errorf("statusOf(ErrTenantCreationRefused) = %d, want 429", code)
 	}
 }
+
+// eventLog is an Auditor that keeps the events it is given.
+type eventLog struct {
+	Auditor
+	events []audit.Entry
+}
+
+func (l *eventLog) RecordEvent(_ context.Context, e audit.Entry) { l.events = append(l.events, e) }
+
+// A write refused because it would create a tenant is not audited (there is
+// no tenant to record it for, and a flood of invented keys must not fill the
+// trail), while other failed writes are.
+func TestTenantCreationRefusalIsNotAudited(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		err    error
+		status int
+		events int
+	}{
+		{"creation refused", fmt.Errorf("%w: busy", policy.ErrTenantCreationRefused), http.StatusTooManyRequests, 0},
+		{"other failure", errors.New("constraint"), http.StatusInternalServerError, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log := &eventLog{}
+			s := opsServer(t, Config{}, Deps{Policy: &opsPolicy{writeErr: tc.err}, Audit: log})
+			if rec := opsDo(s, "POST", "/api/role/admin", "Authorization: Bearer "+opsKey); rec.Code != tc.status {
+				t.Fatalf("status %d, want %d (%s)", rec.Code, tc.status, rec.Body)
+			}
+			if len(log.events) != tc.events {
+				t.Errorf("%d audit events, want %d: %+v", len(log.events), tc.events, log.events)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -74,7 +75,10 @@ func (s *Server) audited(spec auditSpec) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			err := next(c)
-			if s.deps.Audit == nil {
+			if s.deps.Audit == nil || errors.Is(err, policy.ErrTenantCreationRefused) {
+				// A write refused because it would create a tenant has no
+				// tenant to be recorded for: like other 429s it is counted,
+				// not audited, so that invented keys cannot fill the trail.
 				return err
 			}
 			status := c.Response().Status

@@ -63,22 +63,29 @@ func newTokens(cfg TokenConfig) *tokens {
 	if cfg.Leeway == 0 {
 		cfg.Leeway = 30 * time.Second
 	}
+	parser := strictParser([]string{cfg.Algorithm}, cfg.Issuer, cfg.Audience, cfg.Leeway, cfg.now)
+	return &tokens{cfg: cfg, method: jwt.GetSigningMethod(cfg.Algorithm), parser: parser}
+}
+
+// strictParser is the one shape of JWT validation of the service: only
+// algs, exp required, iat not in the future, iss and aud required, within
+// leeway, and only the canonical encoding (a lenient decoder ignores the
+// spare bits of the last character, so one signature would have several
+// spellings: a token would not be one string). now, when set, is the clock.
+func strictParser(algs []string, issuer, audience string, leeway time.Duration, now func() time.Time, extra ...jwt.ParserOption) *jwt.Parser {
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{cfg.Algorithm}),
+		jwt.WithValidMethods(algs),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
-		jwt.WithIssuer(cfg.Issuer),
-		jwt.WithAudience(cfg.Audience),
-		jwt.WithLeeway(cfg.Leeway),
-		// Only the canonical encoding: a lenient decoder ignores the spare
-		// bits of the last character, so one signature would have several
-		// spellings (a token would not be one string).
+		jwt.WithIssuer(issuer),
+		jwt.WithAudience(audience),
+		jwt.WithLeeway(leeway),
 		jwt.WithStrictDecoding(),
 	}
-	if cfg.now != nil {
-		opts = append(opts, jwt.WithTimeFunc(cfg.now))
+	if now != nil {
+		opts = append(opts, jwt.WithTimeFunc(now))
 	}
-	return &tokens{cfg: cfg, method: jwt.GetSigningMethod(cfg.Algorithm), parser: jwt.NewParser(opts...)}
+	return jwt.NewParser(append(opts, extra...)...)
 }
 
 // errBadToken is every token failure: the client learns nothing more.

@@ -61,6 +61,9 @@ func (s *Server) metricsHandler() echo.HandlerFunc {
 	}
 	want := sha256.Sum256([]byte(s.metricsToken))
 	return func(c echo.Context) error {
+		if len(c.Request().Header.Values(echo.HeaderAuthorization)) > 1 {
+			return &Error{Code: http.StatusBadRequest, Message: msgDupHeader}
+		}
 		// Compare digests in constant time: neither the token nor its
 		// length leaks through the timing.
 		got := sha256.Sum256([]byte(bearer(c.Request().Header.Get(echo.HeaderAuthorization))))

@@ -49,7 +49,7 @@ func opsDo(s *Server, method, path string, header ...string) *httptest.ResponseR
 	req := httptest.NewRequest(method, path, nil)
 	for _, h := range header {
 		k, v, _ := strings.Cut(h, ": ")
-		req.Header.Set(k, v)
+		req.Header.Add(k, v)
 	}
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, req)
@@ -145,12 +145,17 @@ func TestMetricsToken(t *testing.T) {
 		{"client key instead", token, []string{"Authorization: Bearer " + opsKey}, 401},
 		{"right token", token, []string{"Authorization: Bearer " + token}, 200},
 		{"scheme in lower case", token, []string{"Authorization: bearer " + token}, 200},
+		{"right token twice", token, []string{"Authorization: Bearer " + token, "Authorization: Bearer " + token}, 400},
+		{"wrong token, then the right one", token, []string{"Authorization: Bearer wrong", "Authorization: Bearer " + token}, 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := opsServer(t, Config{MetricsToken: tc.token}, Deps{Metrics: metrics.New()})
 			rec := opsDo(s, "GET", "/metrics", tc.header...)
 			if rec.Code != tc.wantCode {
 				t.Fatalf("status %d, want %d", rec.Code, tc.wantCode)
+			}
+			if tc.wantCode == 400 && !strings.Contains(rec.Body.String(), msgDupHeader) {
+				t.Errorf("400 body does not say why: %s", rec.Body)
 			}
 			if tc.wantCode == 401 {
 				var body errorBody
@@ -163,7 +168,7 @@ func TestMetricsToken(t *testing.T) {
 				if strings.Contains(rec.Body.String(), token) {
 					t.Error("the token is echoed")
 				}
-			} else if !strings.Contains(rec.Body.String(), "go_goroutines") {
+			} else if tc.wantCode == 200 && !strings.Contains(rec.Body.String(), "go_goroutines") {
 				t.Errorf("200 without metrics: %.200s", rec.Body)
 			}
 		})

@@ -77,20 +77,9 @@ func newProvider(cfg ProviderConfig) *provider {
 	if cfg.TenantClaim == "" {
 		cfg.TenantClaim = "tenant"
 	}
-	opts := []jwt.ParserOption{
-		jwt.WithValidMethods(providerAlgs),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithIssuer(cfg.Issuer),
-		jwt.WithAudience(cfg.Audience),
-		jwt.WithLeeway(cfg.Leeway),
-		jwt.WithStrictDecoding(),
-		jwt.WithJSONNumber(),
-	}
-	if cfg.now != nil {
-		opts = append(opts, jwt.WithTimeFunc(cfg.now))
-	}
-	return &provider{cfg: cfg, parser: jwt.NewParser(opts...)}
+	// Claims as JSON numbers: a numeric tenant id keeps every digit.
+	parser := strictParser(providerAlgs, cfg.Issuer, cfg.Audience, cfg.Leeway, cfg.now, jwt.WithJSONNumber())
+	return &provider{cfg: cfg, parser: parser}
 }
 
 // parse validates a provider token: an asymmetric algorithm, a key of the

@@ -196,8 +196,7 @@ type Keys struct {
 	opts  KeyOptions
 	now   func() time.Time
 
-	mu    sync.Mutex
-	cache map[KeyHash]cachedKey
+	cache *lookupCache[KeyHash, cachedKey]
 
 	// touches holds a token per last-use write in flight; touching counts
 	// them (tests wait on it).
@@ -205,10 +204,10 @@ type Keys struct {
 	touching sync.WaitGroup
 }
 
+// cachedKey is a key lookup: the stored key, if found.
 type cachedKey struct {
-	rec     KeyRecord
-	found   bool
-	checked time.Time
+	rec   KeyRecord
+	found bool
 }
 
 // maxCachedKeys bounds the resolution cache.
@@ -225,7 +224,8 @@ func NewKeys(store KeyStore, opts KeyOptions) *Keys {
 	if opts.UseInterval <= 0 {
 		opts.UseInterval = time.Minute
 	}
-	return &Keys{store: store, opts: opts, now: time.Now, cache: map[KeyHash]cachedKey{},
+	return &Keys{store: store, opts: opts, now: time.Now,
+		cache:   newLookupCache[KeyHash, cachedKey](opts.CacheTTL, maxCachedKeys, opts.Reads),
 		touches: make(chan struct{}, maxTouches)}
 }
 
@@ -234,34 +234,15 @@ func NewKeys(store KeyStore, opts KeyOptions) *Keys {
 // namespace) unless only registered keys are allowed.
 func (k *Keys) Resolve(ctx context.Context, key KeyHash) (KeyHash, error) {
 	now := k.now()
-	k.mu.Lock()
-	c, ok := k.cache[key]
-	k.mu.Unlock()
-	if !ok || now.Sub(c.checked) > k.opts.CacheTTL {
-		var (
-			rec   KeyRecord
-			found bool
-		)
-		err := guard(ctx, k.opts.Reads, func(ctx context.Context) error {
-			var err error
-			rec, found, err = k.store.FindKey(ctx, key)
-			return err
-		})
-		switch {
-		case err != nil && ok && errors.Is(err, ErrUnavailable):
-			// Stale if unavailable: the last lookup stands (expiry is still
-			// checked against the clock below).
-		case err != nil:
-			return "", err
-		default:
-			c = cachedKey{rec: rec, found: found, checked: now}
-			k.mu.Lock()
-			if len(k.cache) >= maxCachedKeys {
-				k.cache = map[KeyHash]cachedKey{}
-			}
-			k.cache[key] = c
-			k.mu.Unlock()
-		}
+	// A lookup older than the TTL is made again; while the database is
+	// unavailable the last one stands (expiry is still checked against the
+	// clock below).
+	c, err := k.cache.get(ctx, key, now, func(ctx context.Context) (cachedKey, error) {
+		rec, found, err := k.store.FindKey(ctx, key)
+		return cachedKey{rec: rec, found: found}, err
+	})
+	if err != nil {
+		return "", err
 	}
 	switch {
 	case !c.found && k.opts.RegisteredOnly:
@@ -282,23 +263,23 @@ func (k *Keys) Resolve(ctx context.Context, key KeyHash) (KeyHash, error) {
 // with at most maxTouches writes in flight. It is best effort: a failed
 // write is retried on a later use.
 func (k *Keys) touch(ctx context.Context, key KeyHash, now time.Time) {
-	k.mu.Lock()
-	c, ok := k.cache[key]
-	if !ok || (c.rec.LastUsedAt != nil && now.Sub(*c.rec.LastUsedAt) < k.opts.UseInterval) {
-		k.mu.Unlock()
-		return // dropped from the cache, or another request got here first
-	}
-	select {
-	case k.touches <- struct{}{}:
-	default:
-		k.mu.Unlock()
+	at := now
+	claimed := k.cache.update(key, func(c *cachedKey) bool {
+		if c.rec.LastUsedAt != nil && now.Sub(*c.rec.LastUsedAt) < k.opts.UseInterval {
+			return false // another request got here first
+		}
+		select {
+		case k.touches <- struct{}{}:
+		default:
+			return false // every write slot is busy: a later use records it
+		}
+		c.rec.LastUsedAt = &at
+		return true
+	})
+	if !claimed {
 		return
 	}
-	at := now
-	c.rec.LastUsedAt = &at
-	k.cache[key] = c
 	k.touching.Add(1)
-	k.mu.Unlock()
 	go func() {
 		defer k.touching.Done()
 		defer func() { <-k.touches }()
@@ -307,21 +288,20 @@ func (k *Keys) touch(ctx context.Context, key KeyHash, now time.Time) {
 		err := guard(ctx, k.opts.Writes, func(ctx context.Context) error { return k.store.TouchKey(ctx, key, at.UTC()) })
 		if err != nil {
 			// Not recorded: clear the mark so that a later use tries again.
-			k.mu.Lock()
-			if c, ok := k.cache[key]; ok && c.rec.LastUsedAt != nil && c.rec.LastUsedAt.Equal(at) {
+			k.cache.update(key, func(c *cachedKey) bool {
+				if c.rec.LastUsedAt == nil || !c.rec.LastUsedAt.Equal(at) {
+					return false
+				}
 				c.rec.LastUsedAt = nil
-				k.cache[key] = c
-			}
-			k.mu.Unlock()
+				return true
+			})
 		}
 	}()
 }
 
 // Forget drops a key from the cache.
 func (k *Keys) Forget(key KeyHash) {
-	k.mu.Lock()
-	delete(k.cache, key)
-	k.mu.Unlock()
+	k.cache.forget(key)
 }
 
 // NewClientKey returns a fresh random UUID4 and its hash.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ourway/auth/internal/breaker"
@@ -46,14 +45,13 @@ type Tenants struct {
 	opts  TenantOptions
 	now   func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]cachedTenant
+	cache *lookupCache[string, cachedTenant]
 }
 
+// cachedTenant is a tenant lookup: the tenant, if found.
 type cachedTenant struct {
-	info    TenantInfo
-	found   bool
-	checked time.Time
+	info  TenantInfo
+	found bool
 }
 
 // maxCachedTenants bounds the reference cache.
@@ -64,7 +62,8 @@ func NewTenants(store TenantStore, opts TenantOptions) *Tenants {
 	if opts.CacheTTL <= 0 {
 		opts.CacheTTL = 5 * time.Second
 	}
-	return &Tenants{store: store, opts: opts, now: time.Now, cache: map[string]cachedTenant{}}
+	return &Tenants{store: store, opts: opts, now: time.Now,
+		cache: newLookupCache[string, cachedTenant](opts.CacheTTL, maxCachedTenants, opts.Reads)}
 }
 
 // ParseTenantRef reads a tenant reference: a tenant id (a positive decimal
@@ -104,38 +103,20 @@ func (t *Tenants) Resolve(ctx context.Context, ref string) (KeyHash, error) {
 	if id > 0 {
 		ck = strconv.FormatInt(id, 10)
 	}
-	now := t.now()
-	t.mu.Lock()
-	c, cached := t.cache[ck]
-	t.mu.Unlock()
-	if !cached || now.Sub(c.checked) > t.opts.CacheTTL {
+	c, err := t.cache.get(ctx, ck, t.now(), func(ctx context.Context) (cachedTenant, error) {
 		var (
-			info  TenantInfo
-			found bool
+			c   cachedTenant
+			err error
 		)
-		err := guard(ctx, t.opts.Reads, func(ctx context.Context) error {
-			var err error
-			if id > 0 {
-				info, found, err = t.store.TenantByID(ctx, id)
-			} else {
-				info, found, err = t.store.TenantByHandle(ctx, handle)
-			}
-			return err
-		})
-		switch {
-		case err != nil && cached && errors.Is(err, ErrUnavailable):
-			// Stale if unavailable: the last lookup stands.
-		case err != nil:
-			return "", err
-		default:
-			c = cachedTenant{info: info, found: found, checked: now}
-			t.mu.Lock()
-			if len(t.cache) >= maxCachedTenants {
-				t.cache = map[string]cachedTenant{}
-			}
-			t.cache[ck] = c
-			t.mu.Unlock()
+		if id > 0 {
+			c.info, c.found, err = t.store.TenantByID(ctx, id)
+		} else {
+			c.info, c.found, err = t.store.TenantByHandle(ctx, handle)
 		}
+		return c, err
+	})
+	if err != nil {
+		return "", err
 	}
 	switch {
 	case !c.found:

@@ -263,22 +263,9 @@ func (s *Store) TouchKey(ctx context.Context, key policy.KeyHash, at time.Time) 
 
 // ListTenants implements policy.KeyStore.
 func (s *Store) ListTenants(ctx context.Context) ([]policy.TenantInfo, error) {
-	var rows []struct {
-		ID        int64     `gorm:"column:id"`
-		KeyHash   string    `gorm:"column:key_hash"`
-		CreatedAt time.Time `gorm:"column:created_at"`
-		Active    int       `gorm:"column:active"`
-	}
-	now := time.Now().UTC()
-	err := s.db.Gorm().WithContext(ctx).Table("tenants t").
-		Select("t.id, t.key_hash, t.created_at, (SELECT COUNT(*) FROM tenant_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?)) AS active", now).
-		Order("t.id").Scan(&rows).Error
+	out, err := s.tenantInfos(ctx, func(q *gorm.DB) *gorm.DB { return q.Order("t.id") })
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
-	}
-	out := make([]policy.TenantInfo, len(rows))
-	for i, r := range rows {
-		out[i] = policy.TenantInfo{ID: r.ID, Handle: policy.KeyHash(r.KeyHash), CreatedAt: r.CreatedAt, ActiveKeys: r.Active}
 	}
 	return out, nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/ourway/auth/policy"
 )
 
@@ -23,22 +25,33 @@ func (s *Store) TenantByHandle(ctx context.Context, handle policy.KeyHash) (poli
 // findTenantInfo returns the one tenant where cond holds, with its count of
 // active keys.
 func (s *Store) findTenantInfo(ctx context.Context, cond string, arg any) (policy.TenantInfo, bool, error) {
+	infos, err := s.tenantInfos(ctx, func(q *gorm.DB) *gorm.DB { return q.Where(cond, arg).Limit(1) })
+	if err != nil {
+		return policy.TenantInfo{}, false, fmt.Errorf("find tenant: %w", err)
+	}
+	if len(infos) == 0 {
+		return policy.TenantInfo{}, false, nil
+	}
+	return infos[0], true, nil
+}
+
+// tenantInfos returns the tenants scope selects (it adds conditions and
+// order to the query), each with its count of active keys.
+func (s *Store) tenantInfos(ctx context.Context, scope func(q *gorm.DB) *gorm.DB) ([]policy.TenantInfo, error) {
 	var rows []struct {
 		ID        int64     `gorm:"column:id"`
 		KeyHash   string    `gorm:"column:key_hash"`
 		CreatedAt time.Time `gorm:"column:created_at"`
 		Active    int       `gorm:"column:active"`
 	}
-	now := time.Now().UTC()
-	err := s.db.Gorm().WithContext(ctx).Table("tenants t").
-		Select("t.id, t.key_hash, t.created_at, (SELECT COUNT(*) FROM tenant_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?)) AS active", now).
-		Where(cond, arg).Limit(1).Scan(&rows).Error
-	if err != nil {
-		return policy.TenantInfo{}, false, fmt.Errorf("find tenant: %w", err)
+	q := s.db.Gorm().WithContext(ctx).Table("tenants t").
+		Select("t.id, t.key_hash, t.created_at, (SELECT COUNT(*) FROM tenant_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?)) AS active", time.Now().UTC())
+	if err := scope(q).Scan(&rows).Error; err != nil {
+		return nil, err
 	}
-	if len(rows) == 0 {
-		return policy.TenantInfo{}, false, nil
+	out := make([]policy.TenantInfo, len(rows))
+	for i, r := range rows {
+		out[i] = policy.TenantInfo{ID: r.ID, Handle: policy.KeyHash(r.KeyHash), CreatedAt: r.CreatedAt, ActiveKeys: r.Active}
 	}
-	r := rows[0]
-	return policy.TenantInfo{ID: r.ID, Handle: policy.KeyHash(r.KeyHash), CreatedAt: r.CreatedAt, ActiveKeys: r.Active}, true, nil
+	return out, nil
 }
