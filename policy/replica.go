@@ -110,28 +110,59 @@ func (s *Service) loadedByID(id, v int64) *tenant {
 	return nil
 }
 
+// Outcome is what ApplyRemote did with another replica's change.
+type Outcome int
+
+// The outcomes of ApplyRemote.
+const (
+	// NotLoaded: the tenant is not in memory; it loads fresh on next use.
+	NotLoaded Outcome = iota + 1
+	// AlreadyApplied: memory already holds the change.
+	AlreadyApplied
+	// Applied: the change's operations were applied to memory.
+	Applied
+	// Reloaded: the tenant was reloaded from the database (a gap, or a
+	// change whose operations are unknown).
+	Reloaded
+)
+
+// String names the outcome.
+func (o Outcome) String() string {
+	switch o {
+	case NotLoaded:
+		return "not loaded"
+	case AlreadyApplied:
+		return "already applied"
+	case Applied:
+		return "applied"
+	case Reloaded:
+		return "reloaded"
+	}
+	return "unknown"
+}
+
 // ApplyRemote applies a change made by another replica to this replica's
 // memory only. A tenant not in memory is skipped (it loads fresh on next
 // use); a change already seen is ignored; a gap (a lost message) or a
 // change whose operations are unknown makes the tenant reload from the
 // database. It reports what it did.
-func (s *Service) ApplyRemote(ctx context.Context, c Change) (string, error) {
+func (s *Service) ApplyRemote(ctx context.Context, c Change) (Outcome, error) {
 	t := s.loadedByID(c.TenantID, c.Version)
 	if t == nil {
-		return "not loaded", nil
+		return NotLoaded, nil
 	}
 	if err := t.writeMu.lock(ctx); err != nil {
-		return "", err
+		return 0, err
 	}
 	defer t.writeMu.unlock()
 	t.mu.Lock()
 	switch {
 	case !t.loaded || t.id != c.TenantID:
 		t.mu.Unlock()
-		return "not loaded", nil
+		return NotLoaded, nil
 	case c.Version <= t.version:
 		t.mu.Unlock()
-		return "already applied", nil
+		return AlreadyApplied, nil
 	case c.Version == t.version+1 && !c.Reload:
 		var err error
 		for _, op := range c.Ops {
@@ -143,7 +174,7 @@ func (s *Service) ApplyRemote(ctx context.Context, c Change) (string, error) {
 			t.version = c.Version
 			t.mu.Unlock()
 			s.account(t)
-			return "applied", nil
+			return Applied, nil
 		}
 		t.mu.Unlock()
 		s.log.WarnContext(ctx, "apply remote change failed; reloading tenant", "tenant", c.TenantID, "err", err)
@@ -151,9 +182,9 @@ func (s *Service) ApplyRemote(ctx context.Context, c Change) (string, error) {
 		t.mu.Unlock()
 	}
 	if err := s.loadTenant(ctx, t); err != nil {
-		return "", err
+		return 0, err
 	}
-	return "reloaded", nil
+	return Reloaded, nil
 }
 
 // VersionReader reads the policy versions of tenants from the database.

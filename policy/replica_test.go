@@ -116,7 +116,7 @@ func deliver(t *testing.T, s *policy.Service, cs []policy.Change) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, what)
+		out = append(out, what.String())
 	}
 	return out
 }

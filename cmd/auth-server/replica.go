@@ -7,7 +7,7 @@ import (
 
 	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/internal/ratelimit"
-	"github.com/ourway/auth/internal/replica"
+	"github.com/ourway/auth/policy/policysync"
 )
 
 // syncLogs sends the messages that go-redis and redis-watcher write on
@@ -35,7 +35,7 @@ func (w debugWriter) Write(p []byte) (int, error) {
 }
 
 // registerSyncMetrics exports the replica-sync counters.
-func registerSyncMetrics(mx *metrics.Metrics, s *replica.Sync) {
+func registerSyncMetrics(mx *metrics.Metrics, s *policysync.Sync) {
 	mx.CounterFunc("auth_replica_published_total", "Policy changes published to the other replicas.",
 		func() float64 { return float64(s.Stats().Published) })
 	mx.CounterFunc("auth_replica_publish_failures_total", "Policy changes that could not be published (repaired by anti-entropy).",

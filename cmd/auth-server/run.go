@@ -19,7 +19,7 @@ import (
 	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/fieldcrypt"
 	"github.com/ourway/auth/internal/metrics"
-	"github.com/ourway/auth/internal/replica"
+	"github.com/ourway/auth/policy/policysync"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policydb"
@@ -234,9 +234,9 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	if sched != nil {
 		defer func() { _ = sched.Shutdown() }()
 	}
-	syncRedis := replica.RedisURLFor(cfg.Replica.RedisURL, cfg.RateLimit.StorageURL)
+	syncRedis := policysync.RedisURLFor(cfg.Replica.RedisURL, cfg.RateLimit.StorageURL)
 	syncLogs(log, syncRedis)
-	syncer := replica.New(store, replica.Options{
+	syncer := policysync.New(store, policysync.Options{
 		RedisURL: syncRedis, Channel: cfg.Replica.Channel, Interval: cfg.Replica.SyncInterval, Logger: log,
 	})
 	limiter, closeLimiter, err := newRateLimiter(cfg.RateLimit, cfg.Tenants, mx, log)

@@ -1,4 +1,4 @@
-package replica
+package policysync
 
 import (
 	"context"
@@ -31,11 +31,11 @@ type recorder struct {
 	resyncs int
 }
 
-func (r *recorder) ApplyRemote(_ context.Context, c policy.Change) (string, error) {
+func (r *recorder) ApplyRemote(_ context.Context, c policy.Change) (policy.Outcome, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.changes = append(r.changes, c)
-	return "applied", nil
+	return policy.Applied, nil
 }
 
 func (r *recorder) Resync(context.Context, policy.VersionReader) (int, error) {

@@ -1,0 +1,266 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ourway/auth/audit"
+)
+
+// LoadedTenants is the number of tenants held in memory.
+func (s *Service) LoadedTenants() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.tenants)
+}
+
+// tenant returns the loaded state of a tenant. For reads (create false) of a
+// tenant that does not exist it returns nil: nothing is created.
+func (s *Service) tenant(ctx context.Context, key KeyHash, create bool) (*tenant, error) {
+	s.mu.RLock()
+	t := s.tenants[key]
+	s.mu.RUnlock()
+	if t != nil {
+		t.mu.RLock()
+		loaded := t.loaded
+		t.mu.RUnlock()
+		if loaded {
+			t.touch(s.now())
+			return t, nil
+		}
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if t == nil && !create {
+		_, found, err := s.store.FindTenant(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, nil
+		}
+	}
+	s.mu.Lock()
+	if t = s.tenants[key]; t == nil {
+		t = &tenant{key: key}
+		s.tenants[key] = t
+	}
+	s.mu.Unlock()
+	if err := lockTenant(ctx, t); err != nil {
+		return nil, err
+	}
+	defer t.writeMu.unlock()
+	t.mu.RLock()
+	loaded := t.loaded
+	t.mu.RUnlock()
+	if !loaded {
+		if err := s.loadTenant(ctx, t); err != nil {
+			s.mu.Lock()
+			if s.tenants[key] == t {
+				s.dropLocked(key, t)
+			}
+			s.mu.Unlock()
+			return nil, err
+		}
+	}
+	t.touch(s.now())
+	return t, nil
+}
+
+// read runs fn on a tenant's state under its read lock; fn gets nil for a
+// tenant that does not exist.
+func (s *Service) read(ctx context.Context, key KeyHash, fn func(t *tenant) error) error {
+	t, err := s.tenant(ctx, key, false)
+	if err != nil {
+		return err
+	}
+	if t == nil {
+		return fn(nil)
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return fn(t)
+}
+
+// change is one write: op runs inside the transaction and returns the
+// result and the memory update to apply after the commit.
+type change struct {
+	action   audit.Action
+	resource string
+	user     string
+	op       func(ctx context.Context, tx Tx, t *tenant, dom string) (bool, func(t *tenant) error, error)
+	// fresh says that op decides on the tenant's memory (not only on the
+	// database), which must then be as new as the database: if another
+	// process changed the tenant since it was loaded, the tenant is
+	// reloaded and the change tried again.
+	fresh bool
+}
+
+// errStale aborts a change whose tenant memory is older than the database.
+var errStale = errors.New("policy: tenant changed by another process")
+
+// maxStaleRetries bounds how often a change is retried after a reload.
+const maxStaleRetries = 5
+
+func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.admit(ctx, key); err != nil {
+		return false, err
+	}
+	t, err := s.lockCurrent(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	defer t.writeMu.unlock()
+	defer s.account(t)
+	var (
+		result  bool
+		apply   func(*tenant) error
+		tid     int64
+		version int64
+	)
+	for attempt := 1; ; attempt++ {
+		err = s.store.Change(ctx, func(ctx context.Context, tx Tx) error {
+			var err error
+			if tid, err = tx.EnsureTenant(ctx, key); err != nil {
+				return err
+			}
+			if version, err = tx.BumpVersion(ctx, tid); err != nil {
+				return err
+			}
+			if c.fresh {
+				t.mu.RLock()
+				stale := t.version+1 != version || (t.id != 0 && t.id != tid)
+				t.mu.RUnlock()
+				if stale {
+					return errStale
+				}
+			}
+			if result, apply, err = c.op(ctx, tx, t, domainOf(tid)); err != nil {
+				return err
+			}
+			return s.opts.Recorder.RecordChange(ctx, audit.Entry{
+				Time:     s.now().UTC(),
+				Tenant:   string(key),
+				User:     c.user,
+				Action:   c.action,
+				Resource: c.resource,
+				Success:  result,
+				Details:  map[string]any{"result": result},
+				Version:  version,
+			})
+		})
+		if !errors.Is(err, errStale) {
+			break
+		}
+		if attempt == maxStaleRetries {
+			return false, fmt.Errorf("%w: tenant changed concurrently, try again", ErrUnavailable)
+		}
+		if err := s.loadTenant(ctx, t); err != nil {
+			return false, err
+		}
+	}
+	if err != nil {
+		return false, err
+	}
+	t.mu.Lock()
+	stale := t.version+1 != version || (t.id != 0 && t.id != tid)
+	if t.id == 0 {
+		t.id, t.dom = tid, domainOf(tid)
+	}
+	var ops []Op
+	if !stale && apply != nil {
+		t.journal = &ops
+		aerr := apply(t)
+		t.journal = nil
+		if aerr != nil {
+			s.log.ErrorContext(ctx, "apply committed change to memory; reloading tenant", "tenant", tid, "err", aerr)
+			stale = true
+		}
+	}
+	t.version = version
+	t.mu.Unlock()
+	if stale {
+		// Another process changed this tenant in between: read it afresh.
+		if err := s.loadTenant(ctx, t); err != nil {
+			t.mu.Lock()
+			t.loaded = false
+			t.mu.Unlock()
+			s.log.ErrorContext(ctx, "reload tenant after change", "tenant", tid, "err", err)
+		}
+	}
+	if s.opts.Publisher != nil {
+		// Tell the other replicas, in order (the tenant is still locked),
+		// outside the memory locks. Without the change's operations (memory
+		// was behind), they reload the tenant if they are behind it. A lost
+		// message is repaired by Resync.
+		_ = s.opts.Publisher.Publish(ctx, Change{TenantID: tid, Version: version, Ops: ops, Reload: stale})
+	}
+	return result, nil
+}
+
+// lockCurrent returns the tenant's state, loaded, with its write lock held.
+// A tenant evicted while the lock was awaited is not written to: the write
+// takes the state now in memory (loaded again), so that no change is ever
+// applied to a copy nobody reads.
+func (s *Service) lockCurrent(ctx context.Context, key KeyHash) (*tenant, error) {
+	for {
+		t, err := s.tenant(ctx, key, true)
+		if err != nil {
+			return nil, err
+		}
+		if err := lockTenant(ctx, t); err != nil {
+			return nil, err
+		}
+		s.mu.RLock()
+		current := s.tenants[key] == t
+		s.mu.RUnlock()
+		if current {
+			return t, nil
+		}
+		t.writeMu.unlock()
+	}
+}
+
+// Run evicts tenants that have been idle longer than the idle timeout until
+// ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	every := s.opts.IdleTimeout / 2
+	if every > time.Minute {
+		every = time.Minute
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if !s.storeDown() { // an evicted tenant could not be loaded again
+				s.EvictIdle()
+			}
+		}
+	}
+}
+
+// EvictIdle drops from memory the tenants unused for longer than the idle
+// timeout; they are loaded again on their next use.
+func (s *Service) EvictIdle() int {
+	cutoff := s.now().Add(-s.opts.IdleTimeout).UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, t := range s.tenants {
+		if t.lastUsed.Load() >= cutoff || !t.writeMu.tryLock() {
+			continue
+		}
+		s.dropLocked(k, t)
+		t.writeMu.unlock()
+		n++
+	}
+	s.idleEvictions.Add(uint64(n))
+	return n
+}
