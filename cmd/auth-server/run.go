@@ -19,10 +19,10 @@ import (
 	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/fieldcrypt"
 	"github.com/ourway/auth/internal/metrics"
-	"github.com/ourway/auth/policy/policysync"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policydb"
+	"github.com/ourway/auth/policy/policysync"
 	"github.com/ourway/auth/workflow"
 )
 
