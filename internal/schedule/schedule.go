@@ -113,8 +113,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		if j.Immediately {
 			opts = append(opts, gocron.WithStartAt(gocron.WithStartImmediately()))
 		}
-		// gocron passes a task whose first parameter is a context the
-		// job's context, which ends when the scheduler shuts down.
+		// gocron hands a task whose first parameter is a context.Context
+		// the job's context, which ends when the scheduler shuts down.
 		if _, err := g.NewJob(gocron.DurationJob(j.Every), gocron.NewTask(j.Run), opts...); err != nil {
 			_ = g.Shutdown()
 			return fmt.Errorf("schedule job %q: %w", j.Name, err)
