@@ -30,7 +30,6 @@ func TestTenantAdmission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lim.Close()
 	admit := TenantAdmission(lim)
 	from := func(ip string) context.Context {
 		return audit.WithRequest(context.Background(), audit.Request{ID: "r", IP: ip})

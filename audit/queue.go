@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -34,12 +35,16 @@ type QueueOptions struct {
 	// it drops the record (default 1s; negative: wait as long as the
 	// caller's context allows).
 	BlockTimeout time.Duration
+	// FlushTimeout bounds how long Run still writes, once its context has
+	// ended, what is queued then (default 5s).
+	FlushTimeout time.Duration
 	Logger       *slog.Logger
 }
 
 // Queue writes records asynchronously, in batches, through a bounded
-// buffer. A failed write is retried until it succeeds or the queue is
-// closed; closing flushes what is queued.
+// buffer. A failed write is retried until it succeeds; when Run's context
+// ends (or Close is called) the queue stops accepting records and writes
+// what it holds.
 type Queue struct {
 	ch      chan Record
 	write   func(ctx context.Context, recs []Record) error
@@ -61,7 +66,7 @@ type Queue struct {
 	closed    bool
 }
 
-// NewQueue returns a queue that hands batches to write. Call Run to start it.
+// NewQueue returns a queue that hands batches to write. Run writes them.
 func NewQueue(write func(ctx context.Context, recs []Record) error, opts QueueOptions) *Queue {
 	if opts.Size <= 0 {
 		opts.Size = 10000
@@ -77,6 +82,9 @@ func NewQueue(write func(ctx context.Context, recs []Record) error, opts QueueOp
 	}
 	if opts.BlockTimeout == 0 {
 		opts.BlockTimeout = time.Second
+	}
+	if opts.FlushTimeout <= 0 {
+		opts.FlushTimeout = 5 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -163,27 +171,46 @@ func (q *Queue) WriteFailures() int64 { return q.failed.Load() }
 // Written is the number of records written.
 func (q *Queue) Written() int64 { return q.written.Load() }
 
-// Run writes batches until Close is called and the queue is empty.
-func (q *Queue) Run(ctx context.Context) {
+// Run writes batches until ctx ends or Close is called. Then it stops
+// accepting records and writes what is queued: when ctx has ended, for at
+// most FlushTimeout (a write under way is given up then), and it returns an
+// error counting the records it could not write; after Close, for as long
+// as it takes.
+func (q *Queue) Run(ctx context.Context) error {
 	defer close(q.done)
+	defer func() { q.logDrops("queue full", q.dropped.Load()) }()
+	// Writes outlive ctx by the flush timeout: a batch being written when
+	// ctx ends is finished, and so is what is queued then.
+	wctx, cancel := afterGrace(ctx, q.opts.FlushTimeout)
+	defer cancel()
 	batch := make([]Record, 0, q.opts.Batch)
 	timer := time.NewTimer(q.opts.FlushInterval)
 	defer timer.Stop()
+	stop := ctx.Done()
 	for {
 		select {
+		case <-stop:
+			stop = nil
+			q.closeInput() // the records queued so far still arrive below
 		case r, ok := <-q.ch:
 			if !ok {
-				q.flush(ctx, batch)
-				return
+				if !q.flush(wctx, batch) {
+					return q.unwritten(wctx, len(batch))
+				}
+				return nil
 			}
 			batch = append(batch, r)
 			if len(batch) >= q.opts.Batch {
-				q.flush(ctx, batch)
+				if !q.flush(wctx, batch) {
+					return q.unwritten(wctx, len(batch))
+				}
 				batch = batch[:0]
 			}
 		case <-timer.C:
 			if len(batch) > 0 {
-				q.flush(ctx, batch)
+				if !q.flush(wctx, batch) {
+					return q.unwritten(wctx, len(batch))
+				}
 				batch = batch[:0]
 			}
 			timer.Reset(q.opts.FlushInterval)
@@ -191,41 +218,88 @@ func (q *Queue) Run(ctx context.Context) {
 	}
 }
 
-// flush writes one batch, retrying with backoff: a record is never given up
-// while the process lives.
-func (q *Queue) flush(ctx context.Context, batch []Record) {
+// unwritten is Run's error when the flush timeout ran out with records
+// still to write: pending in hand, and whatever the channel still holds.
+func (q *Queue) unwritten(wctx context.Context, pending int) error {
+	q.closeInput()
+	n := pending
+	for range q.ch {
+		n++
+	}
+	q.log.Error("audit queue not flushed before the flush timeout", "unwritten", n, "timeout", q.opts.FlushTimeout.String())
+	return fmt.Errorf("audit queue: %d records not written within the flush timeout (%s): %w", n, q.opts.FlushTimeout, context.Cause(wctx))
+}
+
+// afterGrace returns a context that ends grace after ctx does (and not
+// before cancel is called otherwise).
+func afterGrace(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	gctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel(context.DeadlineExceeded)
+		case <-gctx.Done():
+		}
+	})
+	return gctx, func() {
+		stop()
+		cancel(context.Canceled)
+	}
+}
+
+// flush writes one batch, retrying with backoff until it is written or
+// ctx ends; it reports whether the batch was written. A record is never
+// given up while the process runs.
+func (q *Queue) flush(ctx context.Context, batch []Record) bool {
 	if len(batch) == 0 {
-		return
+		return true
 	}
 	backoff := 50 * time.Millisecond
 	for {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := q.write(wctx, append([]Record(nil), batch...))
 		cancel()
 		if err == nil {
 			q.stalled.Store(false)
 			q.written.Add(int64(len(batch)))
-			return
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
 		}
 		q.stalled.Store(true)
 		q.failed.Add(1)
 		q.log.Error("audit batch write failed; retrying", "records", len(batch), "err", err, "retry_in", backoff.String())
-		time.Sleep(backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		}
 		if backoff < 5*time.Second {
 			backoff *= 2
 		}
 	}
 }
 
-// Close stops accepting records and waits until everything queued is
-// written or ctx ends.
-func (q *Queue) Close(ctx context.Context) error {
+// closeInput stops accepting records; Run writes those already queued.
+func (q *Queue) closeInput() {
 	q.closeOnce.Do(func() {
 		q.mu.Lock()
 		q.closed = true
 		close(q.ch)
 		q.mu.Unlock()
 	})
+}
+
+// Close stops accepting records and waits until Run has written
+// everything queued, or until ctx ends. Run returns then. (A server stops
+// the queue by ending Run's context instead.)
+func (q *Queue) Close(ctx context.Context) error {
+	q.closeInput()
 	defer func() { q.logDrops("queue full", q.dropped.Load()) }()
 	select {
 	case <-q.done:

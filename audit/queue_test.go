@@ -389,3 +389,54 @@ func TestQueueConcurrentEnqueueAndClose(t *testing.T) {
 		})
 	}
 }
+
+// When Run's context ends, the queue stops accepting records, writes
+// everything queued (in order) and Run returns nil.
+func TestQueueRunFlushesWhenContextEnds(t *testing.T) {
+	s := &sink{}
+	q := audit.NewQueue(s.write, audit.QueueOptions{Size: 100, Batch: 4, FlushInterval: time.Hour, Logger: quietLogger()})
+	want := ids(10)
+	for _, id := range want {
+		if !q.Enqueue(context.Background(), rec(id)) {
+			t.Fatalf("Enqueue(%s) refused", id)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	sameIDs(t, "written", s.written(), want)
+	if q.Enqueue(context.Background(), rec("late")) {
+		t.Error("Enqueue after Run returned accepted a record")
+	}
+}
+
+// A writer that does not finish within the flush timeout once Run's
+// context has ended makes Run give up and say how many records it lost.
+func TestQueueRunFlushTimeout(t *testing.T) {
+	s := &sink{gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	defer close(s.gate)
+	q := audit.NewQueue(s.write, audit.QueueOptions{Batch: 1, FlushInterval: time.Millisecond,
+		FlushTimeout: 20 * time.Millisecond, Logger: quietLogger()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx) }()
+	for _, id := range []string{"a", "b", "c"} {
+		q.Enqueue(context.Background(), rec(id))
+	}
+	<-s.entered // the writer holds "a"
+	cancel()
+	err := <-done
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run with a hung writer = %v, want a DeadlineExceeded error", err)
+	}
+	if want := "audit queue: 3 records not written within the flush timeout (20ms): context deadline exceeded"; err.Error() != want {
+		t.Errorf("Run = %q, want %q", err, want)
+	}
+	if len(s.written()) != 0 {
+		t.Errorf("written %v, want nothing", s.written())
+	}
+}

@@ -19,8 +19,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/go-co-op/gocron/v2"
-
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/audit/auditdb"
 	"github.com/ourway/auth/internal/config"
@@ -457,47 +455,4 @@ func checkpointKeygen(args []string, stdout io.Writer) error {
 	_, err = fmt.Fprintf(stdout, "checkpoint signing key %s written to %s (keep it outside the database);\n"+
 		"public key in %s (give it to whoever runs `audit verify --checkpoints`)\n", audit.KeyID(key), out, out+".pub")
 	return err
-}
-
-// startAuditJobs schedules the daily purge of records older than the
-// retention period (none when it is 0) and the writing of signed
-// checkpoints (none when cp is nil), on one scheduler (nil when there is
-// no job).
-func startAuditJobs(cfg config.Config, store *auditdb.Store, cp *checkpointWriter, log *slog.Logger) (gocron.Scheduler, error) {
-	if cfg.Audit.RetentionDays == 0 && cp == nil {
-		return nil, nil
-	}
-	s, err := gocron.NewScheduler(gocron.WithLocation(time.UTC))
-	if err != nil {
-		return nil, err
-	}
-	if cp != nil {
-		if _, err := s.NewJob(gocron.DurationJob(cfg.Audit.CheckpointInterval), gocron.NewTask(cp.job),
-			gocron.WithSingletonMode(gocron.LimitModeReschedule), gocron.WithStartAt(gocron.WithStartImmediately())); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.Audit.RetentionDays == 0 {
-		s.Start()
-		return s, nil
-	}
-	keep := time.Duration(cfg.Audit.RetentionDays) * 24 * time.Hour
-	purge := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		n, err := store.Purge(ctx, time.Now().Add(-keep))
-		if err != nil {
-			// Chains that do not verify are left alone (as evidence); the
-			// others were purged.
-			log.Error("audit retention purge failed", "deleted", n, "err", err)
-			return
-		}
-		log.Info("audit retention purge", "deleted", n, "retention_days", cfg.Audit.RetentionDays)
-	}
-	if _, err := s.NewJob(gocron.DurationJob(time.Hour), gocron.NewTask(purge),
-		gocron.WithSingletonMode(gocron.LimitModeReschedule), gocron.WithStartAt(gocron.WithStartImmediately())); err != nil {
-		return nil, err
-	}
-	s.Start()
-	return s, nil
 }

@@ -115,9 +115,9 @@ func (w *checkpointWriter) emit(ctx context.Context, lines [][]byte) error {
 	return f.Close()
 }
 
-// job is the scheduled checkpoint run.
-func (w *checkpointWriter) job() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+// job is the scheduled checkpoint run; ctx ends when the scheduler stops.
+func (w *checkpointWriter) job(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	n, err := w.write(ctx)
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"time"
 
 	"github.com/ourway/auth/api"
@@ -63,8 +61,8 @@ func readiness(db *sqldb.DB, svc *policy.Service, breakers ...*breaker.Breaker) 
 	}
 }
 
-// auditFlushGrace is how long the audit queue may still write after the
-// shutdown timeout ran out with requests in flight.
+// auditFlushGrace is how long the audit queue may still write, once the
+// listeners have stopped, what it holds.
 const auditFlushGrace = 5 * time.Second
 
 // guardedAudit reads the audit trail (GET /api/audit) through the read
@@ -84,31 +82,4 @@ func (g guardedAudit) Search(ctx context.Context, tenant string, q audit.Query) 
 		err = fmt.Errorf("%w: %w", policy.ErrUnavailable, err)
 	}
 	return recs, next, err
-}
-
-// serveOps serves h (/metrics, /health, /ready) on AUTH_OPS_ADDR. The
-// listener's failure arrives on the channel; the returned function stops it
-// at once (scrapes and probes have nothing worth waiting for).
-func serveOps(cfg config.Config, h http.Handler, log *slog.Logger) (func(), <-chan error, error) {
-	ln, err := net.Listen("tcp", cfg.Ops.Addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("listen on %s (AUTH_OPS_ADDR): %w", cfg.Ops.Addr, err)
-	}
-	hs := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
-		ReadTimeout:       cfg.Server.ReadTimeout,
-		WriteTimeout:      cfg.Server.WriteTimeout,
-		IdleTimeout:       cfg.Server.IdleTimeout,
-		MaxHeaderBytes:    api.HTTPMaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	log.Info("ops listening", "addr", ln.Addr().String())
-	errc := make(chan error, 1)
-	go func() {
-		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("ops listener (AUTH_OPS_ADDR): %w", err)
-		}
-	}()
-	return func() { _ = hs.Close() }, errc, nil
 }

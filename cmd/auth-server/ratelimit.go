@@ -11,7 +11,8 @@ import (
 )
 
 // newRateLimiter builds the rate limiter of the configuration, with its
-// metrics. close stops its probe and closes its Redis connections.
+// metrics. Its Run (a part) probes Redis while Redis is away; close closes
+// its Redis connections, once it no longer runs.
 // The tenant-creation limits of tenants join the route classes' limits.
 func newRateLimiter(cfg config.RateLimit, tenants config.Tenants, mx *metrics.Metrics, log *slog.Logger) (lim *ratelimit.Limiter, close func(), err error) {
 	limits := cfg.ClassLimits()
@@ -25,7 +26,6 @@ func newRateLimiter(cfg config.RateLimit, tenants config.Tenants, mx *metrics.Me
 			return nil, nil, err
 		}
 		opts.Shared = rdb
-		ratelimit.LogRedisTo(log)
 	}
 	if lim, err = ratelimit.New(opts); err != nil {
 		if rdb != nil {
@@ -64,7 +64,6 @@ func newRateLimiter(cfg config.RateLimit, tenants config.Tenants, mx *metrics.Me
 		}
 	}
 	return lim, func() {
-		lim.Close()
 		if rdb != nil {
 			_ = rdb.Close()
 		}

@@ -1,37 +1,25 @@
 package main
 
 import (
-	"bytes"
-	"log"
 	"log/slog"
 
+	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/metrics"
-	"github.com/ourway/auth/internal/ratelimit"
+	"github.com/ourway/auth/policy/policydb"
 	"github.com/ourway/auth/policy/policysync"
 )
 
-// syncLogs sends the messages that go-redis and redis-watcher write on
-// their own (a failed dial or publish: one line each, in plain text, on
-// stderr) to logger at debug level; the replica sync reports outages
-// itself, once each. It affects the whole process: the standard library's
-// log package goes to debug, and slog's default logger becomes logger (it
-// would otherwise write through the log package).
-func syncLogs(logger *slog.Logger, redisURL string) {
-	if redisURL == "" {
-		return
-	}
-	ratelimit.LogRedisTo(logger)
-	slog.SetDefault(logger)
-	log.SetFlags(0)
-	log.SetOutput(debugWriter{logger})
-}
-
-// debugWriter writes each line as a debug record.
-type debugWriter struct{ log *slog.Logger }
-
-func (w debugWriter) Write(p []byte) (int, error) {
-	w.log.Debug(string(bytes.TrimSpace(p)), "log", "stdlib")
-	return len(p), nil
+// newReplicaSync builds the replica sync of the configuration (Redis:
+// AUTH_WATCHER_REDIS_URL, else a Redis RATELIMIT_STORAGE_URL, else none),
+// with its metrics. It is a part; its anti-entropy pass is a job of the
+// scheduler.
+func newReplicaSync(cfg config.Config, store *policydb.Store, mx *metrics.Metrics, log *slog.Logger) *policysync.Sync {
+	s := policysync.New(store, policysync.Options{
+		RedisURL: policysync.RedisURLFor(cfg.Replica.RedisURL, cfg.RateLimit.StorageURL),
+		Channel:  cfg.Replica.Channel, Interval: cfg.Replica.SyncInterval, Logger: log,
+	})
+	registerSyncMetrics(mx, s)
+	return s
 }
 
 // registerSyncMetrics exports the replica-sync counters.

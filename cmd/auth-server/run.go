@@ -6,24 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
 	"runtime/debug"
-	"time"
 
 	"github.com/ourway/auth"
-	"github.com/ourway/auth/api"
 	"github.com/ourway/auth/audit"
-	"github.com/ourway/auth/audit/auditdb"
 	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/fieldcrypt"
+	"github.com/ourway/auth/internal/lifecycle"
 	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policydb"
-	"github.com/ourway/auth/policy/policysync"
-	"github.com/ourway/auth/workflow"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -79,6 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	libraryLogs(log)
 	if cmd == "audit" && len(args) > 1 && args[1] == "checkpoint-keygen" {
 		return checkpointKeygen(args[2:], stdout)
 	}
@@ -170,189 +164,58 @@ func rekey(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	return err
 }
 
+// serve runs the server until ctx ends (SIGTERM, SIGINT) or a part fails.
+// The parts start in this order and stop in the reverse one, each after the
+// ones started after it have returned: the audit queue, the scheduler (of
+// every periodic job), the replica sync, the idle-tenant eviction, the
+// rate-limit Redis probe, the identity provider's key refresh, the ops
+// listener and the API listener. So on SIGTERM the API drains first (for
+// AUTH_SHUTDOWN_TIMEOUT), the scheduler stops (the jobs under way end),
+// the audit queue writes what it holds, and the database (closed by run)
+// goes last.
 func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb.Store, keys *audit.Keyring, log *slog.Logger) error {
-	if cfg.Database.MigrateOnStart {
-		if _, err := db.Migrate(ctx, log); err != nil {
-			return err
-		}
-	} else if err := db.Current(ctx); err != nil {
-		return err
-	}
-	if err := store.CheckEncryption(ctx); err != nil {
+	if err := prepareStorage(ctx, cfg, db, store, log); err != nil {
 		return err
 	}
 	mx := metrics.New()
 	reads, writes := dbBreakers(cfg, mx, log)
-	// A tenant that has changed before must have an audit chain: a
-	// missing one is not restarted behind the operator's back.
-	var trail *audit.Trail
-	auditStore := auditdb.NewWithOptions(db, keys, auditdb.Options{History: func(ctx context.Context, tenantFP string) (bool, error) {
-		handle, ok := trail.Handle(tenantFP)
-		if !ok {
-			return false, nil // records come through the trail, which knows every tenant's handle
-		}
-		return store.Changed(ctx, policy.KeyHash(handle))
-	}})
-	queue := audit.NewQueue(func(ctx context.Context, recs []audit.Record) error {
-		return writes.Run(ctx, func(ctx context.Context) error { return trail.WriteBatch(ctx, recs) })
-	}, audit.QueueOptions{Size: cfg.Audit.QueueSize, Overflow: audit.Overflow(cfg.Audit.Overflow),
-		BlockTimeout: cfg.Ops.AuditBlockTimeout, Logger: log})
-	trail = audit.NewTrail(keys, auditStore, queue, audit.TrailOptions{
-		Decisions:   audit.Decisions(cfg.Audit.Decisions),
-		Stream:      log.With("log", "audit"),
-		AfterCommit: sqldb.AfterCommit,
-		// With encryption on, names must not reach the database in clear
-		// through the audit trail either.
-		SealResources: cfg.Crypto.Enabled,
-		Logger:        log,
-	})
-	mx.GaugeFunc("auth_audit_queue_depth", "Audit records waiting to be written.", func() float64 { return float64(queue.Depth()) })
-	mx.CounterFunc("auth_audit_dropped_total", "Audit records of checks dropped because the queue was full (overflow=drop, or block past its timeout or while the database is down).",
-		func() float64 { return float64(queue.Dropped()) })
-	mx.CounterFunc("auth_audit_write_failures_total", "Failed audit batch writes (each is retried).",
-		func() float64 { return float64(queue.WriteFailures()) })
-	mx.CounterFunc("auth_audit_written_total", "Audit records of checks and listings written.",
-		func() float64 { return float64(queue.Written()) })
-	mx.CounterFunc("auth_audit_chain_missing_total", "Audit records refused because their tenant has changed before but its audit chain is missing (changes refused with 500, check records not written); `auth-server audit reset` starts a new chain.",
-		func() float64 { return float64(trail.ChainMissing()) })
-	qctx, cancelQ := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelQ()
-	go queue.Run(qctx)
-	var cpw *checkpointWriter
-	if cfg.Audit.CheckpointInterval > 0 {
-		signer, err := checkpointSigner(cfg)
-		if err != nil {
-			return err
-		}
-		cpw = &checkpointWriter{store: auditStore, keys: keys, signer: signer, sink: cfg.Audit.CheckpointSink,
-			stdout: os.Stdout, log: log, now: time.Now}
-	}
-	sched, err := startAuditJobs(cfg, auditStore, cpw, log)
+	trail, queue, auditStore := newAuditTrail(cfg, db, store, keys, writes, mx, log)
+	syncer := newReplicaSync(cfg, store, mx, log)
+	sched, err := newScheduler(cfg, auditStore, keys, syncer, log)
 	if err != nil {
 		return err
 	}
-	if sched != nil {
-		defer func() { _ = sched.Shutdown() }()
-	}
-	syncRedis := policysync.RedisURLFor(cfg.Replica.RedisURL, cfg.RateLimit.StorageURL)
-	syncLogs(log, syncRedis)
-	syncer := policysync.New(store, policysync.Options{
-		RedisURL: syncRedis, Channel: cfg.Replica.Channel, Interval: cfg.Replica.SyncInterval, Logger: log,
-	})
-	limiter, closeLimiter, err := newRateLimiter(cfg.RateLimit, cfg.Tenants, mx, log)
+	limiter, closeRedis, err := newRateLimiter(cfg.RateLimit, cfg.Tenants, mx, log)
 	if err != nil {
 		return err
 	}
-	defer closeLimiter()
-	svc, err := policy.New(store, cfg.Policy.ModelText, policy.Options{
-		IdleTimeout:  cfg.Policy.TenantIdleTimeout,
-		MaxRoleDepth: cfg.Policy.MaxRoleDepth,
-		Recorder:     trail,
-		Reads:        reads,
-		Writes:       writes,
-		Timeout:      cfg.Ops.DBTimeout,
-		Publisher:    syncer,
-		Logger:       log,
-		Admit:        api.TenantAdmission(limiter),
-		MemoryBudget: cfg.Tenants.MemoryBytes,
-	})
-	if err != nil {
-		return modelError(cfg, err)
-	}
-	if err := syncer.Start(ctx, svc); err != nil {
-		return err
-	}
-	defer syncer.Stop()
-	registerSyncMetrics(mx, syncer)
-	keyring := policy.NewKeys(store, policy.KeyOptions{
-		RegisteredOnly: cfg.Keys.RegisteredOnly, RotationGrace: cfg.Keys.RotationGrace,
-		CacheTTL: cfg.Keys.CacheTTL, Recorder: trail, Reads: reads, Writes: writes,
-	})
-	tokenCfg, err := tokenConfig(cfg, log)
+	defer closeRedis()
+	svc, err := newPolicyService(cfg, store, trail, reads, writes, syncer, limiter, mx, log)
 	if err != nil {
 		return err
 	}
-	providerCfg, providerKeys, err := providerConfig(cfg, mx, log)
+	syncer.SetApplier(svc)
+	srv, providerKeys, err := newAPI(cfg, db, store, svc, trail, reads, writes, limiter, mx, log)
 	if err != nil {
 		return err
 	}
-	mx.GaugeFunc("auth_tenants_loaded", "Tenants whose policies are in memory.", func() float64 { return float64(svc.LoadedTenants()) })
-	registerTenantMetrics(mx, svc)
-	srv := api.New(api.Config{
-		AllowCORS: cfg.Server.AllowCORS, CORSOrigins: cfg.Server.Origins(), TrustedProxies: cfg.Server.Proxies,
-		MetricsToken: cfg.Ops.MetricsToken.Reveal(), SeparateOps: cfg.Ops.Addr != "",
-	}, api.Deps{
-		Policy:      svc,
-		Workflows:   workflow.New(svc),
-		Ready:       readiness(db, svc, reads, writes),
-		Audit:       guardedAudit{Trail: trail, reads: reads},
-		Metrics:     mx,
-		Keys:        keyring,
-		Tokens:      tokenCfg,
-		Provider:    providerCfg,
-		Tenants:     policy.NewTenants(store, policy.TenantOptions{CacheTTL: cfg.Keys.CacheTTL, Reads: reads}),
-		RateLimiter: limiter,
-		Logger:      log,
-	})
-	ln, err := net.Listen("tcp", cfg.Server.Addr())
+	web, addr, err := listeners(cfg, srv, log)
 	if err != nil {
-		return fmt.Errorf("listen on %s (SERVER_HOST/SERVER_PORT): %w", cfg.Server.Addr(), err)
+		return err
 	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
-		ReadTimeout:       cfg.Server.ReadTimeout,
-		WriteTimeout:      cfg.Server.WriteTimeout,
-		IdleTimeout:       cfg.Server.IdleTimeout,
-		MaxHeaderBytes:    api.HTTPMaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	parts := []lifecycle.Part{
+		{Name: "audit queue", Run: queue.Run},
+		{Name: "scheduler", Run: sched.Run},
+		{Name: "replica sync", Run: syncer.Run},
+		{Name: "tenant eviction", Run: svc.Run},
+		{Name: "rate-limit probe", Run: limiter.Run},
 	}
-	var opsErr <-chan error // nil without an ops listener: never ready
-	if cfg.Ops.Addr != "" {
-		stopOps, errc, err := serveOps(cfg, srv.OpsHandler(), log)
-		if err != nil {
-			return err
-		}
-		defer stopOps()
-		opsErr = errc
-	}
-	bg, cancelBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelBG()
-	go func() { _ = svc.Run(bg) }()
 	if providerKeys != nil {
-		go func() { _ = providerKeys.Run(bg) }()
+		parts = append(parts, lifecycle.Part{Name: "identity provider keys", Run: providerKeys.Run})
 	}
-
-	log.Info("auth-server listening", "addr", ln.Addr().String(), "db", cfg.Database.Type,
+	log.Info("auth-server listening", "addr", addr, "db", cfg.Database.Type,
 		"version", buildVersion(), "fast_path", svc.FastPath())
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case err := <-opsErr:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down", "timeout", cfg.Server.ShutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
-	defer cancel()
-	shutdownErr := hs.Shutdown(sctx)
-	if shutdownErr != nil {
-		log.Error("requests still in flight at the shutdown timeout", "err", shutdownErr)
-		// Still write what the audit queue holds, for a little longer.
-		var cancel2 context.CancelFunc
-		sctx, cancel2 = context.WithTimeout(context.Background(), auditFlushGrace)
-		defer cancel2()
-	}
-	// Every request has answered: write what the audit queue still holds.
-	if err := queue.Close(sctx); err != nil {
-		log.Error("audit queue not flushed before the shutdown timeout", "waiting", queue.Depth(), "err", err)
-	}
-	if shutdownErr != nil {
-		return fmt.Errorf("shutdown: %w", shutdownErr)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := lifecycle.Run(ctx, log, append(parts, web...)...); err != nil {
 		return err
 	}
 	log.Info("stopped")

@@ -248,7 +248,6 @@ func BenchmarkLimiterAllow(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer l.Close()
 	keys := make([]string, 10_000)
 	for i := range keys {
 		keys[i] = "t:" + strconv.Itoa(i)

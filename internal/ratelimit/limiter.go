@@ -77,10 +77,7 @@ type Limiter struct {
 	outages    atomic.Uint64
 	rejections sync.Map // class → *atomic.Uint64
 
-	probing   atomic.Bool
-	closeOnce sync.Once
-	done      chan struct{}
-	wg        sync.WaitGroup
+	down chan struct{} // markDown asks Run to probe the shared store
 }
 
 type class struct {
@@ -118,7 +115,7 @@ func New(opts Options) (*Limiter, error) {
 		log:     opts.Logger,
 		timeout: opts.Timeout,
 		probe:   opts.ProbeInterval,
-		done:    make(chan struct{}),
+		down:    make(chan struct{}, 1),
 	}
 	l.sharedUp.Store(opts.Shared != nil)
 	for _, name := range []string{Default, Reads, Writes, Unauthenticated, TenantCreation, TenantCreationGlobal} {
@@ -223,38 +220,54 @@ func (l *Limiter) decide(ctx context.Context, c *class, key string) (Result, boo
 	return r, l.shared != nil
 }
 
-// markDown switches to the local store and starts probing the shared one.
+// markDown switches to the local store and asks Run to probe the shared
+// one.
 func (l *Limiter) markDown(err error) {
 	if !l.sharedUp.CompareAndSwap(true, false) {
 		return
 	}
 	l.outages.Add(1)
 	l.log.Warn("rate-limit store unavailable: local limits apply until it is back", "err", err)
-	if !l.probing.CompareAndSwap(false, true) {
-		return
+	select {
+	case l.down <- struct{}{}:
+	default: // already asked
 	}
-	l.wg.Add(1)
-	go l.probeLoop()
 }
 
-func (l *Limiter) probeLoop() {
-	defer l.wg.Done()
-	defer l.probing.Store(false)
+// Run probes the shared store while it is unavailable, every
+// ProbeInterval, and switches back to it once it answers, until ctx ends.
+// Without Run, a limiter that lost its shared store keeps deciding locally.
+func (l *Limiter) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.down:
+		}
+		if !l.probeUntilUp(ctx) {
+			return nil
+		}
+	}
+}
+
+// probeUntilUp pings the shared store every ProbeInterval until it answers
+// (true) or ctx ends (false).
+func (l *Limiter) probeUntilUp(ctx context.Context) bool {
 	t := time.NewTicker(l.probe)
 	defer t.Stop()
 	for {
 		select {
-		case <-l.done:
-			return
+		case <-ctx.Done():
+			return false
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
-		err := l.shared.Ping(ctx)
+		pctx, cancel := context.WithTimeout(ctx, l.timeout)
+		err := l.shared.Ping(pctx)
 		cancel()
 		if err == nil {
 			l.sharedUp.Store(true)
 			l.log.Info("rate-limit store is back: shared limits apply again")
-			return
+			return true
 		}
 	}
 }
@@ -286,12 +299,6 @@ func (l *Limiter) SharedUp() bool { return l.sharedUp.Load() }
 
 // HasShared reports whether a shared store is configured.
 func (l *Limiter) HasShared() bool { return l.shared != nil }
-
-// Close stops probing. It does not close the shared store.
-func (l *Limiter) Close() {
-	l.closeOnce.Do(func() { close(l.done) })
-	l.wg.Wait()
-}
 
 // denyCache remembers, per key, until when requests are certainly refused:
 // under GCRA a TAT never decreases, so a request refused with a wait of R is

@@ -135,7 +135,6 @@ func TestLimiterFallsBackWhenRedisIsUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
 	start := time.Now()
 	r := l.Allow(context.Background(), ratelimit.Reads, "t:a")
 	if took := time.Since(start); took > time.Second {
@@ -180,12 +179,11 @@ func TestLimiterReturnsToRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
 	b, err := ratelimit.New(ratelimit.Options{Limits: limits, Shared: direct})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	runLimiter(t, a)
 	ctx := context.Background()
 	allow := func(l *ratelimit.Limiter) ratelimit.Result { return l.Allow(ctx, ratelimit.Writes, "t:x") }
 
@@ -244,7 +242,6 @@ func TestLimiterClasses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
 	ctx := context.Background()
 	for i, tc := range []struct {
 		class, subject string
@@ -282,7 +279,6 @@ func TestLimiterTenantCreationClasses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unset.Close()
 	for i := range 3 {
 		for _, class := range []string{ratelimit.TenantCreation, ratelimit.TenantCreationGlobal} {
 			if r := unset.Allow(ctx, class, "ip:1"); !r.Allowed {
@@ -305,7 +301,6 @@ func TestLimiterTenantCreationClasses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer set.Close()
 	for i, tc := range []struct {
 		class, subject string
 		allowed        bool
@@ -343,7 +338,6 @@ func TestLimiterBlocked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
 	ctx := context.Background()
 	if _, blocked := l.Blocked(ratelimit.Unauthenticated, "ip:1"); blocked {
 		t.Fatal("blocked before any request")
@@ -370,4 +364,18 @@ func TestLimiterBlocked(t *testing.T) {
 	if r := l.Allow(ctx, ratelimit.Unauthenticated, "ip:1"); !r.Allowed {
 		t.Fatalf("refused after the wait: %+v", r)
 	}
+}
+
+// runLimiter runs l's probe until the test ends.
+func runLimiter(t *testing.T, l *ratelimit.Limiter) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
 }

@@ -26,6 +26,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -35,9 +36,9 @@ import (
 
 	rediswatcher "github.com/casbin/redis-watcher/v2"
 	"github.com/eapache/go-resiliency/breaker"
-	"github.com/go-co-op/gocron/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ourway/auth/internal/schedule"
 	"github.com/ourway/auth/policy"
 )
 
@@ -102,9 +103,6 @@ type Sync struct {
 	pending map[string]*policy.Change // sender|domain -> change being received
 	dirty   map[int64]int64           // tenant -> newest version not published
 	brk     *breaker.Breaker
-	sched   gocron.Scheduler
-	cancel  context.CancelFunc
-	done    sync.WaitGroup
 
 	resync chan struct{} // asks for an anti-entropy pass
 	wake   chan struct{} // asks for a probe now
@@ -120,7 +118,8 @@ type Sync struct {
 	published, publishFailures, applied, reloads atomic.Int64
 }
 
-// New builds a Sync. Call Start to connect and schedule.
+// New builds a Sync. Give it the policy core with SetApplier, its
+// anti-entropy job (Job) to the process's scheduler, and run it with Run.
 func New(store Store, opts Options) *Sync {
 	if opts.Channel == "" {
 		opts.Channel = DefaultChannel
@@ -151,49 +150,34 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Start schedules the anti-entropy job over apply and connects to Redis
-// (retrying in the background while Redis is down). It returns at once.
-func (s *Sync) Start(ctx context.Context, apply Applier) error {
-	s.apply = apply
-	ctx, s.cancel = context.WithCancel(ctx)
-	sched, err := gocron.NewScheduler()
-	if err != nil {
-		return err
+// SetApplier sets the policy core that the other replicas' changes are
+// applied to and whose tenants the anti-entropy pass checks. Call it once,
+// before Run and before the scheduler runs Job.
+func (s *Sync) SetApplier(apply Applier) { s.apply = apply }
+
+// Job is the anti-entropy pass, every Options.Interval, for the process's
+// scheduler.
+func (s *Sync) Job() schedule.Job {
+	return schedule.Job{Name: "replica anti-entropy", Every: s.opts.Interval, Run: s.Resync}
+}
+
+// Run connects to Redis (retrying while it is away), applies the other
+// replicas' changes, checks the subscription and runs the passes asked for
+// after a reconnection, until ctx ends; then it closes its Redis clients.
+func (s *Sync) Run(ctx context.Context) error {
+	if s.apply == nil {
+		return errors.New("policysync: Run before SetApplier")
 	}
-	if _, err := sched.NewJob(gocron.DurationJob(s.opts.Interval), gocron.NewTask(func() { s.Resync(ctx) }),
-		gocron.WithSingletonMode(gocron.LimitModeReschedule)); err != nil {
-		return err
-	}
-	sched.Start()
-	s.sched = sched
-	s.goRun(func() { s.resyncOnSignal(ctx) })
+	var wg sync.WaitGroup
 	if s.opts.RedisURL != "" {
-		s.goRun(func() {
+		wg.Go(func() {
 			if s.connect(ctx) {
 				s.watch(ctx)
 			}
 		})
 	}
-	return nil
-}
-
-func (s *Sync) goRun(f func()) {
-	s.done.Add(1)
-	go func() {
-		defer s.done.Done()
-		f()
-	}()
-}
-
-// Stop stops the job and closes the watcher.
-func (s *Sync) Stop() {
-	if s.cancel != nil {
-		s.cancel()
-	}
-	if s.sched != nil {
-		_ = s.sched.Shutdown()
-	}
-	s.done.Wait()
+	s.resyncOnSignal(ctx)
+	wg.Wait()
 	s.mu.Lock()
 	s.watcher, s.pub = nil, nil
 	clients := s.clients
@@ -206,6 +190,7 @@ func (s *Sync) Stop() {
 	for _, c := range clients {
 		_ = c.Close()
 	}
+	return nil
 }
 
 // Resync runs one anti-entropy pass now.

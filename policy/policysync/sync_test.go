@@ -70,10 +70,16 @@ func start(t *testing.T, redisURL, channel, scope string) (*Sync, *recorder) {
 	t.Helper()
 	s := New(fakeStore{scope}, Options{RedisURL: redisURL, Channel: channel, Interval: time.Hour, Logger: quiet})
 	r := &recorder{}
-	if err := s.Start(context.Background(), r); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
+	s.SetApplier(r)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
 	waitFor(t, 5*time.Second, "subscription live", func() bool { return s.Stats().Connected })
 	return s, r
 }
@@ -187,6 +193,46 @@ func TestRedisURLFor(t *testing.T) {
 	} {
 		if got := RedisURLFor(tc.watcher, tc.rateLimit); got != tc.want {
 			t.Errorf("RedisURLFor(%q, %q) = %q, want %q", tc.watcher, tc.rateLimit, got, tc.want)
+		}
+	}
+}
+
+// Run refuses to start without the policy core, and without Redis it still
+// runs the passes asked for until its context ends.
+func TestRun(t *testing.T) {
+	if err := New(fakeStore{"s"}, Options{Logger: quiet}).Run(context.Background()); err == nil || err.Error() != "policysync: Run before SetApplier" {
+		t.Errorf("Run without an applier = %v, want the SetApplier error", err)
+	}
+	s := New(fakeStore{"s"}, Options{Logger: quiet})
+	r := &recorder{}
+	s.SetApplier(r)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	s.triggerResync()
+	waitFor(t, 5*time.Second, "a pass asked for runs", func() bool { return r.resynced() == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+}
+
+// Job is the anti-entropy pass at the configured interval (5s by default).
+func TestJob(t *testing.T) {
+	for _, tc := range []struct {
+		interval, want time.Duration
+	}{{0, 5 * time.Second}, {time.Minute, time.Minute}} {
+		s := New(fakeStore{"s"}, Options{Interval: tc.interval, Logger: quiet})
+		r := &recorder{}
+		s.SetApplier(r)
+		j := s.Job()
+		if j.Name != "replica anti-entropy" || j.Every != tc.want || j.Immediately {
+			t.Errorf("Job() with Interval %v = {%q every %v, immediately %v}, want {replica anti-entropy every %v}",
+				tc.interval, j.Name, j.Every, j.Immediately, tc.want)
+		}
+		j.Run(context.Background())
+		if r.resynced() != 1 {
+			t.Errorf("Job().Run compared versions %d times, want 1", r.resynced())
 		}
 	}
 }

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/ourway/auth/api"
+	"github.com/ourway/auth/audit"
+	"github.com/ourway/auth/internal/breaker"
+	"github.com/ourway/auth/internal/config"
+	"github.com/ourway/auth/internal/jwks"
+	"github.com/ourway/auth/internal/metrics"
+	"github.com/ourway/auth/internal/ratelimit"
+	"github.com/ourway/auth/internal/sqldb"
+	"github.com/ourway/auth/policy"
+	"github.com/ourway/auth/policy/policydb"
+	"github.com/ourway/auth/workflow"
+)
+
+// newAPI builds the HTTP API over the policy core, and the identity
+// provider's key set to refresh in the background (nil without
+// AUTH_JWKS_URL).
+func newAPI(cfg config.Config, db *sqldb.DB, store *policydb.Store, svc *policy.Service, trail *audit.Trail,
+	reads, writes *breaker.Breaker, limiter *ratelimit.Limiter, mx *metrics.Metrics, log *slog.Logger) (*api.Server, *jwks.Set, error) {
+	tokenCfg, err := tokenConfig(cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	providerCfg, providerKeys, err := providerConfig(cfg, mx, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := api.New(api.Config{
+		AllowCORS: cfg.Server.AllowCORS, CORSOrigins: cfg.Server.Origins(), TrustedProxies: cfg.Server.Proxies,
+		MetricsToken: cfg.Ops.MetricsToken.Reveal(), SeparateOps: cfg.Ops.Addr != "",
+	}, api.Deps{
+		Policy:    svc,
+		Workflows: workflow.New(svc),
+		Ready:     readiness(db, svc, reads, writes),
+		Audit:     guardedAudit{Trail: trail, reads: reads},
+		Metrics:   mx,
+		Keys: policy.NewKeys(store, policy.KeyOptions{
+			RegisteredOnly: cfg.Keys.RegisteredOnly, RotationGrace: cfg.Keys.RotationGrace,
+			CacheTTL: cfg.Keys.CacheTTL, Recorder: trail, Reads: reads, Writes: writes,
+		}),
+		Tokens:      tokenCfg,
+		Provider:    providerCfg,
+		Tenants:     policy.NewTenants(store, policy.TenantOptions{CacheTTL: cfg.Keys.CacheTTL, Reads: reads}),
+		RateLimiter: limiter,
+		Logger:      log,
+	})
+	return srv, providerKeys, nil
+}

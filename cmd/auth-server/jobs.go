@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/ourway/auth/audit"
+	"github.com/ourway/auth/audit/auditdb"
+	"github.com/ourway/auth/internal/config"
+	"github.com/ourway/auth/internal/schedule"
+	"github.com/ourway/auth/policy/policysync"
+)
+
+// retentionEvery is how often the audit retention purge runs.
+const retentionEvery = time.Hour
+
+// newScheduler is the one scheduler of the periodic jobs: the replica
+// anti-entropy pass, the signed audit checkpoints (with
+// AUTH_AUDIT_CHECKPOINT_INTERVAL) and the hourly audit retention purge
+// (with AUTH_AUDIT_RETENTION_DAYS).
+func newScheduler(cfg config.Config, store *auditdb.Store, keys *audit.Keyring, syncer *policysync.Sync, log *slog.Logger) (*schedule.Scheduler, error) {
+	s := schedule.New(schedule.Options{Logger: log})
+	if err := s.Add(syncer.Job()); err != nil {
+		return nil, err
+	}
+	if cfg.Audit.CheckpointInterval > 0 {
+		signer, err := checkpointSigner(cfg)
+		if err != nil {
+			return nil, err
+		}
+		w := &checkpointWriter{store: store, keys: keys, signer: signer, sink: cfg.Audit.CheckpointSink,
+			stdout: os.Stdout, log: log, now: time.Now}
+		if err := s.Add(schedule.Job{Name: "audit checkpoints", Every: cfg.Audit.CheckpointInterval,
+			Immediately: true, Run: w.job}); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Audit.RetentionDays > 0 {
+		if err := s.Add(retentionJob(cfg.Audit.RetentionDays, store, log)); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// retentionJob purges, every hour (and at start), the audit records older
+// than days.
+func retentionJob(days int, store *auditdb.Store, log *slog.Logger) schedule.Job {
+	keep := time.Duration(days) * 24 * time.Hour
+	return schedule.Job{Name: "audit retention", Every: retentionEvery, Immediately: true, Run: func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		defer cancel()
+		n, err := store.Purge(ctx, time.Now().Add(-keep))
+		if err != nil {
+			// Chains that do not verify are left alone (as evidence); the
+			// others were purged.
+			log.Error("audit retention purge failed", "deleted", n, "err", err)
+			return
+		}
+		log.Info("audit retention purge", "deleted", n, "retention_days", days)
+	}}
+}

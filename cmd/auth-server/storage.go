@@ -1,0 +1,24 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/ourway/auth/internal/config"
+	"github.com/ourway/auth/internal/sqldb"
+	"github.com/ourway/auth/policy/policydb"
+)
+
+// prepareStorage brings the schema up to date (AUTH_MIGRATE_ON_START) or
+// checks that it is, and checks that the stored names agree with the
+// encryption settings.
+func prepareStorage(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb.Store, log *slog.Logger) error {
+	if cfg.Database.MigrateOnStart {
+		if _, err := db.Migrate(ctx, log); err != nil {
+			return err
+		}
+	} else if err := db.Current(ctx); err != nil {
+		return err
+	}
+	return store.CheckEncryption(ctx)
+}
