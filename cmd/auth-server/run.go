@@ -16,6 +16,7 @@ import (
 	"github.com/ourway/auth/api"
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/audit/auditdb"
+	"github.com/ourway/auth/decision"
 	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/fieldcrypt"
 	"github.com/ourway/auth/internal/metrics"
@@ -278,12 +279,14 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	}
 	mx.GaugeFunc("auth_tenants_loaded", "Tenants whose policies are in memory.", func() float64 { return float64(svc.LoadedTenants()) })
 	registerTenantMetrics(mx, svc)
+	// Checks and listings are recorded below the API, whoever asks them.
+	decisions := decision.NewLog(trail)
 	srv := api.New(api.Config{
 		AllowCORS: cfg.Server.AllowCORS, CORSOrigins: cfg.Server.Origins(), TrustedProxies: cfg.Server.Proxies,
 		MetricsToken: cfg.Ops.MetricsToken.Reveal(), SeparateOps: cfg.Ops.Addr != "",
 	}, api.Deps{
-		Policy:      svc,
-		Workflows:   workflow.New(svc),
+		Policy:      decision.New(svc, decisions),
+		Workflows:   workflow.New(svc, decisions),
 		Ready:       readiness(db, svc, reads, writes),
 		Audit:       guardedAudit{Trail: trail, reads: reads},
 		Metrics:     mx,
