@@ -26,6 +26,7 @@ var layers = []struct {
 	{"root", []string{""}}, // the embedded defaults and the settings they compose
 	{"api", []string{"api/..."}},
 	{"workflow", []string{"workflow/..."}},
+	{"decision", []string{"decision/..."}}, // records the core's answers
 	{"policy", []string{"policy/..."}},
 	{"audit", []string{"audit/..."}},
 	{"internal", []string{"internal/..."}},
@@ -53,6 +54,7 @@ var forbidden = []struct {
 	{"policy/policysync", []string{"github.com/labstack/echo/", "gorm.io/"}, false},
 	{"audit/auditdb", []string{"github.com/labstack/echo/"}, false},
 	{"workflow", []string{"github.com/labstack/echo/", "gorm.io/"}, false},
+	{"decision", []string{"github.com/labstack/echo/", "gorm.io/"}, false},
 	{"api", []string{"gorm.io/", module + "/internal/sqldb"}, false},
 	{"api", []string{"github.com/casbin/"}, true}, // api uses policy, built on Casbin, never Casbin itself
 }
@@ -200,7 +202,7 @@ func importGraph(t *testing.T) map[string][]string {
 }
 
 // TestDependencyRules: the module's imports follow the layers
-// (cmd → root → api → workflow → policy → audit → internal) and the
+// (cmd → root → api → workflow → decision → policy → audit → internal) and the
 // forbidden-dependency rules above.
 func TestDependencyRules(t *testing.T) {
 	graph := importGraph(t)
@@ -226,6 +228,7 @@ func TestDependencyRulesCatchViolations(t *testing.T) {
 		{"policy imports api", "policy", module + "/api", "layer policy imports layer api"},
 		{"api imports cmd", "api", module + "/cmd/auth-server", "layer api imports layer cmd"},
 		{"workflow imports api", "workflow", module + "/api", "layer workflow imports layer api"},
+		{"decision imports workflow", "decision", module + "/workflow", "layer decision imports layer workflow"},
 		{"audit imports policy", "audit", module + "/policy", "layer audit imports layer policy"},
 		{"internal imports audit", "internal/sqldb", module + "/audit", "layer internal imports layer audit"},
 		{"policy imports its store", "policy", module + "/policy/policydb", "a core never imports its own adapters"},

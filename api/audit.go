@@ -15,23 +15,26 @@ import (
 	"github.com/ourway/auth/policy"
 )
 
-// Auditor is what the API needs from the audit trail.
+// Auditor is what the API needs from the audit trail. Answered checks and
+// listings are not the API's to record: the policy core's decision layer
+// records them (decision.Policy), whoever asks.
 type Auditor interface {
-	// RecordDecision records a check or listing per the decision mode.
-	RecordDecision(ctx context.Context, e audit.Entry, allowed bool)
-	// RecordEvent records a failed request or a read of the trail itself.
+	// RecordEvent records a failed request, a read of the trail itself or
+	// an issued token.
 	RecordEvent(ctx context.Context, e audit.Entry)
 	// Search reads a tenant's records, newest first.
 	Search(ctx context.Context, tenant string, q audit.Query) ([]audit.Record, int64, error)
 }
 
-// auditSpec says how a route is audited.
+// auditSpec says how a route is audited when it fails. A change that
+// succeeds is recorded inside its transaction, an answered check or listing
+// by the decision layer below the API.
 type auditSpec struct {
 	action audit.Action
-	// write routes are changes: their record is written inside the change's
-	// transaction when it succeeds; a failed one is recorded here.
+	// write routes are changes.
 	write bool
-	// always records whatever the decision mode (reads of the trail).
+	// always records a success too, whatever the decision mode: the API's
+	// own events (reads of the trail, issued tokens).
 	always bool
 	// user names the path parameter holding the user, if any.
 	user string
@@ -65,11 +68,13 @@ func (s auditSpec) resource(c echo.Context) string {
 
 const ctxKeyAllowed = "auth.allowed"
 
-// decided notes a check's decision for the audit record.
+// decided notes a check's decision for the decision metrics (and the
+// record of an issued token).
 func decided(c echo.Context, allowed bool) { c.Set(ctxKeyAllowed, allowed) }
 
-// audited records an authenticated request in the audit trail once its
-// handler has answered. Unauthenticated requests never reach it: they are
+// audited records a refused or failed authenticated request in the audit
+// trail once its handler has answered, and the successes of the API's own
+// events (spec.always). Unauthenticated requests never reach it: they are
 // not tenant events.
 func (s *Server) audited(spec auditSpec) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
@@ -86,8 +91,10 @@ func (s *Server) audited(spec auditSpec) echo.MiddlewareFunc {
 				status, _ = statusOf(err)
 			}
 			success := status < 400
-			if spec.write && success {
-				return err // recorded inside the change's transaction
+			if success && !spec.always {
+				// A change is recorded inside its transaction, a check or
+				// listing by the decision layer.
+				return err
 			}
 			e := audit.Entry{
 				Time: time.Now().UTC(), Tenant: string(tenantOf(c)), Action: spec.action,
@@ -100,17 +107,10 @@ func (s *Server) audited(spec auditSpec) echo.MiddlewareFunc {
 			if !success {
 				e.Details["reason"] = reason(status)
 			}
-			allowed := true
 			if v, ok := c.Get(ctxKeyAllowed).(bool); ok {
-				allowed = v
 				e.Details["allowed"] = v
 			}
-			ctx := context.WithoutCancel(c.Request().Context())
-			if spec.always || spec.write || !success {
-				s.deps.Audit.RecordEvent(ctx, e)
-			} else {
-				s.deps.Audit.RecordDecision(ctx, e, allowed)
-			}
+			s.deps.Audit.RecordEvent(context.WithoutCancel(c.Request().Context()), e)
 			return err
 		}
 	}

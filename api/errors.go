@@ -62,7 +62,7 @@ func statusOf(err error) (int, string) {
 		}
 		return he.Code, msg
 	case errors.As(err, &ne):
-		return http.StatusBadRequest, fmt.Sprintf("Invalid %s name: %s", ne.Kind, ne.Value)
+		return http.StatusBadRequest, wording{}.nameMessage(ne)
 	case errors.Is(err, policy.ErrKeyRotated):
 		return http.StatusConflict, msgKeyRotated
 	case errors.Is(err, policy.ErrKeyInGrace):
@@ -83,6 +83,56 @@ func statusOf(err error) (int, string) {
 		return http.StatusServiceUnavailable, "The service is temporarily unavailable."
 	default:
 		return http.StatusInternalServerError, "An internal error occurred"
+	}
+}
+
+// wording is how a route words an invalid name in its 400 answer (the
+// messages of the contract, README "Errors"): the membership and can_run
+// routes state the rule for user and role names, the /permission routes
+// call a role a group, and the other routes say only which name is invalid.
+// The policy core validates every name (policy.NameError); only the words
+// are the API's.
+type wording struct {
+	rules bool   // state the rule for a user or role name
+	role  string // the word for a role ("": "role")
+}
+
+// The wordings of the routes that do not use the plain one.
+var (
+	withRules   = worded(wording{rules: true})
+	roleAsGroup = worded(wording{role: "group"})
+)
+
+// nameMessage is the message for an invalid name.
+func (w wording) nameMessage(e *policy.NameError) string {
+	kind := e.Kind
+	if kind == "role" && w.role != "" {
+		kind = w.role
+	}
+	msg := "Invalid " + kind + " name: " + e.Value
+	if w.rules {
+		switch e.Kind {
+		case "user":
+			msg += ". User names must be 1-64 characters long and contain only alphanumeric, underscore, hyphen, or email characters (@ . +)."
+		case "role":
+			msg += ". Role names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen."
+		}
+	}
+	return msg
+}
+
+// worded answers the invalid names of a route's handler in the route's
+// words (any other error passes).
+func worded(w wording) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			err := next(c)
+			var ne *policy.NameError
+			if errors.As(err, &ne) {
+				return badRequest(w.nameMessage(ne))
+			}
+			return err
+		}
 	}
 }
 

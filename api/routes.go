@@ -45,12 +45,12 @@ func (s *Server) routes() {
 			e.Match(methods, prefix+path, h, append(mw, extra...)...)
 		}
 		post, del := []string{http.MethodPost}, []string{http.MethodDelete}
-		add(get, "/membership/:user/:group", s.checkMembership, read(audit.CheckMembership, "user", "group"))
-		add(post, "/membership/:user/:group", s.addMembership, write(audit.AddMembership, "user", "group"))
-		add(del, "/membership/:user/:group", s.removeMembership, write(audit.RemoveMembership, "user", "group"))
-		add(get, "/permission/:group/:name", s.checkRolePermission, read(audit.CheckPermission, "", "group", "name"))
-		add(post, "/permission/:group/:name", s.addPermission, write(audit.AddPermission, "", "group", "name"))
-		add(del, "/permission/:group/:name", s.removePermission, write(audit.RemovePermission, "", "group", "name"))
+		add(get, "/membership/:user/:group", s.checkMembership, read(audit.CheckMembership, "user", "group"), withRules)
+		add(post, "/membership/:user/:group", s.addMembership, write(audit.AddMembership, "user", "group"), withRules)
+		add(del, "/membership/:user/:group", s.removeMembership, write(audit.RemoveMembership, "user", "group"), withRules)
+		add(get, "/permission/:group/:name", s.checkRolePermission, read(audit.CheckPermission, "", "group", "name"), roleAsGroup)
+		add(post, "/permission/:group/:name", s.addPermission, write(audit.AddPermission, "", "group", "name"), roleAsGroup)
+		add(del, "/permission/:group/:name", s.removePermission, write(audit.RemovePermission, "", "group", "name"), roleAsGroup)
 		add(get, "/has_permission/:user/:name", s.hasPermission, read(audit.CheckPermission, "user", "name"))
 		add(get, "/user_permissions/:user", s.userPermissions, read(audit.UserPermissions, "user"))
 		add(get, "/role_permissions/:role", s.rolePermissions, read(audit.ListPermissions, "", "role"))
@@ -65,7 +65,7 @@ func (s *Server) routes() {
 		add(post, "/role/:role/parents/:parent", s.addRoleParent, write(audit.AddRoleParent, "", "role", "parent"))
 		add(del, "/role/:role/parents/:parent", s.removeRoleParent, write(audit.RemoveRoleParent, "", "role", "parent"))
 		add(get, "/workflow/users/:workflow_name", s.workflowUsers, read(audit.ListMemberships, "", "workflow_name").prefixed("workflow:"))
-		add(get, "/workflow/user/:user/can_run/:workflow_name", s.workflowCanRun, read(audit.CheckPermission, "user", "workflow_name").prefixed("workflow:"))
+		add(get, "/workflow/user/:user/can_run/:workflow_name", s.workflowCanRun, read(audit.CheckPermission, "user", "workflow_name").prefixed("workflow:"), withRules)
 		add(get, "/audit", s.auditTrail, auditSpec{action: audit.GetAudit, always: true, fixedResource: "audit"})
 		add(post, "/token", s.issueToken, auditSpec{action: audit.IssueToken, always: true, fixedResource: "token"}, requireClientKey)
 		add(post, "/keys/rotate", s.rotateKey, write(audit.RotateKey, "").fixed("client_key"), requireClientKey)
@@ -139,49 +139,8 @@ func param(c echo.Context, name string) string {
 	return v
 }
 
-// Validation messages of the contract.
-func longUserMsg(u string) string {
-	return "Invalid user name: " + u + ". User names must be 1-64 characters long and contain only alphanumeric, underscore, hyphen, or email characters (@ . +)."
-}
-
-func longRoleMsg(r string) string {
-	return "Invalid role name: " + r + ". Role names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen."
-}
-
-// check validates names in order and returns the first failure's message.
-type check struct {
-	ok  bool
-	msg string
-}
-
-func validate(checks ...check) error {
-	for _, ch := range checks {
-		if !ch.ok {
-			return badRequest(ch.msg)
-		}
-	}
-	return nil
-}
-
-func userLong(u string) check  { return check{policy.ValidUser(u), longUserMsg(u)} }
-func roleLong(r string) check  { return check{policy.ValidRole(r), longRoleMsg(r)} }
-func userShort(u string) check { return check{policy.ValidUser(u), "Invalid user name: " + u} }
-func roleShort(r string) check { return check{policy.ValidRole(r), "Invalid role name: " + r} }
-func groupShort(r string) check {
-	return check{policy.ValidRole(r), "Invalid group name: " + r}
-}
-func perm(p string) check {
-	return check{policy.ValidPermission(p), "Invalid permission name: " + p}
-}
-func workflow(w string) check {
-	return check{policy.ValidPermission(w), "Invalid workflow name: " + w}
-}
-
 func (s *Server) checkMembership(c echo.Context) error {
 	u, g := param(c, "user"), param(c, "group")
-	if err := validate(userLong(u), roleLong(g)); err != nil {
-		return err
-	}
 	has, err := s.deps.Policy.IsMember(c.Request().Context(), tenantOf(c), u, g)
 	if err != nil {
 		return err
@@ -192,9 +151,6 @@ func (s *Server) checkMembership(c echo.Context) error {
 
 func (s *Server) addMembership(c echo.Context) error {
 	u, g := param(c, "user"), param(c, "group")
-	if err := validate(userLong(u), roleLong(g)); err != nil {
-		return err
-	}
 	r, err := s.deps.Policy.AddMember(c.Request().Context(), tenantOf(c), u, g)
 	if err != nil {
 		return err
@@ -204,9 +160,6 @@ func (s *Server) addMembership(c echo.Context) error {
 
 func (s *Server) removeMembership(c echo.Context) error {
 	u, g := param(c, "user"), param(c, "group")
-	if err := validate(userLong(u), roleLong(g)); err != nil {
-		return err
-	}
 	r, err := s.deps.Policy.RemoveMember(c.Request().Context(), tenantOf(c), u, g)
 	if err != nil {
 		return err
@@ -216,9 +169,6 @@ func (s *Server) removeMembership(c echo.Context) error {
 
 func (s *Server) checkRolePermission(c echo.Context) error {
 	g, n := param(c, "group"), param(c, "name")
-	if err := validate(groupShort(g), perm(n)); err != nil {
-		return err
-	}
 	r, err := s.deps.Policy.RoleHasPermission(c.Request().Context(), tenantOf(c), g, n)
 	if err != nil {
 		return err
@@ -227,17 +177,8 @@ func (s *Server) checkRolePermission(c echo.Context) error {
 	return bare(c, r)
 }
 
-// grantName checks a permission being granted or revoked: under a model
-// that matches permissions by pattern it may contain the wildcard *.
-func (s *Server) grantName(n string) check {
-	return check{s.deps.Policy.ValidGrant(n), "Invalid permission name: " + n}
-}
-
 func (s *Server) addPermission(c echo.Context) error {
 	g, n := param(c, "group"), param(c, "name")
-	if err := validate(groupShort(g), s.grantName(n)); err != nil {
-		return err
-	}
 	r, err := s.deps.Policy.Grant(c.Request().Context(), tenantOf(c), g, n)
 	if err != nil {
 		return err
@@ -247,9 +188,6 @@ func (s *Server) addPermission(c echo.Context) error {
 
 func (s *Server) removePermission(c echo.Context) error {
 	g, n := param(c, "group"), param(c, "name")
-	if err := validate(groupShort(g), s.grantName(n)); err != nil {
-		return err
-	}
 	r, err := s.deps.Policy.Revoke(c.Request().Context(), tenantOf(c), g, n)
 	if err != nil {
 		return err
@@ -259,9 +197,6 @@ func (s *Server) removePermission(c echo.Context) error {
 
 func (s *Server) hasPermission(c echo.Context) error {
 	u, n := param(c, "user"), param(c, "name")
-	if err := validate(userShort(u), perm(n)); err != nil {
-		return err
-	}
 	has, err := s.deps.Policy.HasPermission(c.Request().Context(), tenantOf(c), u, n)
 	if err != nil {
 		return err
@@ -280,9 +215,6 @@ func names(list []string) []nameItem {
 
 func (s *Server) userPermissions(c echo.Context) error {
 	u := param(c, "user")
-	if err := validate(userShort(u)); err != nil {
-		return err
-	}
 	list, err := s.deps.Policy.UserPermissions(c.Request().Context(), tenantOf(c), u)
 	if err != nil {
 		return err
@@ -292,9 +224,6 @@ func (s *Server) userPermissions(c echo.Context) error {
 
 func (s *Server) rolePermissions(c echo.Context) error {
 	r := param(c, "role")
-	if err := validate(roleShort(r)); err != nil {
-		return err
-	}
 	list, err := s.deps.Policy.RolePermissions(c.Request().Context(), tenantOf(c), r)
 	if err != nil {
 		return err
@@ -304,9 +233,6 @@ func (s *Server) rolePermissions(c echo.Context) error {
 
 func (s *Server) userRoles(c echo.Context) error {
 	u := param(c, "user")
-	if err := validate(userShort(u)); err != nil {
-		return err
-	}
 	roles, err := s.deps.Policy.UserRoles(c.Request().Context(), tenantOf(c), u)
 	if err != nil {
 		return err
@@ -320,9 +246,6 @@ func (s *Server) userRoles(c echo.Context) error {
 
 func (s *Server) members(c echo.Context) error {
 	r := param(c, "role")
-	if err := validate(roleShort(r)); err != nil {
-		return err
-	}
 	users, err := s.deps.Policy.Members(c.Request().Context(), tenantOf(c), r)
 	if err != nil {
 		return err
@@ -348,9 +271,6 @@ func (s *Server) listRoles(c echo.Context) error {
 
 func (s *Server) whichRolesCan(c echo.Context) error {
 	n := param(c, "name")
-	if err := validate(perm(n)); err != nil {
-		return err
-	}
 	roles, err := s.deps.Policy.WhichRolesCan(c.Request().Context(), tenantOf(c), n)
 	if err != nil {
 		return err
@@ -372,9 +292,6 @@ func memberships(list []policy.Membership) []membershipItem {
 
 func (s *Server) whichUsersCan(c echo.Context) error {
 	n := param(c, "name")
-	if err := validate(perm(n)); err != nil {
-		return err
-	}
 	list, err := s.deps.Policy.WhichUsersCan(c.Request().Context(), tenantOf(c), n)
 	if err != nil {
 		return err
@@ -384,9 +301,6 @@ func (s *Server) whichUsersCan(c echo.Context) error {
 
 func (s *Server) createRole(c echo.Context) error {
 	r := param(c, "role")
-	if err := validate(roleShort(r)); err != nil {
-		return err
-	}
 	res, err := s.deps.Policy.CreateRole(c.Request().Context(), tenantOf(c), r)
 	if err != nil {
 		return err
@@ -396,9 +310,6 @@ func (s *Server) createRole(c echo.Context) error {
 
 func (s *Server) deleteRole(c echo.Context) error {
 	r := param(c, "role")
-	if err := validate(roleShort(r)); err != nil {
-		return err
-	}
 	res, err := s.deps.Policy.DeleteRole(c.Request().Context(), tenantOf(c), r)
 	if err != nil {
 		return err
@@ -408,9 +319,6 @@ func (s *Server) deleteRole(c echo.Context) error {
 
 func (s *Server) roleParents(c echo.Context) error {
 	r := param(c, "role")
-	if err := validate(roleShort(r)); err != nil {
-		return err
-	}
 	parents, err := s.deps.Policy.RoleParents(c.Request().Context(), tenantOf(c), r)
 	if err != nil {
 		return err
@@ -424,9 +332,6 @@ func (s *Server) roleParents(c echo.Context) error {
 
 func (s *Server) addRoleParent(c echo.Context) error {
 	r, p := param(c, "role"), param(c, "parent")
-	if err := validate(roleShort(r), roleShort(p)); err != nil {
-		return err
-	}
 	res, err := s.deps.Policy.AddRoleParent(c.Request().Context(), tenantOf(c), r, p)
 	if err != nil {
 		return err
@@ -436,9 +341,6 @@ func (s *Server) addRoleParent(c echo.Context) error {
 
 func (s *Server) removeRoleParent(c echo.Context) error {
 	r, p := param(c, "role"), param(c, "parent")
-	if err := validate(roleShort(r), roleShort(p)); err != nil {
-		return err
-	}
 	res, err := s.deps.Policy.RemoveRoleParent(c.Request().Context(), tenantOf(c), r, p)
 	if err != nil {
 		return err
@@ -448,9 +350,6 @@ func (s *Server) removeRoleParent(c echo.Context) error {
 
 func (s *Server) workflowUsers(c echo.Context) error {
 	w := param(c, "workflow_name")
-	if err := validate(workflow(w)); err != nil {
-		return err
-	}
 	list, err := s.deps.Workflows.UsersFor(c.Request().Context(), tenantOf(c), w)
 	if err != nil {
 		return err
@@ -461,9 +360,6 @@ func (s *Server) workflowUsers(c echo.Context) error {
 
 func (s *Server) workflowCanRun(c echo.Context) error {
 	u, w := param(c, "user"), param(c, "workflow_name")
-	if err := validate(userLong(u), workflow(w)); err != nil {
-		return err
-	}
 	has, err := s.deps.Workflows.CanRun(c.Request().Context(), tenantOf(c), u, w)
 	if err != nil {
 		return err

@@ -24,7 +24,9 @@ import (
 	"github.com/ourway/auth/policy"
 )
 
-// Authorizer is what the API needs from the policy core.
+// Authorizer is what the API needs from the policy core: its changes, and
+// its checks and listings with every answer recorded (decision.Policy). The
+// core validates every name; its policy.NameError is answered 400.
 type Authorizer interface {
 	CreateRole(ctx context.Context, key policy.KeyHash, role string) (bool, error)
 	DeleteRole(ctx context.Context, key policy.KeyHash, role string) (bool, error)
@@ -45,10 +47,10 @@ type Authorizer interface {
 	AddRoleParent(ctx context.Context, key policy.KeyHash, role, parent string) (bool, error)
 	RemoveRoleParent(ctx context.Context, key policy.KeyHash, role, parent string) (bool, error)
 	RoleParents(ctx context.Context, key policy.KeyHash, role string) ([]string, error)
-	ValidGrant(name string) bool
 }
 
-// Workflows is what the API needs from the workflow package.
+// Workflows is what the API needs from the workflow package (which records
+// its answers itself).
 type Workflows interface {
 	UsersFor(ctx context.Context, key policy.KeyHash, workflow string) ([]policy.Membership, error)
 	CanRun(ctx context.Context, key policy.KeyHash, user, workflow string) (bool, error)
@@ -91,8 +93,8 @@ type Deps struct {
 	// Ready reports whether the service can serve (database reachable,
 	// schema current); nil means always ready.
 	Ready func(ctx context.Context) error
-	// Audit records checks, listings and failed requests and serves
-	// GET /api/audit (nil: no decision logging).
+	// Audit records failed requests, reads of the trail and issued tokens,
+	// and serves GET /api/audit (nil: none of these).
 	Audit Auditor
 	// Metrics, when set, is served on /metrics and counts refusals.
 	Metrics *metrics.Metrics

@@ -24,9 +24,10 @@ var (
 	ErrTenantCreationRefused = errors.New("policy: tenant creation refused")
 )
 
-// NameError says which name is invalid and why.
+// NameError says which name is invalid: the core validates every name it
+// is given, and its callers word the error (the HTTP API per route).
 type NameError struct {
-	Kind  string // "user", "role", "permission" or "workflow"
+	Kind  string // "user", "role", "permission" or (from package workflow) "workflow"
 	Value string
 }
 

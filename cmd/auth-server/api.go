@@ -5,6 +5,7 @@ import (
 
 	"github.com/ourway/auth/api"
 	"github.com/ourway/auth/audit"
+	"github.com/ourway/auth/decision"
 	"github.com/ourway/auth/internal/breaker"
 	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/jwks"
@@ -29,12 +30,14 @@ func newAPI(cfg config.Config, db *sqldb.DB, store *policydb.Store, svc *policy.
 	if err != nil {
 		return nil, nil, err
 	}
+	// Checks and listings are recorded below the API, whoever asks them.
+	decisions := decision.NewLog(trail)
 	srv := api.New(api.Config{
 		AllowCORS: cfg.Server.AllowCORS, CORSOrigins: cfg.Server.Origins(), TrustedProxies: cfg.Server.Proxies,
 		MetricsToken: cfg.Ops.MetricsToken.Reveal(), SeparateOps: cfg.Ops.Addr != "",
 	}, api.Deps{
-		Policy:    svc,
-		Workflows: workflow.New(svc),
+		Policy:    decision.New(svc, decisions),
+		Workflows: workflow.New(svc, decisions),
 		Ready:     readiness(db, svc, reads, writes),
 		Audit:     guardedAudit{Trail: trail, reads: reads},
 		Metrics:   mx,

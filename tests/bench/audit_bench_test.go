@@ -33,6 +33,7 @@ import (
 	"github.com/ourway/auth/api"
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/audit/auditdb"
+	"github.com/ourway/auth/decision"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/internal/testenv"
 	"github.com/ourway/auth/policy"
@@ -173,7 +174,9 @@ type server struct {
 func newServer(b *testing.B, dialect string, decisions audit.Decisions) *server {
 	b.Helper()
 	st := newStack(b, dialect, decisions)
-	srv := api.New(api.Config{}, api.Deps{Policy: st.svc, Workflows: workflow.New(st.svc), Audit: st.trail, Logger: quiet})
+	recorded := decision.NewLog(st.trail)
+	srv := api.New(api.Config{}, api.Deps{Policy: decision.New(st.svc, recorded), Workflows: workflow.New(st.svc, recorded),
+		Audit: st.trail, Logger: quiet})
 	hs := httptest.NewServer(srv.Handler())
 	b.Cleanup(hs.Close)
 	return &server{stack: st, url: hs.URL}
