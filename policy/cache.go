@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/ourway/auth/audit"
@@ -157,7 +156,7 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 			break
 		}
 		if attempt == maxStaleRetries {
-			return false, fmt.Errorf("%w: tenant changed concurrently, try again", ErrUnavailable)
+			return false, &UnavailableError{Err: errors.New("tenant changed concurrently, try again")}
 		}
 		if err := s.loadTenant(ctx, t); err != nil {
 			return false, err

@@ -87,7 +87,7 @@ func newGuarded(t *testing.T, errs int, open, timeout time.Duration, failure fun
 	ro, wo := o, o
 	ro.Name, wo.Name = "database_read", "database_write"
 	g := guarded{store: store, reads: breaker.New(ro), writes: breaker.New(wo)}
-	svc, err := policy.New(store, auth.DefaultModel, policy.Options{Reads: g.reads, Writes: g.writes, Timeout: timeout})
+	svc, err := policy.New(policydb.Guard(store, g.reads, g.writes), auth.DefaultModel, policy.Options{Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestLoadedTenantsAnswerDuringOutage(t *testing.T) {
 	populate(t, ctx, g.svc, cold)
 	// Drop cold from memory: a fresh service over the same store, which has
 	// loaded only the first tenant.
-	svc, err := policy.New(g.store, auth.DefaultModel, policy.Options{Reads: g.reads, Writes: g.writes, Timeout: time.Second})
+	svc, err := policy.New(policydb.Guard(g.store, g.reads, g.writes), auth.DefaultModel, policy.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -194,10 +194,10 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		return store.Changed(ctx, policy.KeyHash(handle))
 	}})
 	queue := audit.NewQueue(func(ctx context.Context, recs []audit.Record) error {
-		return writes.Run(ctx, func(ctx context.Context) error { return trail.WriteBatch(ctx, recs) })
+		return trail.WriteBatch(ctx, recs)
 	}, audit.QueueOptions{Size: cfg.Audit.QueueSize, Overflow: audit.Overflow(cfg.Audit.Overflow),
 		BlockTimeout: cfg.Ops.AuditBlockTimeout, Logger: log})
-	trail = audit.NewTrail(keys, auditStore, queue, audit.TrailOptions{
+	trail = audit.NewTrail(keys, auditdb.Guard(auditStore, reads, writes), queue, audit.TrailOptions{
 		Decisions:   audit.Decisions(cfg.Audit.Decisions),
 		Stream:      log.With("log", "audit"),
 		AfterCommit: sqldb.AfterCommit,
@@ -244,12 +244,10 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		return err
 	}
 	defer closeLimiter()
-	svc, err := policy.New(store, cfg.Policy.ModelText, policy.Options{
+	svc, err := policy.New(policydb.Guard(store, reads, writes), cfg.Policy.ModelText, policy.Options{
 		IdleTimeout:  cfg.Policy.TenantIdleTimeout,
 		MaxRoleDepth: cfg.Policy.MaxRoleDepth,
 		Recorder:     trail,
-		Reads:        reads,
-		Writes:       writes,
 		Timeout:      cfg.Ops.DBTimeout,
 		Publisher:    syncer,
 		Logger:       log,
@@ -264,9 +262,9 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	}
 	defer syncer.Stop()
 	registerSyncMetrics(mx, syncer)
-	keyring := policy.NewKeys(store, policy.KeyOptions{
+	keyring := policy.NewKeys(policydb.GuardKeys(store, reads, writes), policy.KeyOptions{
 		RegisteredOnly: cfg.Keys.RegisteredOnly, RotationGrace: cfg.Keys.RotationGrace,
-		CacheTTL: cfg.Keys.CacheTTL, Recorder: trail, Reads: reads, Writes: writes,
+		CacheTTL: cfg.Keys.CacheTTL, Recorder: trail,
 	})
 	tokenCfg, err := tokenConfig(cfg, log)
 	if err != nil {
@@ -285,12 +283,12 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		Policy:      svc,
 		Workflows:   workflow.New(svc),
 		Ready:       readiness(db, svc, reads, writes),
-		Audit:       guardedAudit{Trail: trail, reads: reads},
+		Audit:       trail,
 		Metrics:     mx,
 		Keys:        keyring,
 		Tokens:      tokenCfg,
 		Provider:    providerCfg,
-		Tenants:     policy.NewTenants(store, policy.TenantOptions{CacheTTL: cfg.Keys.CacheTTL, Reads: reads}),
+		Tenants:     policy.NewTenants(policydb.GuardTenants(store, reads), policy.TenantOptions{CacheTTL: cfg.Keys.CacheTTL}),
 		RateLimiter: limiter,
 		Logger:      log,
 	})
