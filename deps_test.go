@@ -96,3 +96,16 @@ func TestDependencyDirection(t *testing.T) {
 		}
 	}
 }
+
+// Circuit breakers sit at the storage boundary (policydb.Guard,
+// auditdb.Guard): the policy core and the audit trail see only their own
+// interfaces and errors, never the breaker package.
+func TestCoreDoesNotImportBreakers(t *testing.T) {
+	for _, pkg := range []string{module + "/policy", module + "/audit"} {
+		for _, d := range goList(t, "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", pkg) {
+			if d == module+"/internal/breaker" || strings.HasPrefix(d, "github.com/eapache/go-resiliency") {
+				t.Errorf("%s depends on %s", pkg, d)
+			}
+		}
+	}
+}

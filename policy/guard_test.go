@@ -360,3 +360,28 @@ func TestReadyLooksPastBreakers(t *testing.T) {
 		t.Errorf("Ready with the database closed = nil, want an error")
 	}
 }
+
+// Ready looks past the store's breakers (the decorator unwraps): with the
+// read breaker open and the database up it passes, while the service sees
+// its store as down (and keeps its idle tenants).
+func TestReadyLooksPastGuardedStore(t *testing.T) {
+	ctx := context.Background()
+	g := newGuarded(t, 1, time.Minute, time.Second, nil)
+	if policy.StoreDown(g.svc) {
+		t.Fatal("store down with both breakers closed")
+	}
+	g.store.mode.Store(int32(refused))
+	if _, err := g.svc.HasPermission(ctx, mustKey(t, keyA), "alice", "read"); !errors.Is(err, policy.ErrUnavailable) {
+		t.Fatalf("HasPermission of a tenant not loaded during the outage: %v, want ErrUnavailable", err)
+	}
+	if got := g.reads.State(); got != breaker.Open {
+		t.Fatalf("read breaker = %v, want open", got)
+	}
+	if !policy.StoreDown(g.svc) {
+		t.Error("store not down with the read breaker open")
+	}
+	g.store.mode.Store(int32(up))
+	if err := g.svc.Ready(ctx); err != nil {
+		t.Errorf("Ready with the database back and the read breaker still open = %v, want nil", err)
+	}
+}
