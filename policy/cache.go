@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/ourway/auth/audit"
@@ -156,7 +157,7 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 			break
 		}
 		if attempt == maxStaleRetries {
-			return false, &UnavailableError{Err: errors.New("tenant changed concurrently, try again")}
+			return false, fmt.Errorf("%w: tenant changed concurrently, try again", ErrUnavailable)
 		}
 		if err := s.loadTenant(ctx, t); err != nil {
 			return false, err

@@ -21,7 +21,7 @@ func (s *Service) bound(ctx context.Context) (context.Context, context.CancelFun
 func lockTenant(ctx context.Context, t *tenant) error {
 	if err := t.writeMu.lock(ctx); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return &UnavailableError{Err: fmt.Errorf("timed out waiting for the tenant's earlier change: %w", err)}
+			return fmt.Errorf("%w: timed out waiting for the tenant's earlier change: %w", ErrUnavailable, err)
 		}
 		return err
 	}

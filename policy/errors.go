@@ -3,7 +3,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"time"
 )
 
 // Sentinel errors of the policy core. The HTTP layer maps them to statuses in
@@ -17,9 +16,12 @@ var (
 	// ErrRoleDepth is returned when a role-inheritance link would make a chain
 	// deeper than the configured maximum.
 	ErrRoleDepth = errors.New("policy: role inheritance chain too deep")
-	// ErrUnavailable is matched by every error of an operation the store
-	// could not serve now (see UnavailableError): the HTTP layer answers it
-	// with 503 and Retry-After.
+	// ErrUnavailable is matched by the error of an operation that could not
+	// be served now: the store is unreachable or too slow (a circuit breaker
+	// rejected the call or counted its failure, see policydb.Guard; the
+	// error then carries the breaker's retry hint), or the tenant's lock
+	// could not be had in time. The HTTP layer answers it with 503 and
+	// Retry-After.
 	ErrUnavailable = errors.New("policy: storage unavailable")
 	// ErrTenantCreationRefused is returned by a write that would create a
 	// tenant when Options.Admit refuses it (the admission's error is
@@ -39,28 +41,6 @@ func (e *NameError) Error() string {
 
 // Unwrap lets errors.Is(err, ErrInvalidName) match.
 func (e *NameError) Unwrap() error { return ErrInvalidName }
-
-// UnavailableError is the error of an operation that could not be served
-// now: the store is unreachable or too slow (a circuit breaker rejected the
-// call or counted its failure), or the tenant's lock could not be had in
-// time. It matches ErrUnavailable and wraps its cause.
-type UnavailableError struct {
-	Err error
-	// Retry is how long the caller should wait before trying again (0: no
-	// hint).
-	Retry time.Duration
-}
-
-func (e *UnavailableError) Error() string { return ErrUnavailable.Error() + ": " + e.Err.Error() }
-
-// Unwrap returns the cause.
-func (e *UnavailableError) Unwrap() error { return e.Err }
-
-// Is matches ErrUnavailable.
-func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
-
-// RetryAfter is the retry hint (for a Retry-After header).
-func (e *UnavailableError) RetryAfter() time.Duration { return e.Retry }
 
 // IsDomainError reports whether err is an answer of the policy core rather
 // than a failure of its store: a change the core refused (a role cycle, a

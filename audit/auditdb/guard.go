@@ -3,7 +3,6 @@ package auditdb
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/internal/breaker"
@@ -14,16 +13,14 @@ import (
 // because its tenant's chain is missing is an answer, never a failure of
 // the database.
 var guard = breaker.Guard{
-	Domain: func(err error) bool { return errors.Is(err, audit.ErrChainMissing) },
-	Unavailable: func(cause error, retry time.Duration) error {
-		return &audit.UnavailableError{Err: cause, Retry: retry}
-	},
+	Domain:      func(err error) bool { return errors.Is(err, audit.ErrChainMissing) },
+	Unavailable: audit.ErrUnavailable,
 }
 
 // Guard returns s with its calls run through circuit breakers: List through
-// reads, Append through writes, so that a database outage fails fast with a
-// *audit.UnavailableError (matching audit.ErrUnavailable, wrapping the
-// breaker's error, with its retry hint) rather than hang. Every other error
+// reads, Append through writes, so that a database outage fails fast with an
+// error matching audit.ErrUnavailable that wraps the breaker's error (whose
+// RetryAfter is the retry hint) rather than hang. Every other error
 // passes through untouched. An Append inside a transaction carried by ctx
 // (a change's record) is not guarded on its own: the transaction it joins
 // is, by its own store's breaker. A nil breaker lets its calls through.

@@ -3,7 +3,7 @@ package breaker
 import (
 	"context"
 	"errors"
-	"time"
+	"fmt"
 )
 
 // Guard says, in the terms of the domain a store serves, what a call
@@ -15,16 +15,16 @@ type Guard struct {
 	// it never counts against the dependency, whatever the breaker's
 	// classifier says, and is returned unchanged (nil: no error is).
 	Domain func(error) bool
-	// Unavailable turns a failure that makes the dependency unavailable
-	// (cause: the breaker's error, or a deadline that ran out) into the
-	// domain's own error, carrying retry, the breaker's hint (0: none).
-	Unavailable func(cause error, retry time.Duration) error
+	// Unavailable is the domain's own sentinel for a dependency that cannot
+	// serve the call now.
+	Unavailable error
 }
 
 // Run calls fn through b, or directly when b is nil. A call the breaker
-// rejected, a failure it counted and a deadline that ran out come back
-// through g.Unavailable; a domain answer and any other error come back
-// unchanged.
+// rejected, a failure it counted and a deadline that ran out come back as
+// an error that matches g.Unavailable and wraps the breaker's error (its
+// RetryAfter is the hint for the caller); a domain answer and any other
+// error come back unchanged.
 func (g Guard) Run(ctx context.Context, b *Breaker, fn func(ctx context.Context) error) error {
 	if b == nil {
 		return fn(ctx)
@@ -42,12 +42,7 @@ func (g Guard) Run(ctx context.Context, b *Breaker, fn func(ctx context.Context)
 		return domain
 	}
 	if errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-		var retry time.Duration
-		var be *Error
-		if errors.As(err, &be) {
-			retry = be.RetryAfter()
-		}
-		return g.Unavailable(err, retry)
+		return fmt.Errorf("%w: %w", g.Unavailable, err)
 	}
 	return err
 }

@@ -15,19 +15,14 @@ import (
 // call goes through the right breaker (lookups and loads through reads,
 // transactions and other writes through writes) and an infrastructure
 // failure, a call the breaker rejects or a deadline that runs out comes back
-// as a *policy.UnavailableError (matching policy.ErrUnavailable, wrapping
-// the breaker's error, with its retry hint). Every other error passes
+// as an error matching policy.ErrUnavailable that wraps the breaker's error
+// (whose RetryAfter is the retry hint). Every other error passes
 // through untouched, and the core's own answers (policy.IsDomainError)
 // never count against the database, whatever the breaker's classifier says.
 // A nil breaker lets its calls through unguarded.
 
 // guard reports outcomes in the policy core's terms.
-var guard = breaker.Guard{
-	Domain: policy.IsDomainError,
-	Unavailable: func(cause error, retry time.Duration) error {
-		return &policy.UnavailableError{Err: cause, Retry: retry}
-	},
-}
+var guard = breaker.Guard{Domain: policy.IsDomainError, Unavailable: policy.ErrUnavailable}
 
 // Guard returns s with its calls run through the breakers: FindTenant and
 // LoadTenant through reads, Change through writes. Ping is not guarded (it
