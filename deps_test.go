@@ -41,15 +41,19 @@ var unlayered = []string{"tests/..."}
 
 // forbidden lists, per package, modules that it must not depend on
 // (directly or through other packages): the policy and audit cores know
-// neither HTTP, nor gorm, nor Casbin's adapters; the HTTP layer does not
+// neither HTTP, nor gorm, nor Casbin's adapters, nor circuit breakers; the HTTP layer does not
 // reach into storage or Casbin itself.
 var forbidden = []struct {
 	pkg    string
 	deps   []string // import paths or prefixes ending in "/"
 	direct bool     // only the package's own imports count
 }{
-	{"policy", []string{"github.com/labstack/echo/", "gorm.io/", "github.com/casbin/gorm-adapter/", "github.com/casbin/redis-watcher/"}, false},
-	{"audit", []string{"github.com/labstack/echo/", "gorm.io/", "github.com/casbin/"}, false},
+	// Circuit breakers sit at the storage boundary (policydb.Guard,
+	// auditdb.Guard): the cores see only their own errors.
+	{"policy", []string{"github.com/labstack/echo/", "gorm.io/", "github.com/casbin/gorm-adapter/", "github.com/casbin/redis-watcher/",
+		module + "/internal/breaker", "github.com/eapache/go-resiliency/"}, false},
+	{"audit", []string{"github.com/labstack/echo/", "gorm.io/", "github.com/casbin/",
+		module + "/internal/breaker", "github.com/eapache/go-resiliency/"}, false},
 	{"policy/policydb", []string{"github.com/labstack/echo/"}, false},
 	{"policy/policysync", []string{"github.com/labstack/echo/", "gorm.io/"}, false},
 	{"audit/auditdb", []string{"github.com/labstack/echo/"}, false},
@@ -236,6 +240,8 @@ func TestDependencyRulesCatchViolations(t *testing.T) {
 		{"policy imports echo", "policy", "github.com/labstack/echo/v4", "policy depends on github.com/labstack/echo/v4"},
 		{"audit depends on gorm", "audit", "gorm.io/gorm", "audit depends on gorm.io/gorm"},
 		{"policy imports a Casbin adapter", "policy", "github.com/casbin/gorm-adapter/v3", "policy depends on github.com/casbin/gorm-adapter/v3"},
+		{"policy uses a breaker", "policy", module + "/internal/breaker", "policy depends on " + module + "/internal/breaker"},
+		{"audit uses go-resiliency", "audit", "github.com/eapache/go-resiliency/breaker", "audit depends on github.com/eapache/go-resiliency/breaker"},
 		{"api imports the database package", "api", module + "/internal/sqldb", "api depends on " + module + "/internal/sqldb"},
 		{"api imports Casbin", "api", "github.com/casbin/casbin/v3", "api imports github.com/casbin/casbin/v3"},
 		{"the client imports the server", "client", module + "/policy", "client imports no project package"},

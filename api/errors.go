@@ -79,7 +79,8 @@ func statusOf(err error) (int, string) {
 			"An operator must run `auth-server audit reset` for it before changes are accepted again."
 	case errors.Is(err, policy.ErrTenantCreationRefused):
 		return http.StatusTooManyRequests, "Too many new tenants. Retry later."
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, policy.ErrUnavailable):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, policy.ErrUnavailable), errors.Is(err, audit.ErrUnavailable):
+		// Retry-After: see handleError.
 		return http.StatusServiceUnavailable, "The service is temporarily unavailable."
 	default:
 		return http.StatusInternalServerError, "An internal error occurred"

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/internal/breaker"
 	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/policy"
@@ -70,6 +71,7 @@ func TestUnavailableAnswers503WithRetryAfter(t *testing.T) {
 		{"counted failure", fmt.Errorf("%w: %w", policy.ErrUnavailable, &breaker.Error{Breaker: "db", Err: errors.New("refused"), Retry: time.Second}), 503, "1"},
 		{"deadline", fmt.Errorf("create role: %w", context.DeadlineExceeded), 503, "1"},
 		{"unavailable without hint", policy.ErrUnavailable, 503, "1"},
+		{"audit store unavailable", fmt.Errorf("%w: %w", audit.ErrUnavailable, open), 503, "3"},
 		{"other database error", errors.New("constraint"), 500, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

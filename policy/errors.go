@@ -16,7 +16,12 @@ var (
 	// ErrRoleDepth is returned when a role-inheritance link would make a chain
 	// deeper than the configured maximum.
 	ErrRoleDepth = errors.New("policy: role inheritance chain too deep")
-	// ErrUnavailable is returned when the store cannot be reached.
+	// ErrUnavailable is matched by the error of an operation that could not
+	// be served now: the store is unreachable or too slow (a circuit breaker
+	// rejected the call or counted its failure, see policydb.Guard; the
+	// error then carries the breaker's retry hint), or the tenant's lock
+	// could not be had in time. The HTTP layer answers it with 503 and
+	// Retry-After.
 	ErrUnavailable = errors.New("policy: storage unavailable")
 	// ErrTenantCreationRefused is returned by a write that would create a
 	// tenant when Options.Admit refuses it (the admission's error is
@@ -37,3 +42,22 @@ func (e *NameError) Error() string {
 
 // Unwrap lets errors.Is(err, ErrInvalidName) match.
 func (e *NameError) Unwrap() error { return ErrInvalidName }
+
+// IsDomainError reports whether err is an answer of the policy core rather
+// than a failure of its store: a change the core refused (a role cycle, a
+// chain too deep, an invalid name or client key), a client key's state
+// (rotated, revoked, in its grace period, an ambiguous id), or a change
+// given up because another process changed the tenant first (the core
+// retries it). A store decorator such as a circuit breaker must never count
+// it against the store.
+func IsDomainError(err error) bool {
+	for _, target := range domainErrors {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+var domainErrors = []error{errStale, ErrRoleCycle, ErrRoleDepth, ErrInvalidName, ErrInvalidClientKey,
+	ErrKeyRotated, ErrKeyRevoked, ErrKeyInGrace, ErrKeyIDAmbiguous}

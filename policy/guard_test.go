@@ -87,7 +87,7 @@ func newGuarded(t *testing.T, errs int, open, timeout time.Duration, failure fun
 	ro, wo := o, o
 	ro.Name, wo.Name = "database_read", "database_write"
 	g := guarded{store: store, reads: breaker.New(ro), writes: breaker.New(wo)}
-	svc, err := policy.New(store, auth.DefaultModel, policy.Options{Reads: g.reads, Writes: g.writes, Timeout: timeout})
+	svc, err := policy.New(policydb.Guard(store, g.reads, g.writes), auth.DefaultModel, policy.Options{Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestLoadedTenantsAnswerDuringOutage(t *testing.T) {
 	populate(t, ctx, g.svc, cold)
 	// Drop cold from memory: a fresh service over the same store, which has
 	// loaded only the first tenant.
-	svc, err := policy.New(g.store, auth.DefaultModel, policy.Options{Reads: g.reads, Writes: g.writes, Timeout: time.Second})
+	svc, err := policy.New(policydb.Guard(g.store, g.reads, g.writes), auth.DefaultModel, policy.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,5 +358,30 @@ func TestReadyLooksPastBreakers(t *testing.T) {
 	_ = db.Close()
 	if err := svc.Ready(ctx); err == nil {
 		t.Errorf("Ready with the database closed = nil, want an error")
+	}
+}
+
+// Ready looks past the store's breakers (the decorator unwraps): with the
+// read breaker open and the database up it passes, while the service sees
+// its store as down (and keeps its idle tenants).
+func TestReadyLooksPastGuardedStore(t *testing.T) {
+	ctx := context.Background()
+	g := newGuarded(t, 1, time.Minute, time.Second, nil)
+	if policy.StoreDown(g.svc) {
+		t.Fatal("store down with both breakers closed")
+	}
+	g.store.mode.Store(int32(refused))
+	if _, err := g.svc.HasPermission(ctx, mustKey(t, keyA), "alice", "read"); !errors.Is(err, policy.ErrUnavailable) {
+		t.Fatalf("HasPermission of a tenant not loaded during the outage: %v, want ErrUnavailable", err)
+	}
+	if got := g.reads.State(); got != breaker.Open {
+		t.Fatalf("read breaker = %v, want open", got)
+	}
+	if !policy.StoreDown(g.svc) {
+		t.Error("store not down with the read breaker open")
+	}
+	g.store.mode.Store(int32(up))
+	if err := g.svc.Ready(ctx); err != nil {
+		t.Errorf("Ready with the database back and the read breaker still open = %v, want nil", err)
 	}
 }

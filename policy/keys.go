@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ourway/auth/audit"
-	"github.com/ourway/auth/internal/breaker"
 )
 
 // Errors of client-key resolution and management.
@@ -135,7 +134,9 @@ type KeySelection struct {
 	Except KeyHash
 }
 
-// KeyStore persists client keys (hashes only).
+// KeyStore persists client keys (hashes only). While its lookups answer
+// ErrUnavailable (policydb.GuardKeys), a key resolves from its last lookup,
+// however old, so that loaded tenants keep answering checks from memory.
 type KeyStore interface {
 	// FindKey returns the stored key with this hash.
 	FindKey(ctx context.Context, key KeyHash) (KeyRecord, bool, error)
@@ -174,13 +175,6 @@ type KeyOptions struct {
 	CacheTTL time.Duration
 	// Recorder records rotations and revocations inside their transaction.
 	Recorder audit.Recorder
-	// Reads, when set, is the circuit breaker of key lookups. While the
-	// database is unavailable a key resolves from its last lookup (however
-	// old), so that loaded tenants keep answering checks from memory.
-	Reads *breaker.Breaker
-	// Writes, when set, is the circuit breaker of rotations, revocations
-	// and last-use records.
-	Writes *breaker.Breaker
 	// UseInterval is how often, at most, a key's last use is written to
 	// the database (default one minute): never a write per request.
 	UseInterval time.Duration
@@ -225,7 +219,7 @@ func NewKeys(store KeyStore, opts KeyOptions) *Keys {
 		opts.UseInterval = time.Minute
 	}
 	return &Keys{store: store, opts: opts, now: time.Now,
-		cache:   newLookupCache[KeyHash, cachedKey](opts.CacheTTL, maxCachedKeys, opts.Reads),
+		cache:   newLookupCache[KeyHash, cachedKey](opts.CacheTTL, maxCachedKeys),
 		touches: make(chan struct{}, maxTouches)}
 }
 
@@ -285,8 +279,7 @@ func (k *Keys) touch(ctx context.Context, key KeyHash, now time.Time) {
 		defer func() { <-k.touches }()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		err := guard(ctx, k.opts.Writes, func(ctx context.Context) error { return k.store.TouchKey(ctx, key, at.UTC()) })
-		if err != nil {
+		if err := k.store.TouchKey(ctx, key, at.UTC()); err != nil {
 			// Not recorded: clear the mark so that a later use tries again.
 			k.cache.update(key, func(c *cachedKey) bool {
 				if c.rec.LastUsedAt == nil || !c.rec.LastUsedAt.Equal(at) {
@@ -342,13 +335,11 @@ func (k *Keys) Rotate(ctx context.Context, current KeyHash) (string, time.Time, 
 		return "", time.Time{}, err
 	}
 	expires := now.Add(k.opts.RotationGrace).UTC()
-	err = guard(ctx, k.opts.Writes, func(ctx context.Context) error {
-		return k.store.RotateKey(ctx, current, next, expires, func(ctx context.Context, handle KeyHash) error {
-			return k.opts.Recorder.RecordChange(ctx, audit.Entry{
-				Time: now.UTC(), Tenant: string(handle), Action: audit.RotateKey, Resource: "client_key",
-				Success: true, Details: map[string]any{"grace_seconds": int64(k.opts.RotationGrace / time.Second),
-					"key_id": KeyID(current), "new_key_id": KeyID(next)},
-			})
+	err = k.store.RotateKey(ctx, current, next, expires, func(ctx context.Context, handle KeyHash) error {
+		return k.opts.Recorder.RecordChange(ctx, audit.Entry{
+			Time: now.UTC(), Tenant: string(handle), Action: audit.RotateKey, Resource: "client_key",
+			Success: true, Details: map[string]any{"grace_seconds": int64(k.opts.RotationGrace / time.Second),
+				"key_id": KeyID(current), "new_key_id": KeyID(next)},
 		})
 	})
 	k.Forget(current)
@@ -360,13 +351,8 @@ func (k *Keys) Rotate(ctx context.Context, current KeyHash) (string, time.Time, 
 }
 
 // find looks a key up in the database, past the cache.
-func (k *Keys) find(ctx context.Context, key KeyHash) (rec KeyRecord, found bool, err error) {
-	err = guard(ctx, k.opts.Reads, func(ctx context.Context) error {
-		var err error
-		rec, found, err = k.store.FindKey(ctx, key)
-		return err
-	})
-	return rec, found, err
+func (k *Keys) find(ctx context.Context, key KeyHash) (KeyRecord, bool, error) {
+	return k.store.FindKey(ctx, key)
 }
 
 // stateError is the error of a key in state st doing what only an active
@@ -450,23 +436,18 @@ func (k *Keys) RevokeAll(ctx context.Context, tenantID int64) (int, error) {
 // (other processes stop accepting them within the cache TTL).
 func (k *Keys) revoke(ctx context.Context, sel KeySelection, by string) (int, error) {
 	now := k.now().UTC()
-	var revoked []KeyHash
-	err := guard(ctx, k.opts.Writes, func(ctx context.Context) error {
-		var err error
-		revoked, err = k.store.RevokeKeys(ctx, sel, now, func(ctx context.Context, handle KeyHash, hashes []KeyHash) error {
-			if len(hashes) == 0 && sel.Except == "" {
-				return nil // nothing changed; a caller's request to revoke the others is recorded even so
-			}
-			ids := make([]string, len(hashes))
-			for i, h := range hashes {
-				ids[i] = KeyID(h)
-			}
-			return k.opts.Recorder.RecordChange(ctx, audit.Entry{
-				Time: now, Tenant: string(handle), Action: audit.RevokeKey, Resource: "client_key",
-				Success: true, Details: map[string]any{"revoked": len(hashes), "key_ids": ids, "by": by},
-			})
+	revoked, err := k.store.RevokeKeys(ctx, sel, now, func(ctx context.Context, handle KeyHash, hashes []KeyHash) error {
+		if len(hashes) == 0 && sel.Except == "" {
+			return nil // nothing changed; a caller's request to revoke the others is recorded even so
+		}
+		ids := make([]string, len(hashes))
+		for i, h := range hashes {
+			ids[i] = KeyID(h)
+		}
+		return k.opts.Recorder.RecordChange(ctx, audit.Entry{
+			Time: now, Tenant: string(handle), Action: audit.RevokeKey, Resource: "client_key",
+			Success: true, Details: map[string]any{"revoked": len(hashes), "key_ids": ids, "by": by},
 		})
-		return err
 	})
 	if err != nil {
 		return 0, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ourway/auth/internal/breaker"
 	"github.com/ourway/auth/policy"
+	"github.com/ourway/auth/policy/policydb"
 )
 
 // downKeyStore is a key store whose lookups fail while down is set.
@@ -45,7 +46,7 @@ func TestKeysResolveFromLastLookupWhileUnavailable(t *testing.T) {
 	store := &downKeyStore{rec: policy.KeyRecord{Handle: known, TenantID: 1}}
 	reads := breaker.New(breaker.Options{Name: "database_read", Errors: 1, Timeout: time.Minute,
 		Failure: func(err error) bool { return errors.Is(err, errConnRefused) }})
-	keys := policy.NewKeys(store, policy.KeyOptions{CacheTTL: time.Nanosecond, Reads: reads})
+	keys := policy.NewKeys(policydb.GuardKeys(store, reads, nil), policy.KeyOptions{CacheTTL: time.Nanosecond})
 	if h, err := keys.Resolve(ctx, known); err != nil || h != known {
 		t.Fatalf("Resolve before the outage = %q, %v", h, err)
 	}

@@ -5,19 +5,16 @@ import (
 	"errors"
 	"sync"
 	"time"
-
-	"github.com/ourway/auth/internal/breaker"
 )
 
 // lookupCache remembers database lookups for a while: a lookup younger
-// than ttl is reused, an older one is made again through the read breaker,
-// and while the database is unavailable the last lookup stands, however old
-// (stale if unavailable), so that loaded tenants keep answering. At max
-// entries the cache starts afresh.
+// than ttl is reused, an older one is made again, and while the store
+// answers ErrUnavailable the last lookup stands, however old (stale if
+// unavailable), so that loaded tenants keep answering. At max entries the
+// cache starts afresh.
 type lookupCache[K comparable, V any] struct {
-	ttl   time.Duration
-	max   int
-	reads *breaker.Breaker
+	ttl time.Duration
+	max int
 
 	mu      sync.Mutex
 	entries map[K]cachedLookup[V]
@@ -28,8 +25,8 @@ type cachedLookup[V any] struct {
 	checked time.Time
 }
 
-func newLookupCache[K comparable, V any](ttl time.Duration, max int, reads *breaker.Breaker) *lookupCache[K, V] {
-	return &lookupCache[K, V]{ttl: ttl, max: max, reads: reads, entries: map[K]cachedLookup[V]{}}
+func newLookupCache[K comparable, V any](ttl time.Duration, max int) *lookupCache[K, V] {
+	return &lookupCache[K, V]{ttl: ttl, max: max, entries: map[K]cachedLookup[V]{}}
 }
 
 // get returns the value of key at now: the cached one while it is fresh,
@@ -41,12 +38,7 @@ func (c *lookupCache[K, V]) get(ctx context.Context, key K, now time.Time, load 
 	if ok && now.Sub(e.checked) <= c.ttl {
 		return e.v, nil
 	}
-	var v V
-	err := guard(ctx, c.reads, func(ctx context.Context) error {
-		var err error
-		v, err = load(ctx)
-		return err
-	})
+	v, err := load(ctx)
 	switch {
 	case err != nil && ok && errors.Is(err, ErrUnavailable):
 		return e.v, nil

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/ourway/auth/audit"
-	"github.com/ourway/auth/internal/breaker"
 )
 
 // Options tune a Service. Zero values take the documented defaults.
@@ -32,12 +31,6 @@ type Options struct {
 	Publisher Publisher
 	// Logger receives operational logs (default slog.Default()).
 	Logger *slog.Logger
-	// Reads and Writes, when set, are the circuit breakers of the store's
-	// tenant lookups and loads (Reads) and of its transactions (Writes):
-	// while the database is down they fail fast with ErrUnavailable, and
-	// tenants already loaded keep answering from memory (and are not
-	// evicted).
-	Reads, Writes *breaker.Breaker
 	// Timeout bounds each operation that reaches the store, waiting for a
 	// tenant's lock included (0: no bound).
 	Timeout time.Duration
@@ -56,7 +49,6 @@ type Options struct {
 // Service answers and changes the policies of all tenants.
 type Service struct {
 	store Store
-	base  Store // store without its circuit breakers (for readiness)
 	model modelInfo
 	opts  Options
 	log   *slog.Logger
@@ -81,6 +73,10 @@ type Service struct {
 
 // New builds a Service over store with the model text (a model.conf). It
 // fails, with Casbin's message, on a model it cannot serve.
+//
+// While store fails fast with ErrUnavailable (a store guarded by circuit
+// breakers, see policydb.Guard), tenants already loaded keep answering from
+// memory, and are not evicted while the store says it is unavailable.
 func New(store Store, modelText string, opts Options) (*Service, error) {
 	info, err := ParseModel(modelText)
 	if err != nil {
@@ -101,13 +97,8 @@ func New(store Store, modelText string, opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	base := store
-	if opts.Reads != nil || opts.Writes != nil {
-		store = guardedStore{Store: store, reads: opts.Reads, writes: opts.Writes}
-	}
 	return &Service{
 		store:   store,
-		base:    base,
 		model:   info,
 		opts:    opts,
 		log:     opts.Logger,

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/casbin/casbin/v3/model"
 )
@@ -22,6 +23,15 @@ type Snapshot struct {
 
 // Store is the persistence the policy core needs. Implementations live in
 // policy/policydb.
+//
+// A Store reports an operation it cannot serve now with an error matching
+// ErrUnavailable (policydb.Guard does, for its circuit breakers). A
+// decorator of another Store may also have the methods
+//
+//	Unwrap() Store    // the store it decorates: Ready looks past it
+//	Available() bool  // false while calls fail fast (a breaker is open)
+//
+// and the Service uses them when present.
 type Store interface {
 	// FindTenant returns the id of the tenant with this key hash.
 	FindTenant(ctx context.Context, key KeyHash) (id int64, found bool, err error)
@@ -56,4 +66,41 @@ type Tx interface {
 	// RemoveFilteredRules removes the rules of a ptype whose fields, from
 	// fieldIndex on, equal the given values ("" matches anything).
 	RemoveFilteredRules(ctx context.Context, ptype string, fieldIndex int, values ...string) error
+}
+
+// unwrapper is a Store decorator that gives access to the store it wraps.
+type unwrapper interface{ Unwrap() Store }
+
+// availability is a Store that knows whether it serves calls right now.
+type availability interface{ Available() bool }
+
+// storeDown reports whether the store says it is unavailable (a circuit
+// breaker is not closed): an evicted tenant could not be loaded again.
+func (s *Service) storeDown() bool {
+	a, ok := s.store.(availability)
+	return ok && !a.Available()
+}
+
+// readinessKey is a key hash no tenant has (real ones are 64 hex digits).
+const readinessKey KeyHash = "readiness-probe"
+
+// Ready checks, past the store's decorators (its circuit breakers), that
+// policies can be loaded: the model builds an enforcer and a tenant lookup
+// answers.
+func (s *Service) Ready(ctx context.Context) error {
+	if err := (&tenant{}).empty(s.model); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	base := s.store
+	for {
+		u, ok := base.(unwrapper)
+		if !ok {
+			break
+		}
+		base = u.Unwrap()
+	}
+	if _, _, err := base.FindTenant(ctx, readinessKey); err != nil {
+		return fmt.Errorf("tenant lookup: %w", err)
+	}
+	return nil
 }

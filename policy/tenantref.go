@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/ourway/auth/internal/breaker"
 )
 
 // Errors of tenant references.
@@ -20,7 +18,9 @@ var (
 	ErrTenantInactive = errors.New("policy: tenant has no active client key")
 )
 
-// TenantStore finds registered tenants by id or by handle.
+// TenantStore finds registered tenants by id or by handle. While it answers
+// ErrUnavailable (policydb.GuardTenants), a reference resolves from its last
+// lookup, however old.
 type TenantStore interface {
 	// TenantByID returns the tenant with this id.
 	TenantByID(ctx context.Context, id int64) (TenantInfo, bool, error)
@@ -32,9 +32,6 @@ type TenantStore interface {
 type TenantOptions struct {
 	// CacheTTL bounds how long a lookup is reused (default 5s).
 	CacheTTL time.Duration
-	// Reads, when set, is the circuit breaker of lookups; while the
-	// database is unavailable a reference resolves from its last lookup.
-	Reads *breaker.Breaker
 }
 
 // Tenants resolves references to tenants (the id `auth-server tenant
@@ -63,7 +60,7 @@ func NewTenants(store TenantStore, opts TenantOptions) *Tenants {
 		opts.CacheTTL = 5 * time.Second
 	}
 	return &Tenants{store: store, opts: opts, now: time.Now,
-		cache: newLookupCache[string, cachedTenant](opts.CacheTTL, maxCachedTenants, opts.Reads)}
+		cache: newLookupCache[string, cachedTenant](opts.CacheTTL, maxCachedTenants)}
 }
 
 // ParseTenantRef reads a tenant reference: a tenant id (a positive decimal

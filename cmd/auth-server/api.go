@@ -39,15 +39,15 @@ func newAPI(cfg config.Config, db *sqldb.DB, store *policydb.Store, svc *policy.
 		Policy:    decision.New(svc, decisions),
 		Workflows: workflow.New(svc, decisions),
 		Ready:     readiness(db, svc, reads, writes),
-		Audit:     guardedAudit{Trail: trail, reads: reads},
+		Audit:     trail,
 		Metrics:   mx,
-		Keys: policy.NewKeys(store, policy.KeyOptions{
+		Keys: policy.NewKeys(policydb.GuardKeys(store, reads, writes), policy.KeyOptions{
 			RegisteredOnly: cfg.Keys.RegisteredOnly, RotationGrace: cfg.Keys.RotationGrace,
-			CacheTTL: cfg.Keys.CacheTTL, Recorder: trail, Reads: reads, Writes: writes,
+			CacheTTL: cfg.Keys.CacheTTL, Recorder: trail,
 		}),
 		Tokens:      tokenCfg,
 		Provider:    providerCfg,
-		Tenants:     policy.NewTenants(store, policy.TenantOptions{CacheTTL: cfg.Keys.CacheTTL, Reads: reads}),
+		Tenants:     policy.NewTenants(policydb.GuardTenants(store, reads), policy.TenantOptions{CacheTTL: cfg.Keys.CacheTTL}),
 		RateLimiter: limiter,
 		Logger:      log,
 	})

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/ourway/auth/api"
-	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/internal/breaker"
 	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/metrics"
@@ -20,7 +18,9 @@ import (
 // tenant loads, one for transactions (the policy changes and the audit
 // queue's batches), so that a database that still reads but no longer
 // writes (a failover to a read-only standby, a full disk) keeps tenants
-// loading. Only infrastructure failures count (sqldb.Unavailable).
+// loading. Only infrastructure failures count (sqldb.Unavailable). The
+// stores are guarded by them at the storage boundary (policydb.Guard,
+// GuardKeys, GuardTenants and auditdb.Guard).
 func dbBreakers(cfg config.Config, mx *metrics.Metrics, log *slog.Logger) (reads, writes *breaker.Breaker) {
 	o := breaker.Options{
 		Errors:      cfg.Ops.DBBreakerErrors,
@@ -64,22 +64,3 @@ func readiness(db *sqldb.DB, svc *policy.Service, breakers ...*breaker.Breaker) 
 // auditFlushGrace is how long the audit queue may still write, once the
 // listeners have stopped, what it holds.
 const auditFlushGrace = 5 * time.Second
-
-// guardedAudit reads the audit trail (GET /api/audit) through the read
-// breaker, so that a database outage answers 503 at once rather than hang.
-type guardedAudit struct {
-	*audit.Trail
-	reads *breaker.Breaker
-}
-
-func (g guardedAudit) Search(ctx context.Context, tenant string, q audit.Query) (recs []audit.Record, next int64, err error) {
-	err = g.reads.Run(ctx, func(ctx context.Context) error {
-		var err error
-		recs, next, err = g.Trail.Search(ctx, tenant, q)
-		return err
-	})
-	if errors.Is(err, breaker.ErrUnavailable) {
-		err = fmt.Errorf("%w: %w", policy.ErrUnavailable, err)
-	}
-	return recs, next, err
-}

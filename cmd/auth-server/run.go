@@ -179,7 +179,7 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 	}
 	mx := metrics.New()
 	reads, writes := dbBreakers(cfg, mx, log)
-	trail, queue, auditStore := newAuditTrail(cfg, db, store, keys, writes, mx, log)
+	trail, queue, auditStore := newAuditTrail(cfg, db, store, keys, reads, writes, mx, log)
 	syncer := newReplicaSync(cfg, store, mx, log)
 	sched, err := newScheduler(cfg, auditStore, keys, syncer, log)
 	if err != nil {

@@ -19,12 +19,10 @@ import (
 // Run (a part) evicts idle tenants.
 func newPolicyService(cfg config.Config, store *policydb.Store, trail *audit.Trail, reads, writes *breaker.Breaker,
 	syncer *policysync.Sync, limiter *ratelimit.Limiter, mx *metrics.Metrics, log *slog.Logger) (*policy.Service, error) {
-	svc, err := policy.New(store, cfg.Policy.ModelText, policy.Options{
+	svc, err := policy.New(policydb.Guard(store, reads, writes), cfg.Policy.ModelText, policy.Options{
 		IdleTimeout:  cfg.Policy.TenantIdleTimeout,
 		MaxRoleDepth: cfg.Policy.MaxRoleDepth,
 		Recorder:     trail,
-		Reads:        reads,
-		Writes:       writes,
 		Timeout:      cfg.Ops.DBTimeout,
 		Publisher:    syncer,
 		Logger:       log,

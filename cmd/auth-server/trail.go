@@ -14,11 +14,11 @@ import (
 	"github.com/ourway/auth/policy/policydb"
 )
 
-// newAuditTrail builds the audit trail over the database, with its
-// decision queue (whose batches go through the write breaker) and their
-// metrics. The queue is a part: it writes once it runs.
+// newAuditTrail builds the audit trail over the database, its store
+// guarded by the database breakers (searches by the read one, appends by the
+// write one), with its decision queue and their metrics. The queue is a part: it writes once it runs.
 func newAuditTrail(cfg config.Config, db *sqldb.DB, store *policydb.Store, keys *audit.Keyring,
-	writes *breaker.Breaker, mx *metrics.Metrics, log *slog.Logger) (*audit.Trail, *audit.Queue, *auditdb.Store) {
+	reads, writes *breaker.Breaker, mx *metrics.Metrics, log *slog.Logger) (*audit.Trail, *audit.Queue, *auditdb.Store) {
 	// A tenant that has changed before must have an audit chain: a
 	// missing one is not restarted behind the operator's back.
 	var trail *audit.Trail
@@ -30,10 +30,10 @@ func newAuditTrail(cfg config.Config, db *sqldb.DB, store *policydb.Store, keys 
 		return store.Changed(ctx, policy.KeyHash(handle))
 	}})
 	queue := audit.NewQueue(func(ctx context.Context, recs []audit.Record) error {
-		return writes.Run(ctx, func(ctx context.Context) error { return trail.WriteBatch(ctx, recs) })
+		return trail.WriteBatch(ctx, recs)
 	}, audit.QueueOptions{Size: cfg.Audit.QueueSize, Overflow: audit.Overflow(cfg.Audit.Overflow),
 		BlockTimeout: cfg.Ops.AuditBlockTimeout, FlushTimeout: auditFlushGrace, Logger: log})
-	trail = audit.NewTrail(keys, auditStore, queue, audit.TrailOptions{
+	trail = audit.NewTrail(keys, auditdb.Guard(auditStore, reads, writes), queue, audit.TrailOptions{
 		Decisions:   audit.Decisions(cfg.Audit.Decisions),
 		Stream:      log.With("log", "audit"),
 		AfterCommit: sqldb.AfterCommit,

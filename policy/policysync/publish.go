@@ -24,7 +24,9 @@ func (s *Sync) Publish(ctx context.Context, c policy.Change) error {
 	s.mu.Unlock()
 	err := errors.New("not connected to Redis yet")
 	if w != nil {
-		err = s.brk.Run(func() error { return send(w, c) })
+		// Sending does not depend on the change's request: publish even if
+		// it has ended since the commit.
+		err = s.brk.Run(context.WithoutCancel(ctx), func(context.Context) error { return send(w, c) })
 	}
 	if err != nil {
 		s.publishFailures.Add(1)
@@ -97,7 +99,10 @@ func (s *Sync) flushHints() {
 	}
 	sent := 0
 	for id, v := range hints {
-		if err := s.brk.Run(func() error { return send(w, policy.Change{TenantID: id, Version: v, Reload: true}) }); err != nil {
+		err := s.brk.Run(context.Background(), func(context.Context) error {
+			return send(w, policy.Change{TenantID: id, Version: v, Reload: true})
+		})
+		if err != nil {
 			return // the next pass tries again
 		}
 		s.mu.Lock()

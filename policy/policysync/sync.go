@@ -35,9 +35,9 @@ import (
 	"time"
 
 	rediswatcher "github.com/casbin/redis-watcher/v2"
-	"github.com/eapache/go-resiliency/breaker"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ourway/auth/internal/breaker"
 	"github.com/ourway/auth/internal/schedule"
 	"github.com/ourway/auth/policy"
 )
@@ -137,10 +137,12 @@ func New(store Store, opts Options) *Sync {
 		opts: opts, store: store, log: opts.Logger,
 		pending: map[string]*policy.Change{},
 		dirty:   map[int64]int64{},
-		brk:     breaker.New(3, 1, time.Second),
-		resync:  make(chan struct{}, 1),
-		wake:    make(chan struct{}, 1),
-		echo:    make(chan struct{}, 1),
+		// Publishing fails fast for a second after three failures in a
+		// row (the hints and anti-entropy catch up).
+		brk:    breaker.New(breaker.Options{Name: "replica_publish", Errors: 3, Successes: 1, Timeout: time.Second}),
+		resync: make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
+		echo:   make(chan struct{}, 1),
 	}
 }
 

@@ -236,3 +236,22 @@ func TestJob(t *testing.T) {
 		}
 	}
 }
+
+// A change is published after its commit even if the request that made it
+// has ended meanwhile (its deadline ran out): the breaker does not refuse a
+// publish for its caller's context.
+func TestPublishAfterRequestEnded(t *testing.T) {
+	url := testenv.RedisURL(t)
+	channel, scope := "/auth/test/"+unique(), unique()
+	a, _ := start(t, url, channel, scope)
+	_, fromB := start(t, url, channel, scope)
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.Publish(ended, sample); err != nil {
+		t.Fatalf("Publish with the request's context ended: %v", err)
+	}
+	waitFor(t, 2*time.Second, "b receives the change", func() bool { return len(fromB.got()) == 1 })
+	if st := a.Stats(); st.Published != 1 || st.PublishFailures != 0 {
+		t.Errorf("a's stats %+v, want 1 published, no failure", st)
+	}
+}
