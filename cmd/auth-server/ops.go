@@ -12,10 +12,10 @@ import (
 	"github.com/ourway/auth/api"
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/internal/breaker"
-	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
+	"github.com/ourway/auth/settings"
 )
 
 // dbBreakers are the circuit breakers of the database: one for lookups and
@@ -23,7 +23,7 @@ import (
 // queue's batches), so that a database that still reads but no longer
 // writes (a failover to a read-only standby, a full disk) keeps tenants
 // loading. Only infrastructure failures count (sqldb.Unavailable).
-func dbBreakers(cfg config.Config, mx *metrics.Metrics, log *slog.Logger) (reads, writes *breaker.Breaker) {
+func dbBreakers(cfg settings.Config, mx *metrics.Metrics, log *slog.Logger) (reads, writes *breaker.Breaker) {
 	o := breaker.Options{
 		Errors:      cfg.Ops.DBBreakerErrors,
 		Timeout:     cfg.Ops.DBBreakerTimeout,
@@ -89,7 +89,7 @@ func (g guardedAudit) Search(ctx context.Context, tenant string, q audit.Query) 
 // serveOps serves h (/metrics, /health, /ready) on AUTH_OPS_ADDR. The
 // listener's failure arrives on the channel; the returned function stops it
 // at once (scrapes and probes have nothing worth waiting for).
-func serveOps(cfg config.Config, h http.Handler, log *slog.Logger) (func(), <-chan error, error) {
+func serveOps(cfg settings.Config, h http.Handler, log *slog.Logger) (func(), <-chan error, error) {
 	ln, err := net.Listen("tcp", cfg.Ops.Addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen on %s (AUTH_OPS_ADDR): %w", cfg.Ops.Addr, err)

@@ -1,4 +1,4 @@
-package config_test
+package settings_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"github.com/ourway/auth"
 	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/ratelimit"
+	"github.com/ourway/auth/settings"
 )
 
 // env is a fake environment.
@@ -29,9 +30,9 @@ func env(kv ...string) func(string) string {
 // testJWTSecret is a strong JWT secret: production mode requires one.
 const testJWTSecret = "9d4c2b7e1f8a3605c7e2d9b41a6f8c3e"
 
-func load(t *testing.T, kv ...string) (config.Config, error) {
+func load(t *testing.T, kv ...string) (settings.Config, error) {
 	t.Helper()
-	return config.Load(auth.DefaultConfig, auth.DefaultModel, env(append([]string{"JWT_SECRET_KEY", testJWTSecret}, kv...)...))
+	return settings.Load(env(append([]string{"JWT_SECRET_KEY", testJWTSecret}, kv...)...))
 }
 
 func writeFile(t *testing.T, name, text string) string {
