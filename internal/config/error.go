@@ -22,6 +22,8 @@ type Error struct {
 	Reason string
 }
 
+// Error names the setting (its key in the file when the value came from
+// one), the value unless hidden, and the reason.
 func (e *Error) Error() string {
 	name := e.Setting
 	if e.File != "" && e.Key != "" {
@@ -54,6 +56,7 @@ type FieldError struct {
 	Reason string
 }
 
+// Error names the field by its Go name (Load names it by its variable).
 func (e *FieldError) Error() string {
 	if e.Value == "" {
 		return e.Field + ": " + e.Reason
