@@ -23,7 +23,7 @@ var layers = []struct {
 	packages []string // paths relative to the module; "x/..." for x and below
 }{
 	{"cmd", []string{"cmd/..."}},
-	{"root", []string{""}}, // the embedded defaults and the settings they compose
+	{"root", []string{"", "settings/..."}}, // the embedded defaults, and the settings composed of every package's section
 	{"api", []string{"api/..."}},
 	{"workflow", []string{"workflow/..."}},
 	{"decision", []string{"decision/..."}}, // records the core's answers
@@ -206,7 +206,8 @@ func importGraph(t *testing.T) map[string][]string {
 }
 
 // TestDependencyRules: the module's imports follow the layers
-// (cmd → root → api → workflow → decision → policy → audit → internal) and the
+// (cmd → root and settings → api → workflow → decision → policy → audit →
+// internal) and the
 // forbidden-dependency rules above.
 func TestDependencyRules(t *testing.T) {
 	graph := importGraph(t)
@@ -231,6 +232,7 @@ func TestDependencyRulesCatchViolations(t *testing.T) {
 	}{
 		{"policy imports api", "policy", module + "/api", "layer policy imports layer api"},
 		{"api imports cmd", "api", module + "/cmd/auth-server", "layer api imports layer cmd"},
+		{"policy imports settings", "policy", module + "/settings", "layer policy imports layer root"},
 		{"workflow imports api", "workflow", module + "/api", "layer workflow imports layer api"},
 		{"decision imports workflow", "decision", module + "/workflow", "layer decision imports layer workflow"},
 		{"audit imports policy", "audit", module + "/policy", "layer audit imports layer policy"},

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ourway/auth/internal/testenv"
+	"github.com/ourway/auth/settings"
 )
 
 // The live tests run the real auth-server binary, built once by TestMain,
@@ -124,14 +125,15 @@ type server struct {
 
 const startTimeout = 30 * time.Second
 
-// configVars are the settings auth-server reads besides the AUTH_* ones; a
-// test server never inherits them.
-var configVars = map[string]bool{
-	"POSTGRESQL_URL": true, "JWT_SECRET_KEY": true, "JWT_ALGORITHM": true,
-	"JWT_ACCESS_TOKEN_EXPIRE_MINUTES": true, "ENABLE_ENCRYPTION": true, "ENCRYPTION_KEY": true,
-	"ENCRYPTION_KEY_PREVIOUS": true, "RATE_LIMIT_DEFAULT": true, "RATELIMIT_STORAGE_URL": true,
-	"SERVER_HOST": true, "SERVER_PORT": true, "ALLOW_CORS": true, "CORS_ORIGINS": true,
-}
+// configVars are the variables auth-server reads (settings.Variables, AUTH_*
+// ones included); a test server never inherits them.
+var configVars = func() map[string]bool {
+	m := map[string]bool{}
+	for _, v := range settings.Variables() {
+		m[v.Name] = true
+	}
+	return m
+}()
 
 // serverEnv is the environment of a test server: the test's own, without
 // any setting of auth-server, plus a random port and dbPath; extra entries

@@ -7,25 +7,21 @@ import (
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/decision"
 	"github.com/ourway/auth/internal/breaker"
-	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/jwks"
 	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/internal/ratelimit"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policydb"
+	"github.com/ourway/auth/settings"
 	"github.com/ourway/auth/workflow"
 )
 
-// newAPI builds the HTTP API over the policy core, and the identity
-// provider's key set to refresh in the background (nil without
-// AUTH_JWKS_URL).
-func newAPI(cfg config.Config, db *sqldb.DB, store *policydb.Store, svc *policy.Service, trail *audit.Trail,
+// newAPI builds the HTTP API over the policy core, issuing and checking
+// tokens per tokenCfg, and the identity provider's key set to refresh in
+// the background (nil without AUTH_JWKS_URL).
+func newAPI(cfg settings.Config, db *sqldb.DB, store *policydb.Store, svc *policy.Service, trail *audit.Trail, tokenCfg *api.TokenConfig,
 	reads, writes *breaker.Breaker, limiter *ratelimit.Limiter, mx *metrics.Metrics, log *slog.Logger) (*api.Server, *jwks.Set, error) {
-	tokenCfg, err := tokenConfig(cfg, log)
-	if err != nil {
-		return nil, nil, err
-	}
 	providerCfg, providerKeys, err := providerConfig(cfg, mx, log)
 	if err != nil {
 		return nil, nil, err

@@ -21,17 +21,17 @@ import (
 
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/audit/auditdb"
-	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policydb"
+	"github.com/ourway/auth/settings"
 )
 
 // auditKeyring resolves the audit key: AUTH_AUDIT_KEY, else the file named
 // by AUTH_AUDIT_KEY_FILE; in development mode only, a key generated once
 // and kept in a file beside the database. Outside development mode a
 // missing or weak key refuses to start.
-func auditKeyring(cfg config.Config, log *slog.Logger) (*audit.Keyring, error) {
+func auditKeyring(cfg settings.Config, log *slog.Logger) (*audit.Keyring, error) {
 	key, source := cfg.Audit.Key.Reveal(), "AUTH_AUDIT_KEY"
 	if key == "" && cfg.Audit.KeyFile != "" {
 		b, err := os.ReadFile(cfg.Audit.KeyFile)
@@ -64,7 +64,7 @@ func auditKeyring(cfg config.Config, log *slog.Logger) (*audit.Keyring, error) {
 }
 
 // developmentKey returns the development audit key, creating it on first use.
-func developmentKey(cfg config.Config) (string, string, error) {
+func developmentKey(cfg settings.Config) (string, string, error) {
 	path := cfg.Database.Path + ".audit-key"
 	if cfg.Database.Type != "sqlite" {
 		home, err := os.UserHomeDir()
@@ -112,11 +112,11 @@ and its public key to FILE.pub.
 `
 
 // auditCommand runs `auth-server audit …`.
-func auditCommand(ctx context.Context, args []string, cfg config.Config, db *sqldb.DB, log *slog.Logger, stdout io.Writer) error {
+func auditCommand(ctx context.Context, args []string, cfg settings.Config, db *sqldb.DB, log *slog.Logger, stdout io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("missing audit command\n\n%s", auditUsage)
 	}
-	var run func(ctx context.Context, args []string, cfg config.Config, db *sqldb.DB, log *slog.Logger, stdout io.Writer) error
+	var run func(ctx context.Context, args []string, cfg settings.Config, db *sqldb.DB, log *slog.Logger, stdout io.Writer) error
 	switch args[0] {
 	case "verify":
 		run = auditVerify
@@ -145,7 +145,7 @@ func auditFlags(name string, args []string, define func(fs *flag.FlagSet)) error
 }
 
 // auditVerify runs `auth-server audit verify`.
-func auditVerify(ctx context.Context, args []string, cfg config.Config, db *sqldb.DB, log *slog.Logger, stdout io.Writer) error {
+func auditVerify(ctx context.Context, args []string, cfg settings.Config, db *sqldb.DB, log *slog.Logger, stdout io.Writer) error {
 	var tenantKey, cpFile, cpPub string
 	if err := auditFlags("verify", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&tenantKey, "tenant", "", "client key of the tenant to verify (default: every tenant)")
@@ -301,7 +301,7 @@ func verifyCheckpoints(ctx context.Context, store *auditdb.Store, file string, p
 }
 
 // auditReset runs `auth-server audit reset`.
-func auditReset(ctx context.Context, args []string, cfg config.Config, db *sqldb.DB, log *slog.Logger, stdout io.Writer) error {
+func auditReset(ctx context.Context, args []string, cfg settings.Config, db *sqldb.DB, log *slog.Logger, stdout io.Writer) error {
 	var tenantArg, note string
 	var yes bool
 	if err := auditFlags("reset", args, func(fs *flag.FlagSet) {
@@ -382,7 +382,7 @@ func resolveTenant(ctx context.Context, store *policydb.Store, arg string) (int6
 }
 
 // auditCheckpoint runs `auth-server audit checkpoint`.
-func auditCheckpoint(ctx context.Context, args []string, cfg config.Config, db *sqldb.DB, log *slog.Logger, stdout io.Writer) error {
+func auditCheckpoint(ctx context.Context, args []string, cfg settings.Config, db *sqldb.DB, log *slog.Logger, stdout io.Writer) error {
 	sink := cfg.Audit.CheckpointSink
 	if err := auditFlags("checkpoint", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&sink, "sink", sink, "a file path, stdout or log")

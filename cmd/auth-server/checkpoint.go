@@ -15,12 +15,12 @@ import (
 
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/audit/auditdb"
-	"github.com/ourway/auth/internal/config"
+	"github.com/ourway/auth/settings"
 )
 
 // checkpointSigner reads the checkpoint signing key named by
 // AUTH_AUDIT_CHECKPOINT_KEY_FILE.
-func checkpointSigner(cfg config.Config) (*audit.CheckpointSigner, error) {
+func checkpointSigner(cfg settings.Config) (*audit.CheckpointSigner, error) {
 	if cfg.Audit.CheckpointKeyFile == "" {
 		return nil, errors.New("AUTH_AUDIT_CHECKPOINT_KEY_FILE is required: an Ed25519 private key in PEM " +
 			"(`auth-server audit checkpoint-keygen --out FILE`, or `openssl genpkey -algorithm ed25519 -out FILE`)")
@@ -169,7 +169,7 @@ func readCheckpoints(path string, pub ed25519.PublicKey) ([]audit.Checkpoint, []
 // checkpointPublicKey is the trusted public key: --checkpoint-pubkey, else
 // the one of AUTH_AUDIT_CHECKPOINT_KEY_FILE. The key written in the
 // checkpoints themselves is never trusted.
-func checkpointPublicKey(cfg config.Config, file string) (ed25519.PublicKey, error) {
+func checkpointPublicKey(cfg settings.Config, file string) (ed25519.PublicKey, error) {
 	setting := "--checkpoint-pubkey"
 	if file == "" {
 		if cfg.Audit.CheckpointKeyFile == "" {

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/ourway/auth/api"
-	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/lifecycle"
+	"github.com/ourway/auth/settings"
 )
 
 // listener is an HTTP server on an open listener, run as a part: it serves
@@ -27,7 +27,7 @@ type listener struct {
 
 // newListener opens addr for h; setting names the address's variables in
 // the error.
-func newListener(cfg config.Server, addr, setting string, h http.Handler, drain time.Duration, log *slog.Logger) (*listener, error) {
+func newListener(cfg api.ServerConfig, addr, setting string, h http.Handler, drain time.Duration, log *slog.Logger) (*listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s (%s): %w", addr, setting, err)
@@ -78,7 +78,7 @@ func (l *listener) Run(ctx context.Context) error {
 // listener (/metrics, /health, /ready), which stops at once: scrapes and
 // probes have nothing worth waiting for. The ops listener comes first, so
 // that it stops after the API has drained.
-func listeners(cfg config.Config, srv *api.Server, log *slog.Logger) ([]lifecycle.Part, string, error) {
+func listeners(cfg settings.Config, srv *api.Server, log *slog.Logger) ([]lifecycle.Part, string, error) {
 	web, err := newListener(cfg.Server, cfg.Server.Addr(), "SERVER_HOST/SERVER_PORT", srv.Handler(), cfg.Server.ShutdownTimeout, log)
 	if err != nil {
 		return nil, "", err

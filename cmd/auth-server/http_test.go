@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/ourway/auth/internal/config"
+	"github.com/ourway/auth/api"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -36,7 +36,7 @@ func blocking(in chan<- struct{}, release <-chan struct{}) http.Handler {
 // listener's URL, a cancel that stops it, and Run's result.
 func startListener(t *testing.T, h http.Handler, drain time.Duration) (string, context.CancelFunc, <-chan error) {
 	t.Helper()
-	l, err := newListener(config.Server{}, "127.0.0.1:0", "TEST_ADDR", h, drain, quiet)
+	l, err := newListener(api.ServerConfig{}, "127.0.0.1:0", "TEST_ADDR", h, drain, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestListenerDrainTimeout(t *testing.T) {
 // without a drain (the ops listener) stops at once.
 func TestListenerFailsAndStops(t *testing.T) {
 	t.Run("serve fails", func(t *testing.T) {
-		l, err := newListener(config.Server{}, "127.0.0.1:0", "TEST_ADDR", http.NotFoundHandler(), 0, quiet)
+		l, err := newListener(api.ServerConfig{}, "127.0.0.1:0", "TEST_ADDR", http.NotFoundHandler(), 0, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,12 +126,12 @@ func TestListenerFailsAndStops(t *testing.T) {
 		}
 	})
 	t.Run("address in use", func(t *testing.T) {
-		l, err := newListener(config.Server{}, "127.0.0.1:0", "TEST_ADDR", http.NotFoundHandler(), 0, quiet)
+		l, err := newListener(api.ServerConfig{}, "127.0.0.1:0", "TEST_ADDR", http.NotFoundHandler(), 0, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer l.ln.Close()
-		_, err = newListener(config.Server{}, l.Addr(), "TEST_ADDR", http.NotFoundHandler(), 0, quiet)
+		_, err = newListener(api.ServerConfig{}, l.Addr(), "TEST_ADDR", http.NotFoundHandler(), 0, quiet)
 		if want := "listen on " + l.Addr() + " (TEST_ADDR): "; err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("newListener on a used address = %v, want %q…", err, want)
 		}

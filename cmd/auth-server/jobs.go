@@ -8,9 +8,9 @@ import (
 
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/audit/auditdb"
-	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/schedule"
 	"github.com/ourway/auth/policy/policysync"
+	"github.com/ourway/auth/settings"
 )
 
 // retentionEvery is how often the audit retention purge runs.
@@ -20,16 +20,13 @@ const retentionEvery = time.Hour
 // anti-entropy pass, the signed audit checkpoints (with
 // AUTH_AUDIT_CHECKPOINT_INTERVAL) and the hourly audit retention purge
 // (with AUTH_AUDIT_RETENTION_DAYS).
-func newScheduler(cfg config.Config, store *auditdb.Store, keys *audit.Keyring, syncer *policysync.Sync, log *slog.Logger) (*schedule.Scheduler, error) {
+func newScheduler(cfg settings.Config, store *auditdb.Store, keys *audit.Keyring, signer *audit.CheckpointSigner,
+	syncer *policysync.Sync, log *slog.Logger) (*schedule.Scheduler, error) {
 	s := schedule.New(schedule.Options{Logger: log})
 	if err := s.Add(syncer.Job()); err != nil {
 		return nil, err
 	}
-	if cfg.Audit.CheckpointInterval > 0 {
-		signer, err := checkpointSigner(cfg)
-		if err != nil {
-			return nil, err
-		}
+	if signer != nil { // with AUTH_AUDIT_CHECKPOINT_INTERVAL
 		w := &checkpointWriter{store: store, keys: keys, signer: signer, sink: cfg.Audit.CheckpointSink,
 			stdout: os.Stdout, log: log, now: time.Now}
 		if err := s.Add(schedule.Job{Name: "audit checkpoints", Every: cfg.Audit.CheckpointInterval,

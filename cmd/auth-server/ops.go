@@ -8,10 +8,10 @@ import (
 
 	"github.com/ourway/auth/api"
 	"github.com/ourway/auth/internal/breaker"
-	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
+	"github.com/ourway/auth/settings"
 )
 
 // dbBreakers are the circuit breakers of the database: one for lookups and
@@ -21,7 +21,7 @@ import (
 // loading. Only infrastructure failures count (sqldb.Unavailable). The
 // stores are guarded by them at the storage boundary (policydb.Guard,
 // GuardKeys, GuardTenants and auditdb.Guard).
-func dbBreakers(cfg config.Config, mx *metrics.Metrics, log *slog.Logger) (reads, writes *breaker.Breaker) {
+func dbBreakers(cfg settings.Config, mx *metrics.Metrics, log *slog.Logger) (reads, writes *breaker.Breaker) {
 	o := breaker.Options{
 		Errors:      cfg.Ops.DBBreakerErrors,
 		Timeout:     cfg.Ops.DBBreakerTimeout,

@@ -4,15 +4,15 @@ import (
 	"log/slog"
 
 	"github.com/ourway/auth/api"
-	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/jwks"
 	"github.com/ourway/auth/internal/metrics"
+	"github.com/ourway/auth/settings"
 )
 
 // providerConfig is the configuration of an external identity provider's
 // tokens, and the key set to run in the background (both nil without
 // AUTH_JWKS_URL).
-func providerConfig(cfg config.Config, mx *metrics.Metrics, log *slog.Logger) (*api.ProviderConfig, *jwks.Set, error) {
+func providerConfig(cfg settings.Config, mx *metrics.Metrics, log *slog.Logger) (*api.ProviderConfig, *jwks.Set, error) {
 	if cfg.JWT.JWKSURL == "" {
 		return nil, nil, nil
 	}

@@ -5,16 +5,16 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/internal/ratelimit"
+	"github.com/ourway/auth/settings"
 )
 
 // newRateLimiter builds the rate limiter of the configuration, with its
 // metrics. Its Run (a part) probes Redis while Redis is away; close closes
 // its Redis connections, once it no longer runs.
 // The tenant-creation limits of tenants join the route classes' limits.
-func newRateLimiter(cfg config.RateLimit, tenants config.Tenants, mx *metrics.Metrics, log *slog.Logger) (lim *ratelimit.Limiter, close func(), err error) {
+func newRateLimiter(cfg ratelimit.Config, tenants settings.Tenants, mx *metrics.Metrics, log *slog.Logger) (lim *ratelimit.Limiter, close func(), err error) {
 	limits := cfg.ClassLimits()
 	for class, l := range tenants.Limits() {
 		limits[class] = l

@@ -3,17 +3,17 @@ package main
 import (
 	"log/slog"
 
-	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/policy/policydb"
 	"github.com/ourway/auth/policy/policysync"
+	"github.com/ourway/auth/settings"
 )
 
 // newReplicaSync builds the replica sync of the configuration (Redis:
 // AUTH_WATCHER_REDIS_URL, else a Redis RATELIMIT_STORAGE_URL, else none),
 // with its metrics. It is a part; its anti-entropy pass is a job of the
 // scheduler.
-func newReplicaSync(cfg config.Config, store *policydb.Store, mx *metrics.Metrics, log *slog.Logger) *policysync.Sync {
+func newReplicaSync(cfg settings.Config, store *policydb.Store, mx *metrics.Metrics, log *slog.Logger) *policysync.Sync {
 	s := policysync.New(store, policysync.Options{
 		RedisURL: policysync.RedisURLFor(cfg.Replica.RedisURL, cfg.RateLimit.StorageURL),
 		Channel:  cfg.Replica.Channel, Interval: cfg.Replica.SyncInterval, Logger: log,

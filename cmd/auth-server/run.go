@@ -8,15 +8,13 @@ import (
 	"log/slog"
 	"runtime/debug"
 
-	"github.com/ourway/auth"
+	"github.com/ourway/auth/api"
 	"github.com/ourway/auth/audit"
-	"github.com/ourway/auth/internal/config"
-	"github.com/ourway/auth/internal/fieldcrypt"
 	"github.com/ourway/auth/internal/lifecycle"
 	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/internal/sqldb"
-	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policydb"
+	"github.com/ourway/auth/settings"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -67,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	default:
 		return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
 	}
-	cfg, err := config.Load(auth.DefaultConfig, auth.DefaultModel, getenv)
+	cfg, err := settings.Load(getenv)
 	if err != nil {
 		return err
 	}
@@ -76,30 +74,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cmd == "audit" && len(args) > 1 && args[1] == "checkpoint-keygen" {
 		return checkpointKeygen(args[2:], stdout)
 	}
-	var keys *audit.Keyring
+	var st startup
 	if cmd == "serve" {
-		// Refuse a model the service cannot serve, or a missing audit key,
-		// before touching the database.
-		if _, err := policy.ParseModel(cfg.Policy.ModelText); err != nil {
-			return modelError(cfg, err)
-		}
-		if keys, err = auditKeyring(cfg, log); err != nil {
+		// Refuse a missing audit key, JWT secret or checkpoint key before
+		// touching the database (the model was checked when the settings
+		// were loaded).
+		if st, err = prepare(cfg, log); err != nil {
 			return err
-		}
-		// Checked here, before the database; serve builds it (and warns).
-		if _, err := tokenConfig(cfg, nil); err != nil {
-			return err
-		}
-		if cfg.Audit.CheckpointInterval > 0 {
-			if _, err := checkpointSigner(cfg); err != nil {
-				return err
-			}
 		}
 	}
-	db, err := sqldb.Open(ctx, sqldb.Options{
-		Dialect: sqldb.Dialect(cfg.Database.Type), Path: cfg.Database.Path,
-		URL: cfg.Database.PostgresURL.Reveal(), MaxOpenConns: cfg.Database.MaxOpenConns,
-	})
+	db, err := sqldb.Open(ctx, cfg.Database.Options())
 	if err != nil {
 		return err
 	}
@@ -125,28 +109,46 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cmd == "tenant" {
 		return tenantCommand(ctx, args[1:], cfg, log, db, store, stdout)
 	}
-	return serve(ctx, cfg, db, store, keys, log)
+	return serve(ctx, cfg, db, store, st, log)
+}
+
+// startup is what serve needs from secrets and key files, read before the
+// database is touched.
+type startup struct {
+	keys   *audit.Keyring
+	tokens *api.TokenConfig
+	signer *audit.CheckpointSigner // nil without checkpoints
+}
+
+// prepare reads the keys serve needs.
+func prepare(cfg settings.Config, log *slog.Logger) (startup, error) {
+	var st startup
+	var err error
+	if st.keys, err = auditKeyring(cfg, log); err != nil {
+		return st, err
+	}
+	if st.tokens, err = tokenConfig(cfg, log); err != nil {
+		return st, err
+	}
+	if cfg.Audit.CheckpointInterval > 0 {
+		if st.signer, err = checkpointSigner(cfg); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
 }
 
 // policyStore is the policy store, encrypting names when encryption is on.
-func policyStore(cfg config.Config, db *sqldb.DB) (*policydb.Store, error) {
+func policyStore(cfg settings.Config, db *sqldb.DB) (*policydb.Store, error) {
 	store := policydb.New(db)
-	if !cfg.Crypto.Enabled {
-		return store, nil
+	if keys := cfg.Crypto.Keyring(); keys != nil {
+		return store.WithEncryption(keys), nil
 	}
-	prev := make([]string, 0, len(cfg.Crypto.Previous))
-	for _, p := range cfg.Crypto.Previous {
-		prev = append(prev, p.Reveal())
-	}
-	keys, err := fieldcrypt.NewKeyring(cfg.Crypto.Key.Reveal(), prev...)
-	if err != nil {
-		return nil, fmt.Errorf("ENCRYPTION_KEY: %w", err)
-	}
-	return store.WithEncryption(keys), nil
+	return store, nil
 }
 
 // rekey runs `auth-server rekey`.
-func rekey(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb.Store, stdout io.Writer) error {
+func rekey(ctx context.Context, cfg settings.Config, db *sqldb.DB, store *policydb.Store, stdout io.Writer) error {
 	if !cfg.Crypto.Enabled {
 		return errors.New("rekey needs ENABLE_ENCRYPTION=true and ENCRYPTION_KEY (plus ENCRYPTION_KEY_PREVIOUS for data under an older key)")
 	}
@@ -173,15 +175,15 @@ func rekey(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 // AUTH_SHUTDOWN_TIMEOUT), the scheduler stops (the jobs under way end),
 // the audit queue writes what it holds, and the database (closed by run)
 // goes last.
-func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb.Store, keys *audit.Keyring, log *slog.Logger) error {
+func serve(ctx context.Context, cfg settings.Config, db *sqldb.DB, store *policydb.Store, st startup, log *slog.Logger) error {
 	if err := prepareStorage(ctx, cfg, db, store, log); err != nil {
 		return err
 	}
 	mx := metrics.New()
 	reads, writes := dbBreakers(cfg, mx, log)
-	trail, queue, auditStore := newAuditTrail(cfg, db, store, keys, reads, writes, mx, log)
+	trail, queue, auditStore := newAuditTrail(cfg, db, store, st.keys, reads, writes, mx, log)
 	syncer := newReplicaSync(cfg, store, mx, log)
-	sched, err := newScheduler(cfg, auditStore, keys, syncer, log)
+	sched, err := newScheduler(cfg, auditStore, st.keys, st.signer, syncer, log)
 	if err != nil {
 		return err
 	}
@@ -195,7 +197,7 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 		return err
 	}
 	syncer.SetApplier(svc)
-	srv, providerKeys, err := newAPI(cfg, db, store, svc, trail, reads, writes, limiter, mx, log)
+	srv, providerKeys, err := newAPI(cfg, db, store, svc, trail, st.tokens, reads, writes, limiter, mx, log)
 	if err != nil {
 		return err
 	}
@@ -223,14 +225,14 @@ func serve(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb
 }
 
 // modelError names the model file in a model error.
-func modelError(cfg config.Config, err error) error {
+func modelError(cfg settings.Config, err error) error {
 	if cfg.Policy.ModelPath != "" {
 		return fmt.Errorf("%w (AUTH_MODEL_PATH=%s)", err, cfg.Policy.ModelPath)
 	}
 	return err
 }
 
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
+func newLogger(c settings.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: level}

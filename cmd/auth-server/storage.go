@@ -4,15 +4,15 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy/policydb"
+	"github.com/ourway/auth/settings"
 )
 
 // prepareStorage brings the schema up to date (AUTH_MIGRATE_ON_START) or
 // checks that it is, and checks that the stored names agree with the
 // encryption settings.
-func prepareStorage(ctx context.Context, cfg config.Config, db *sqldb.DB, store *policydb.Store, log *slog.Logger) error {
+func prepareStorage(ctx context.Context, cfg settings.Config, db *sqldb.DB, store *policydb.Store, log *slog.Logger) error {
 	if cfg.Database.MigrateOnStart {
 		if _, err := db.Migrate(ctx, log); err != nil {
 			return err

@@ -15,11 +15,11 @@ import (
 	"github.com/ourway/auth/api"
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/audit/auditdb"
-	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policydb"
+	"github.com/ourway/auth/settings"
 )
 
 const tenantUsage = `Usage:
@@ -33,7 +33,7 @@ const tenantUsage = `Usage:
 `
 
 // tenantCommand runs `auth-server tenant …`.
-func tenantCommand(ctx context.Context, args []string, cfg config.Config, log *slog.Logger, db *sqldb.DB,
+func tenantCommand(ctx context.Context, args []string, cfg settings.Config, log *slog.Logger, db *sqldb.DB,
 	store *policydb.Store, stdout io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("unknown tenant command\n\n%s", tenantUsage)
@@ -115,7 +115,7 @@ type revokeArgs struct {
 // revokeKeys runs `tenant revoke`: by key, by key id, or every key of a
 // tenant. Revocations are audited like rotations (REVOKE_KEY, in the
 // tenant's chain), so the audit key is needed.
-func revokeKeys(ctx context.Context, cfg config.Config, log *slog.Logger, db *sqldb.DB, store *policydb.Store,
+func revokeKeys(ctx context.Context, cfg settings.Config, log *slog.Logger, db *sqldb.DB, store *policydb.Store,
 	a revokeArgs, stdout io.Writer) error {
 	byKey := a.flags == 0 && len(a.rest) == 1
 	byID := a.keyID != "" && !a.all && len(a.rest) == 0 && a.flags == 1+btoi(a.tenant != 0)
@@ -194,7 +194,7 @@ func btoi(b bool) int {
 // tokenConfig is the JWT configuration; in development mode without a
 // secret, tokens are signed with a random one that lives as long as the
 // process.
-func tokenConfig(cfg config.Config, log *slog.Logger) (*api.TokenConfig, error) {
+func tokenConfig(cfg settings.Config, log *slog.Logger) (*api.TokenConfig, error) {
 	secret := []byte(cfg.JWT.Secret.Reveal())
 	if len(secret) == 0 {
 		if !cfg.Development() {
@@ -210,11 +210,7 @@ func tokenConfig(cfg config.Config, log *slog.Logger) (*api.TokenConfig, error) 
 			log.Warn("development mode: JWT_SECRET_KEY not set; tokens are signed with a key that ends with this process")
 		}
 	}
-	return &api.TokenConfig{
-		Secret: secret, Algorithm: cfg.JWT.Algorithm,
-		TTL:    time.Duration(cfg.JWT.AccessTokenExpireMin) * time.Minute,
-		Issuer: cfg.JWT.Issuer, Audience: cfg.JWT.Audience,
-	}, nil
+	return cfg.JWT.Tokens(secret), nil
 }
 
 // registerTenantMetrics exposes the memory held by loaded tenants and the

@@ -7,17 +7,17 @@ import (
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/audit/auditdb"
 	"github.com/ourway/auth/internal/breaker"
-	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policydb"
+	"github.com/ourway/auth/settings"
 )
 
 // newAuditTrail builds the audit trail over the database, its store
 // guarded by the database breakers (searches by the read one, appends by the
 // write one), with its decision queue and their metrics. The queue is a part: it writes once it runs.
-func newAuditTrail(cfg config.Config, db *sqldb.DB, store *policydb.Store, keys *audit.Keyring,
+func newAuditTrail(cfg settings.Config, db *sqldb.DB, store *policydb.Store, keys *audit.Keyring,
 	reads, writes *breaker.Breaker, mx *metrics.Metrics, log *slog.Logger) (*audit.Trail, *audit.Queue, *auditdb.Store) {
 	// A tenant that has changed before must have an audit chain: a
 	// missing one is not restarted behind the operator's back.

@@ -1,6 +1,6 @@
 // Package deploy checks that the deployment files in deploy/ agree with the
 // code: every environment variable they set is one the configuration reads
-// (the names config.Load asks for), the ports are the server's, the probes
+// (the names settings.Variables lists), the ports are the server's, the probes
 // hit routes the API serves, the images and replica counts agree, the
 // ConfigMap's model and settings load, and the image builds the binary
 // statically and runs it as a non-root user.
@@ -28,7 +28,7 @@ import (
 
 	"github.com/ourway/auth"
 	"github.com/ourway/auth/api"
-	"github.com/ourway/auth/internal/config"
+	"github.com/ourway/auth/settings"
 )
 
 const (
@@ -65,28 +65,34 @@ func read(t *testing.T, rel string) []byte {
 	return b
 }
 
-// configNames is every environment variable config.Load reads: it asks
-// for each one through getenv.
+// configNames is every environment variable the configuration reads: the
+// list settings.Variables derives from the sections' tags.
 func configNames(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
-	getenv := func(name string) string {
-		names[name] = true
-		return ""
-	}
-	if _, err := config.Load(auth.DefaultConfig, auth.DefaultModel, getenv); err != nil {
-		t.Fatalf("the built-in configuration does not load: %v", err)
+	for _, v := range settings.Variables() {
+		names[v.Name] = true
 	}
 	if len(names) < 40 {
-		t.Fatalf("config.Load asked for %d variables only: %v", len(names), names)
+		t.Fatalf("settings.Variables lists %d variables only: %v", len(names), names)
+	}
+	// Every one is asked for by Load.
+	asked := map[string]bool{}
+	if _, err := settings.Load(func(name string) string { asked[name] = true; return "" }); err != nil {
+		t.Fatalf("the built-in configuration does not load: %v", err)
+	}
+	for n := range names {
+		if !asked[n] {
+			t.Errorf("settings.Load does not read %s, which settings.Variables lists", n)
+		}
 	}
 	return names
 }
 
 // defaults is the built-in configuration.
-func defaults(t *testing.T) config.Config {
+func defaults(t *testing.T) settings.Config {
 	t.Helper()
-	cfg, err := config.Load(auth.DefaultConfig, auth.DefaultModel, func(string) string { return "" })
+	cfg, err := settings.Load(func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,6 +450,12 @@ func TestVariablesAreReadByTheCode(t *testing.T) {
 			t.Errorf("the README configuration table has no row for %s", n)
 		}
 	}
+	// And every variable the code reads has its row.
+	for _, v := range settings.Variables() {
+		if !slices.Contains(documented, v.Name) {
+			t.Errorf("the README configuration table has no row for %s", v.Name)
+		}
+	}
 }
 
 func TestPortsAgree(t *testing.T) {
@@ -776,7 +788,7 @@ func TestConfigMap(t *testing.T) {
 		}
 	}
 	env["AUTH_CONFIG"], env["AUTH_MODEL_PATH"] = cfgPath, modelPath
-	cfg, err := config.Load(auth.DefaultConfig, auth.DefaultModel, func(k string) string { return env[k] })
+	cfg, err := settings.Load(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatalf("the ConfigMap's config.yaml with the Deployment's settings: %v", err)
 	}

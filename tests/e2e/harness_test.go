@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/ourway/auth/internal/testenv"
+	"github.com/ourway/auth/settings"
 )
 
 // binPath is the auth-server binary built by TestMain.
@@ -47,14 +48,15 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// configVars are the settings auth-server reads besides the AUTH_* ones; a
-// test never inherits them from the environment it runs in.
-var configVars = map[string]bool{
-	"POSTGRESQL_URL": true, "JWT_SECRET_KEY": true, "JWT_ALGORITHM": true,
-	"JWT_ACCESS_TOKEN_EXPIRE_MINUTES": true, "ENABLE_ENCRYPTION": true, "ENCRYPTION_KEY": true,
-	"RATE_LIMIT_DEFAULT": true, "RATELIMIT_STORAGE_URL": true, "SERVER_HOST": true,
-	"SERVER_PORT": true, "ALLOW_CORS": true, "CORS_ORIGINS": true, "ENCRYPTION_KEY_PREVIOUS": true,
-}
+// configVars are the variables auth-server reads (settings.Variables, AUTH_*
+// ones included); a test never inherits them from the environment it runs in.
+var configVars = func() map[string]bool {
+	m := map[string]bool{}
+	for _, v := range settings.Variables() {
+		m[v.Name] = true
+	}
+	return m
+}()
 
 // baseEnv is the process environment without any setting of auth-server,
 // plus extra (KEY=VALUE entries; later ones win).
