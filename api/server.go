@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/ourway/auth/audit"
+	"github.com/ourway/auth/decision"
 	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/internal/ratelimit"
 	"github.com/ourway/auth/policy"
@@ -28,25 +29,7 @@ import (
 // its checks and listings with every answer recorded (decision.Policy). The
 // core validates every name; its policy.NameError is answered 400.
 type Authorizer interface {
-	CreateRole(ctx context.Context, key policy.KeyHash, role string) (bool, error)
-	DeleteRole(ctx context.Context, key policy.KeyHash, role string) (bool, error)
-	ListRoles(ctx context.Context, key policy.KeyHash) ([]policy.Role, error)
-	Grant(ctx context.Context, key policy.KeyHash, role, perm string) (bool, error)
-	Revoke(ctx context.Context, key policy.KeyHash, role, perm string) (bool, error)
-	RoleHasPermission(ctx context.Context, key policy.KeyHash, role, perm string) (bool, error)
-	AddMember(ctx context.Context, key policy.KeyHash, user, role string) (bool, error)
-	RemoveMember(ctx context.Context, key policy.KeyHash, user, role string) (bool, error)
-	IsMember(ctx context.Context, key policy.KeyHash, user, role string) (bool, error)
-	HasPermission(ctx context.Context, key policy.KeyHash, user, perm string) (bool, error)
-	UserPermissions(ctx context.Context, key policy.KeyHash, user string) ([]string, error)
-	RolePermissions(ctx context.Context, key policy.KeyHash, role string) ([]string, error)
-	UserRoles(ctx context.Context, key policy.KeyHash, user string) ([]string, error)
-	Members(ctx context.Context, key policy.KeyHash, role string) ([]string, error)
-	WhichRolesCan(ctx context.Context, key policy.KeyHash, perm string) ([]string, error)
-	WhichUsersCan(ctx context.Context, key policy.KeyHash, perm string) ([]policy.Membership, error)
-	AddRoleParent(ctx context.Context, key policy.KeyHash, role, parent string) (bool, error)
-	RemoveRoleParent(ctx context.Context, key policy.KeyHash, role, parent string) (bool, error)
-	RoleParents(ctx context.Context, key policy.KeyHash, role string) ([]string, error)
+	decision.Core
 }
 
 // Workflows is what the API needs from the workflow package (which records
