@@ -41,9 +41,7 @@ type Provider struct {
 
 	mu           sync.Mutex
 	keys         []Key
-	extra        []map[string]any
 	cacheControl string
-	status       int
 	fetches      atomic.Int64
 	// fetched receives a value after each fetch is answered (when set).
 	fetched chan struct{}
@@ -80,7 +78,7 @@ func NewKey(tb testing.TB, kind, kid string) Key {
 // it stops when the test ends.
 func New(tb testing.TB) *Provider {
 	tb.Helper()
-	p := &Provider{RSA: NewKey(tb, "rsa", "rsa-1"), EC: NewKey(tb, "ec", "ec-1"), Ed: NewKey(tb, "ed", "ed-1"), status: http.StatusOK}
+	p := &Provider{RSA: NewKey(tb, "rsa", "rsa-1"), EC: NewKey(tb, "ec", "ec-1"), Ed: NewKey(tb, "ed", "ed-1")}
 	p.keys = []Key{p.RSA, p.EC, p.Ed}
 	p.server = httptest.NewServer(http.HandlerFunc(p.serve))
 	tb.Cleanup(p.server.Close)
@@ -90,18 +88,16 @@ func New(tb testing.TB) *Provider {
 func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 	p.fetches.Add(1)
 	p.mu.Lock()
-	set := make([]map[string]any, 0, len(p.keys)+len(p.extra))
+	set := make([]map[string]any, 0, len(p.keys))
 	for _, k := range p.keys {
 		set = append(set, JWK(k))
 	}
-	set = append(set, p.extra...)
-	cc, status, fetched := p.cacheControl, p.status, p.fetched
+	cc, fetched := p.cacheControl, p.fetched
 	p.mu.Unlock()
 	if cc != "" {
 		w.Header().Set("Cache-Control", cc)
 	}
 	w.Header().Set("Content-Type", "application/jwk-set+json")
-	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"keys": set})
 	if fetched != nil {
 		select {
@@ -124,24 +120,10 @@ func (p *Provider) Publish(keys ...Key) {
 	p.mu.Unlock()
 }
 
-// PublishRaw adds JWK objects as given (for malformed or foreign keys).
-func (p *Provider) PublishRaw(jwks ...map[string]any) {
-	p.mu.Lock()
-	p.extra = jwks
-	p.mu.Unlock()
-}
-
 // SetCacheControl sets the Cache-Control header of the answers.
 func (p *Provider) SetCacheControl(v string) {
 	p.mu.Lock()
 	p.cacheControl = v
-	p.mu.Unlock()
-}
-
-// SetStatus sets the status of the answers (the set is still sent).
-func (p *Provider) SetStatus(code int) {
-	p.mu.Lock()
-	p.status = code
 	p.mu.Unlock()
 }
 
