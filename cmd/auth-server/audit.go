@@ -46,11 +46,16 @@ func auditKeyring(cfg settings.Config, log *slog.Logger) (*audit.Keyring, error)
 				"set it to at least 32 random characters kept outside the database, e.g. `openssl rand -hex 32`, " +
 				"or set AUTH_ENV=development for a local key")
 		}
-		var err error
-		if key, source, err = developmentKey(cfg); err != nil {
+		var (
+			err     error
+			created bool
+		)
+		if key, source, created, err = developmentKey(cfg); err != nil {
 			return nil, err
 		}
-		log.Warn("development mode: using a local audit key; set AUTH_AUDIT_KEY in production", "file", source)
+		if created {
+			log.Warn("development mode: created a local audit key; set AUTH_AUDIT_KEY in production", "file", source)
+		}
 	}
 	if jwt := cfg.JWT.Secret.Reveal(); jwt != "" && subtle.ConstantTimeCompare([]byte(jwt), []byte(key)) == 1 {
 		// One leaked secret must not both forge tokens and reseal the trail.
@@ -63,28 +68,29 @@ func auditKeyring(cfg settings.Config, log *slog.Logger) (*audit.Keyring, error)
 	return k, nil
 }
 
-// developmentKey returns the development audit key, creating it on first use.
-func developmentKey(cfg settings.Config) (string, string, error) {
-	path := cfg.Database.Path + ".audit-key"
+// developmentKey returns the development audit key and its file, creating
+// it on first use (created is then true).
+func developmentKey(cfg settings.Config) (key, path string, created bool, err error) {
+	path = cfg.Database.Path + ".audit-key"
 	if cfg.Database.Type != "sqlite" {
 		home, err := os.UserHomeDir()
 		if err != nil {
-			return "", "", err
+			return "", "", false, err
 		}
 		path = filepath.Join(home, ".auth-audit-key")
 	}
 	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), path, nil
+		return strings.TrimSpace(string(b)), path, false, nil
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
-	key := hex.EncodeToString(raw[:])
+	key = hex.EncodeToString(raw[:])
 	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
-		return "", "", fmt.Errorf("write development audit key: %w", err)
+		return "", "", false, fmt.Errorf("write development audit key: %w", err)
 	}
-	return key, path, nil
+	return key, path, true, nil
 }
 
 const auditUsage = `Usage:

@@ -127,6 +127,9 @@ func prepare(cfg settings.Config, log *slog.Logger) (startup, error) {
 	if st.keys, err = auditKeyring(cfg, log); err != nil {
 		return st, err
 	}
+	if cfg.Development() && cfg.Audit.Key.Reveal() == "" && cfg.Audit.KeyFile == "" {
+		log.Warn("development mode: using a local audit key; set AUTH_AUDIT_KEY in production")
+	}
 	if st.tokens, err = tokenConfig(cfg, log); err != nil {
 		return st, err
 	}

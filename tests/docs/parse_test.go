@@ -1,7 +1,10 @@
 package docs
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -95,5 +98,22 @@ func TestMatch(t *testing.T) {
 				t.Fatalf("Match(%q, %q) = %q, want ok=%v", c.expected, c.output, diff, c.ok)
 			}
 		})
+	}
+}
+
+// TestClientsShowTheQuickstartProgram keeps the Go program shown in
+// docs/clients.md equal to the one the documents build and run.
+func TestClientsShowTheQuickstartProgram(t *testing.T) {
+	root := moduleRoot(t)
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "clients.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	program, err := os.ReadFile(filepath.Join(root, "client", "examples", "quickstart", "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "```go\n"+string(program)+"```\n") {
+		t.Fatal("docs/clients.md does not show client/examples/quickstart/main.go as it is")
 	}
 }
