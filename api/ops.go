@@ -18,7 +18,7 @@ import (
 )
 
 // NotReady is the error of a failed readiness check: Check ("database",
-// "migrations" or "policies") is shown in the /ready answer, Err only in the
+// "migrations", "schema" or "policies") is shown in the /ready answer, Err only in the
 // log.
 type NotReady struct {
 	Check string

@@ -33,6 +33,11 @@ const (
 	RotateKey        Action = "ROTATE_KEY"
 	IssueToken       Action = "ISSUE_TOKEN"
 	RevokeKey        Action = "REVOKE_KEY"
+	// ExternalChange records a change of a tenant's rules made by another
+	// program writing the database (a Casbin tool), as the database's rule
+	// triggers noted it: how many rules were added and removed, and the
+	// policy versions it produced.
+	ExternalChange Action = "EXTERNAL_CHANGE"
 	// ResetChain is the first record of a chain an operator started anew
 	// with `auth-server audit reset` after the previous one went missing.
 	ResetChain Action = "AUDIT_RESET"
@@ -41,7 +46,7 @@ const (
 // Actions lists every action, for validating query filters.
 var Actions = []Action{CreateRole, DeleteRole, AddPermission, RemovePermission, AddMembership,
 	RemoveMembership, CheckPermission, CheckMembership, ListRoles, ListPermissions, ListMemberships,
-	UserPermissions, AddRoleParent, RemoveRoleParent, GetAudit, RotateKey, IssueToken, RevokeKey, ResetChain}
+	UserPermissions, AddRoleParent, RemoveRoleParent, GetAudit, RotateKey, IssueToken, RevokeKey, ExternalChange, ResetChain}
 
 // Entry is one audit record as the policy core describes it. Tenant and user
 // are the raw values; a Recorder fingerprints them before they are stored.

@@ -196,7 +196,16 @@ type VersionReader interface {
 // reloads the stale ones (anti-entropy: it repairs whatever pub/sub lost).
 // A tenant held as not existing yet is reloaded once it exists. It returns
 // how many tenants it reloaded.
+//
+// When vr also notes the changes made by other programs (ExternalChanges),
+// Resync first records those in the audit trail (see RecordExternal); a
+// failure there is logged and tried again on the next pass.
 func (s *Service) Resync(ctx context.Context, vr VersionReader) (int, error) {
+	if xc, ok := vr.(ExternalChanges); ok {
+		if _, err := s.RecordExternal(ctx, xc); err != nil {
+			s.log.WarnContext(ctx, "record changes made outside the service", "err", err)
+		}
+	}
 	s.mu.Lock()
 	loaded := map[int64]*tenant{}
 	var unborn []*tenant // loaded before the tenant existed

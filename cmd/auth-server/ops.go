@@ -38,7 +38,8 @@ func dbBreakers(cfg settings.Config, mx *metrics.Metrics, log *slog.Logger) (rea
 }
 
 // readiness is the /ready check: neither database breaker open, the
-// database answering, the schema current, and policies loadable (the model
+// database answering, the schema current and undamaged (casbin_rule as the
+// service made it), and policies loadable (the model
 // builds and a tenant lookup answers). The lookups go past the breakers, so
 // that /ready sees a recovery as soon as it happens.
 func readiness(db *sqldb.DB, svc *policy.Service, breakers ...*breaker.Breaker) func(ctx context.Context) error {
@@ -53,6 +54,9 @@ func readiness(db *sqldb.DB, svc *policy.Service, breakers ...*breaker.Breaker) 
 		}
 		if err := db.Current(ctx); err != nil {
 			return &api.NotReady{Check: "migrations", Err: err}
+		}
+		if err := db.CheckSchema(ctx); err != nil {
+			return &api.NotReady{Check: "schema", Err: err}
 		}
 		if err := svc.Ready(ctx); err != nil {
 			return &api.NotReady{Check: "policies", Err: err}

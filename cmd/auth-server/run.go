@@ -89,9 +89,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer db.Close()
 	if cmd == "migrate" {
-		n, err := db.Migrate(ctx, log)
+		n, repaired, err := db.MigrateAndRepair(ctx, log)
 		if err != nil {
 			return err
+		}
+		for _, r := range repaired {
+			fmt.Fprintf(stdout, "repaired: %s\n", r)
 		}
 		_, err = fmt.Fprintf(stdout, "database is up to date (%d migration(s) applied)\n", n)
 		return err

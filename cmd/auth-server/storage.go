@@ -10,7 +10,10 @@ import (
 )
 
 // prepareStorage brings the schema up to date (AUTH_MIGRATE_ON_START) or
-// checks that it is, and checks that the stored names agree with the
+// checks that it is, checks that no other program damaged it (a Casbin
+// tool running gorm-adapter's AutoMigrate changes casbin_rule: see
+// sqldb.CheckSchema; only `auth-server migrate` repairs that, even with
+// AUTH_MIGRATE_ON_START), and checks that the stored names agree with the
 // encryption settings.
 func prepareStorage(ctx context.Context, cfg settings.Config, db *sqldb.DB, store *policydb.Store, log *slog.Logger) error {
 	if cfg.Database.MigrateOnStart {
@@ -18,6 +21,9 @@ func prepareStorage(ctx context.Context, cfg settings.Config, db *sqldb.DB, stor
 			return err
 		}
 	} else if err := db.Current(ctx); err != nil {
+		return err
+	}
+	if err := db.CheckSchema(ctx); err != nil {
 		return err
 	}
 	return store.CheckEncryption(ctx)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +25,7 @@ import (
 
 const tenantUsage = `Usage:
   auth-server tenant create                      register a tenant and print its client key (shown once)
-  auth-server tenant list                        list tenants (id, handle fingerprint, created, active keys)
+  auth-server tenant list                        list tenants (id, Casbin domain, handle fingerprint, created, active keys)
   auth-server tenant keys --tenant ID            list a tenant's keys (key id, state, created, expires, last use)
   auth-server tenant revoke KEY                  revoke a client key at once
   auth-server tenant revoke --key-id KEY_ID [--tenant ID]
@@ -66,9 +67,12 @@ func tenantCommand(ctx context.Context, args []string, cfg settings.Config, log 
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%-8s %-18s %-25s %s\n", "ID", "HANDLE", "CREATED", "ACTIVE KEYS")
+		// DOMAIN is the tenant's Casbin domain in casbin_rule (v1 of its p
+		// rules, v2 of its g rules), for Casbin tools.
+		fmt.Fprintf(stdout, "%-8s %-8s %-18s %-25s %s\n", "ID", "DOMAIN", "HANDLE", "CREATED", "ACTIVE KEYS")
 		for _, t := range list {
-			fmt.Fprintf(stdout, "%-8d %-18s %-25s %d\n", t.ID, string(t.Handle)[:16], t.CreatedAt.UTC().Format(time.RFC3339), t.ActiveKeys)
+			fmt.Fprintf(stdout, "%-8d %-8s %-18s %-25s %d\n", t.ID, strconv.FormatInt(t.ID, 10), string(t.Handle)[:16],
+				t.CreatedAt.UTC().Format(time.RFC3339), t.ActiveKeys)
 		}
 		return nil
 	case args[0] == "keys" && *tenantID > 0 && flags == 1 && len(rest) == 0:

@@ -218,26 +218,44 @@ func Migrations(d Dialect) ([]Migration, error) {
 const migrationLockID = 0x61757468 // "auth"
 
 // Migrate applies every migration not yet applied, each in its own
-// transaction, and returns how many it applied. Concurrent callers (several
-// replicas starting at once) are serialised: on PostgreSQL by an advisory
-// lock, on SQLite by the immediate write lock of the transaction.
+// transaction, and returns how many it applied. It repairs nothing (see
+// MigrateAndRepair): a schema damaged by another program is left for the
+// operator to repair, after CheckSchema has said what changed. Concurrent
+// callers (several replicas starting at once) are serialised: on
+// PostgreSQL by an advisory lock, on SQLite by the immediate write lock of
+// the transaction.
 func (d *DB) Migrate(ctx context.Context, log *slog.Logger) (int, error) {
+	n, _, err := d.upgrade(ctx, log, false)
+	return n, err
+}
+
+// MigrateAndRepair is Migrate followed, in one more transaction under the
+// same lock, by the repair of whatever other programs changed in
+// casbin_rule since (column widths, defaults and nullability, indexes,
+// triggers: see CheckSchema), keeping every rule. It is what `auth-server
+// migrate` runs, and works as well when no migration is due. It returns
+// how many migrations it applied and what it repaired.
+func (d *DB) MigrateAndRepair(ctx context.Context, log *slog.Logger) (int, []string, error) {
+	return d.upgrade(ctx, log, true)
+}
+
+func (d *DB) upgrade(ctx context.Context, log *slog.Logger, repair bool) (int, []string, error) {
 	migs, err := Migrations(d.dialect)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if d.dialect == Postgres {
 		conn, err := d.gorm.DB()
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		c, err := conn.Conn(ctx)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		defer c.Close()
 		if _, err := c.ExecContext(ctx, "SELECT pg_advisory_lock($1)", migrationLockID); err != nil {
-			return 0, fmt.Errorf("take migration lock: %w", err)
+			return 0, nil, fmt.Errorf("take migration lock: %w", err)
 		}
 		defer func() {
 			_, _ = c.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLockID)
@@ -264,11 +282,16 @@ func (d *DB) Migrate(ctx context.Context, log *slog.Logger) (int, error) {
 					return fmt.Errorf("migration %s: %w", m.Name, err)
 				}
 			}
+			if m.Version == ruleTriggersVersion {
+				if err := d.createRuleTriggers(tx); err != nil {
+					return fmt.Errorf("migration %s: %w", m.Name, err)
+				}
+			}
 			return tx.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
 				m.Version, m.Name, time.Now().UTC()).Error
 		})
 		if err != nil {
-			return applied, err
+			return applied, nil, err
 		}
 		if !done {
 			applied++
@@ -277,7 +300,22 @@ func (d *DB) Migrate(ctx context.Context, log *slog.Logger) (int, error) {
 			}
 		}
 	}
-	return applied, nil
+	if !repair {
+		return applied, nil, nil
+	}
+	var repaired []string
+	err = d.InTx(ctx, func(tx *gorm.DB) error {
+		var err error
+		repaired, err = d.repair(tx)
+		return err
+	})
+	if err != nil {
+		return applied, nil, fmt.Errorf("repair casbin_rule: %w", err)
+	}
+	if len(repaired) > 0 && log != nil {
+		log.WarnContext(ctx, "database schema repaired", "repaired", repaired)
+	}
+	return applied, repaired, nil
 }
 
 // Current reports whether every migration of this binary has been applied.

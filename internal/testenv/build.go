@@ -30,16 +30,23 @@ func ModuleRoot() (string, error) {
 // BuildServer builds ./cmd/auth-server (static, CGO_ENABLED=0) into dir and
 // returns the binary's path; tests start it as users do.
 func BuildServer(dir string) (string, error) {
+	return Build(dir, "./cmd/auth-server", "auth-server")
+}
+
+// Build builds the main package pkg (a path relative to the module root,
+// testdata directories included) into dir/name (static, CGO_ENABLED=0) and
+// returns the binary's path.
+func Build(dir, pkg, name string) (string, error) {
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "auth-server")
-	build := exec.Command(goTool(), "build", "-o", bin, "./cmd/auth-server")
+	bin := filepath.Join(dir, name)
+	build := exec.Command(goTool(), "build", "-o", bin, pkg)
 	build.Dir = root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/auth-server: %v\n%s", err, out)
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin, nil
 }

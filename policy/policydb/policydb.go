@@ -132,9 +132,11 @@ func (s *Store) LoadTenant(ctx context.Context, id int64, m model.Model) (policy
 	return snap, err
 }
 
-// Change implements policy.Store.
+// Change implements policy.Store. The transaction is the service's own
+// (sqldb.InOwnTxContext): the rule triggers, which note changes made by
+// other programs, leave it alone, since it bumps the version itself.
 func (s *Store) Change(ctx context.Context, fn func(ctx context.Context, tx policy.Tx) error) error {
-	return s.db.InTxContext(ctx, func(ctx context.Context, g *gorm.DB) error {
+	return s.db.InOwnTxContext(ctx, func(ctx context.Context, g *gorm.DB) error {
 		a, err := s.ruleAdapterFor(g)
 		if err != nil {
 			return err

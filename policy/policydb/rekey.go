@@ -168,7 +168,9 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyStats))
 			break
 		}
 		last = int64(rows[len(rows)-1].ID)
-		if err := s.db.InTx(ctx, func(tx *gorm.DB) error { return s.rekeyRules(tx, rows, clearText, &st) }); err != nil {
+		// Re-encrypted rules are the same rules: not a change for the
+		// rule triggers.
+		if err := s.db.InOwnTx(ctx, func(tx *gorm.DB) error { return s.rekeyRules(tx, rows, clearText, &st) }); err != nil {
 			return st, err
 		}
 		if progress != nil {

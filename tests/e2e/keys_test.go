@@ -120,8 +120,8 @@ func testRegisteredKeysOnly(t *testing.T, newServer factory) {
 				line = l
 			}
 		}
-		if f := strings.Fields(line); len(f) != 4 || f[3] != "1" {
-			t.Errorf("tenant list: no line \"ID %s… CREATED 1\" for a created tenant:\n%s", keyHash(t, k)[:16], out)
+		if f := strings.Fields(line); len(f) != 5 || f[1] != f[0] || f[4] != "1" {
+			t.Errorf("tenant list: no line \"ID DOMAIN(=ID) %s… CREATED 1\" for a created tenant:\n%s", keyHash(t, k)[:16], out)
 		}
 		if strings.Contains(out, k) || strings.Contains(out, strings.ReplaceAll(k, "-", "")) {
 			t.Errorf("tenant list shows a client key:\n%s", out)
@@ -153,7 +153,7 @@ func testRegisteredKeysOnly(t *testing.T, newServer factory) {
 	expect(t, s.client(key2).get(t, "/api/roles"), 200, res(`[]`))
 
 	code, out, _ = s.tenantCLI(t, "list")
-	if code != 0 || !regexp.MustCompile(`(?m)^\S+\s+`+keyHash(t, key)[:16]+`\s+\S+\s+0$`).MatchString(out) {
+	if code != 0 || !regexp.MustCompile(`(?m)^\S+\s+\S+\s+`+keyHash(t, key)[:16]+`\s+\S+\s+0$`).MatchString(out) {
 		t.Errorf("tenant list after revoke: exit %d, want 0 active keys for the revoked tenant:\n%s", code, out)
 	}
 
