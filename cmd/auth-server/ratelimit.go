@@ -50,8 +50,14 @@ func newRateLimiter(cfg ratelimit.Config, tenants settings.Tenants, mx *metrics.
 				return 0
 			})
 	}
-	log.Info("rate limits", "default", cfg.Default, "reads", cfg.Reads, "writes", cfg.Writes,
-		"unauthenticated", cfg.Unauthenticated, "tenant_creation", tenants.CreationLimit,
+	shown := func(class string) string {
+		if !lim.Limited(class) {
+			return "unlimited"
+		}
+		return lim.Policy(class)
+	}
+	log.Info("rate limits", "reads", shown(ratelimit.Reads), "writes", shown(ratelimit.Writes),
+		"unauthenticated", shown(ratelimit.Unauthenticated), "tenant_creation", tenants.CreationLimit,
 		"tenant_creation_global", tenants.CreationLimitGlobal, "shared", rdb != nil)
 	if rdb != nil {
 		// Not fatal (Redis may come later: the first request that finds it
