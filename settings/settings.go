@@ -115,6 +115,13 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, err
 }
 
+// Warnings lists what the configuration sets that is probably not what was
+// meant (a PostgreSQL URL while the database is SQLite), each naming its
+// variable; the server logs them at start.
+func (c *Config) Warnings() []string {
+	return config.Warnings(c)
+}
+
 // Variables lists every environment variable the configuration reads,
 // AUTH_CONFIG first, with the YAML key of the same setting.
 func Variables() []config.Variable {

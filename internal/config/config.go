@@ -379,7 +379,40 @@ func setText(v reflect.Value, s string) error {
 	return nil
 }
 
-var validatorType = reflect.TypeOf((*Validator)(nil)).Elem()
+var (
+	validatorType = reflect.TypeOf((*Validator)(nil)).Elem()
+	warnerType    = reflect.TypeOf((*Warner)(nil)).Elem()
+)
+
+// Warnings returns what the sections of root (a pointer to a struct of
+// sections, as Load filled it) warn about, each naming its setting by its
+// variable: "POSTGRESQL_URL: is set but …".
+func Warnings(root any) []string {
+	v := reflect.ValueOf(root)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		panic("config.Warnings: root must be a pointer to a struct")
+	}
+	l := &loader{root: v.Elem(), schema: schemaOf(v.Type()), origin: map[string]string{}}
+	var out []string
+	for _, s := range append(append([]section(nil), l.schema.sections...), section{}) {
+		sv := l.root
+		if s.index != nil {
+			sv = l.root.FieldByIndex(s.index)
+		}
+		if !sv.CanAddr() || !sv.Addr().Type().Implements(warnerType) || promotesMethod(sv.Type(), warnerType) {
+			continue
+		}
+		for _, w := range sv.Addr().Interface().(Warner).Warnings() {
+			e, ok := l.resolve(w, s).(*Error)
+			if !ok {
+				out = append(out, w.Error())
+				continue
+			}
+			out = append(out, e.Setting+": "+e.Reason)
+		}
+	}
+	return out
+}
 
 // validate calls every section's Validate, nested sections first and the
 // root last, and collects their errors.
@@ -391,7 +424,7 @@ func (l *loader) validate() {
 }
 
 func (l *loader) validateOne(v reflect.Value, s section) {
-	if !v.CanAddr() || !v.Addr().Type().Implements(validatorType) || promotesValidate(v.Type()) {
+	if !v.CanAddr() || !v.Addr().Type().Implements(validatorType) || promotesMethod(v.Type(), validatorType) {
 		return
 	}
 	for _, err := range flatten(v.Addr().Interface().(Validator).Validate()) {
@@ -399,13 +432,14 @@ func (l *loader) validateOne(v reflect.Value, s section) {
 	}
 }
 
-// promotesValidate reports whether t's Validate is one promoted from an
-// embedded section (which is validated on its own): a struct embedding
-// sections declares no Validate of its own.
-func promotesValidate(t reflect.Type) bool {
+// promotesMethod reports whether t's method of the interface iface
+// (Validate, Warnings) is one promoted from an embedded section (which is
+// asked on its own): a struct embedding sections declares no such method
+// of its own.
+func promotesMethod(t reflect.Type, iface reflect.Type) bool {
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
-		if sf.Anonymous && reflect.PointerTo(sf.Type).Implements(validatorType) {
+		if sf.Anonymous && reflect.PointerTo(sf.Type).Implements(iface) {
 			return true
 		}
 	}

@@ -77,6 +77,14 @@ type Validator interface {
 	Validate() error
 }
 
+// Warner is a settings section that points out settings that are valid
+// but probably not what was meant (a value that another setting makes
+// unused). Warnings returns Invalid errors, as Validate does; Warnings (the
+// function) names their settings.
+type Warner interface {
+	Warnings() []error
+}
+
 // flatten returns the errors joined in err, in order.
 func flatten(err error) []error {
 	if err == nil {

@@ -164,3 +164,30 @@ func TestJSONNotHTMLEscaped(t *testing.T) {
 		}
 	}
 }
+
+// A POSTGRESQL_URL of the wrong shape stops the server at start with a
+// message naming the variable and what is wrong, without the password or
+// libpq's words; one set while the database is SQLite is warned about.
+func TestPostgresURLAtStart(t *testing.T) {
+	t.Parallel()
+	const password = "s3cretPassw0rd"
+	dir := t.TempDir()
+	out := startFailure(t, serverEnv(dir+"/unused.sqlite3", "AUTH_DB_TYPE=postgres", "POSTGRESQL_URL=auth:"+password+"@127.0.0.1:1/auth"))
+	for _, want := range []string{"POSTGRESQL_URL", "has no scheme", "postgres://"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, password) || strings.Contains(out, "connect_timeout") {
+		t.Errorf("stderr shows the password or libpq's words:\n%s", out)
+	}
+
+	s := sqliteServer(t, "POSTGRESQL_URL=postgres://auth:"+password+"@db/auth")
+	log := s.stderr.String()
+	if !strings.Contains(log, `"level":"WARN","msg":"configuration: POSTGRESQL_URL: is set but AUTH_DB_TYPE is sqlite, so it is not used`) {
+		t.Errorf("no warning about POSTGRESQL_URL with SQLite:\n%s", log)
+	}
+	if strings.Contains(log, password) {
+		t.Errorf("the log shows the password:\n%s", log)
+	}
+}
