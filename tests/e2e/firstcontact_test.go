@@ -1,12 +1,19 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
+	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // statusesOf runs n requests through send on workers goroutines and
@@ -189,5 +196,79 @@ func TestPostgresURLAtStart(t *testing.T) {
 	}
 	if strings.Contains(log, password) {
 		t.Errorf("the log shows the password:\n%s", log)
+	}
+}
+
+// In development mode (as `make run` starts it) the log is text, and the
+// audit records of checks are not written to it: a change's record is,
+// once.
+func TestDevelopmentLog(t *testing.T) {
+	t.Parallel()
+	env := baseEnv("AUTH_ENV=development", "SERVER_HOST=127.0.0.1", "SERVER_PORT=0",
+		"AUTH_DB_PATH="+filepath.Join(t.TempDir(), "auth.sqlite3"), "AUTH_AUDIT_KEY="+testAuditKey, "JWT_SECRET_KEY="+testJWTSecret)
+	cmd := exec.Command(binPath, "serve")
+	cmd.Env = env
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var log logBuffer
+	addrc := make(chan string, 1)
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		sc := bufio.NewScanner(pipe)
+		addrRE := regexp.MustCompile(`msg="auth-server listening" .*addr=(\S+)`)
+		for sc.Scan() {
+			_, _ = log.Write(append(sc.Bytes(), '\n'))
+			if m := addrRE.FindSubmatch(sc.Bytes()); m != nil {
+				select {
+				case addrc <- string(m[1]):
+				default:
+				}
+			}
+		}
+	}()
+	defer func() {
+		_ = cmd.Process.Kill()
+		<-readDone
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("stderr:\n%s", log.String())
+		}
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case <-readDone:
+		t.Fatalf("exited without a text \"auth-server listening\" line")
+	case <-time.After(startTimeout):
+		t.Fatalf("no text \"auth-server listening\" line within %v", startTimeout)
+	}
+	s := &server{base: "http://" + addr, http: &http.Client{Timeout: 10 * time.Second}}
+	c := s.client(newKey(t))
+	mustResult(t, c.post(t, "/api/role/admin"), true)
+	for i := 0; i < 3; i++ {
+		if hasPermission(t, c.get(t, "/api/has_permission/alice/read")) {
+			t.Fatal("alice can read")
+		}
+	}
+	// Stopping the server writes what its audit queue holds.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-readDone
+	out := log.String()
+	if strings.Contains(out, `{"time"`) {
+		t.Errorf("JSON log lines in development mode")
+	}
+	if n := strings.Count(out, "msg=audit "); n != 1 || !strings.Contains(out, "action=CREATE_ROLE") {
+		t.Errorf("%d audit lines, want 1, the change's", n)
+	}
+	if strings.Contains(out, "action=CHECK_PERMISSION") {
+		t.Errorf("a check's audit record is in the log")
 	}
 }
