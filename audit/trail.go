@@ -53,11 +53,11 @@ type Trail struct {
 	stream    *slog.Logger
 	// streamChanges limits the stream to committed changes.
 	streamChanges bool
-	after     func(ctx context.Context, f func())
-	sealRes   bool
-	now       func() time.Time
-	log       *slog.Logger
-	missing   atomic.Int64
+	after         func(ctx context.Context, f func())
+	sealRes       bool
+	now           func() time.Time
+	log           *slog.Logger
+	missing       atomic.Int64
 	// handles maps the fingerprints of the tenants seen to their handles,
 	// for Handle.
 	handles sync.Map
