@@ -197,9 +197,19 @@ func (l *Limiter) Allow(ctx context.Context, className, subject string) Result {
 // class, or Default it falls back to, has limits).
 func (l *Limiter) Limited(className string) bool { return len(l.class(className).limits) > 0 }
 
-// Policy renders the limits of the class as RateLimit-Policy does
-// ("100;w=60, 1000;w=3600"); "" for a class without limits.
-func (l *Limiter) Policy(className string) string { return l.class(className).policy }
+// Describe renders the limits of the class as the settings write them
+// ("100 per minute; 1000 per hour"), or "unlimited".
+func (l *Limiter) Describe(className string) string {
+	c := l.class(className)
+	if len(c.limits) == 0 {
+		return "unlimited"
+	}
+	parts := make([]string, len(c.limits))
+	for i, lim := range c.limits {
+		parts[i] = lim.String()
+	}
+	return strings.Join(parts, "; ")
+}
 
 // Blocked reports, without counting a request, whether subject is known to
 // be over the limits of the class right now (it was refused recently and

@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -33,6 +34,13 @@ func TestLimiterClassesWithoutLimits(t *testing.T) {
 			for class, n := range tc.limited {
 				if got := l.Limited(class); got != (n > 0) {
 					t.Errorf("Limited(%s) = %v, want %v", class, got, n > 0)
+				}
+				want := "unlimited"
+				if n > 0 {
+					want = fmt.Sprintf("%d per hour", n)
+				}
+				if got := l.Describe(class); got != want {
+					t.Errorf("Describe(%s) = %q, want %q", class, got, want)
 				}
 				tries := n + 1
 				if n == 0 {
