@@ -8,7 +8,7 @@ FUZZTIME ?= 15s
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build run test test-short fuzz bench lint fmt vet tidy clean
+.PHONY: help announce-build build run test test-short fuzz bench lint fmt vet tidy clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -16,8 +16,12 @@ help: ## List the targets
 build: ## Build the static auth-server binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/auth-server
 
-run: build ## Run the server on 0.0.0.0:4000 with the embedded SQLite default (development mode)
+run: announce-build build ## Run the server on 0.0.0.0:4000 with the embedded SQLite default (development mode)
 	AUTH_ENV=$${AUTH_ENV:-development} ./$(BIN)
+
+# announce-build tells, before build starts, that `make run` builds first.
+announce-build:
+	@echo "building $(BIN) (first build takes about a minute)…"
 
 test: ## Run every test (unit, HTTP, PostgreSQL, clients) with the race detector
 	$(GO) vet $(PKGS)

@@ -234,7 +234,7 @@ func parseAuditQuery(c echo.Context) (audit.Query, error) {
 	}
 	if u := v.Get("user"); u != "" {
 		if !policy.ValidUser(u) {
-			return q, badRequest("Invalid user name: " + clamp(u, 64))
+			return q, badRequest("Invalid user name: " + clamp(u, 64) + ". " + ruleUser)
 		}
 		q.User = u
 	}

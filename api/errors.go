@@ -88,36 +88,53 @@ func statusOf(err error) (int, string) {
 }
 
 // wording is how a route words an invalid name in its 400 answer (the
-// messages of the contract, README "Errors"): the membership and can_run
-// routes state the rule for user and role names, the /permission routes
-// call a role a group, and the other routes say only which name is invalid.
-// The policy core validates every name (policy.NameError); only the words
-// are the API's.
+// messages of the contract, README "Errors"): every message names the
+// invalid name and states the rule a valid one follows; the /permission
+// routes call a role a group. The policy core validates every name
+// (policy.NameError); only the words are the API's.
 type wording struct {
-	rules bool   // state the rule for a user or role name
-	role  string // the word for a role ("": "role")
+	role string // the word for a role ("": "role")
 }
 
-// The wordings of the routes that do not use the plain one.
-var (
-	withRules   = worded(wording{rules: true})
-	roleAsGroup = worded(wording{role: "group"})
+// roleAsGroup is the wording of the /permission routes.
+var roleAsGroup = worded(wording{role: "group"})
+
+// The rules of the names, as the policy core checks them (policy.ValidUser,
+// ValidRole, ValidPermission, Service.ValidGrant).
+const (
+	ruleUser = "User names must be 1-64 characters long and contain only alphanumeric, underscore, hyphen, or email characters (@ . +)."
+	ruleRole = "Role names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen."
+	// A group is a role (the /permission routes' word).
+	ruleGroup      = "Group (role) names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen."
+	rulePermission = "Permission names must be 1-128 characters long and contain only alphanumeric, underscore, and hyphen."
+	// A grant under a model that matches permissions by pattern.
+	rulePattern  = "Permission names must be 1-128 characters long and contain only alphanumeric, underscore, hyphen, and the wildcard *."
+	ruleWorkflow = "Workflow names must be 1-128 characters long and contain only alphanumeric, underscore, and hyphen."
 )
 
-// nameMessage is the message for an invalid name.
+// nameMessage is the message for an invalid name: which name, and the rule
+// of its kind.
 func (w wording) nameMessage(e *policy.NameError) string {
-	kind := e.Kind
-	if kind == "role" && w.role != "" {
-		kind = w.role
+	kind, rule := e.Kind, ""
+	switch e.Kind {
+	case "user":
+		rule = ruleUser
+	case "role":
+		rule = ruleRole
+		if w.role == "group" {
+			kind, rule = "group", ruleGroup
+		}
+	case "permission":
+		rule = rulePermission
+		if e.Pattern {
+			rule = rulePattern
+		}
+	case "workflow":
+		rule = ruleWorkflow
 	}
 	msg := "Invalid " + kind + " name: " + e.Value
-	if w.rules {
-		switch e.Kind {
-		case "user":
-			msg += ". User names must be 1-64 characters long and contain only alphanumeric, underscore, hyphen, or email characters (@ . +)."
-		case "role":
-			msg += ". Role names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen."
-		}
+	if rule != "" {
+		msg += ". " + rule
 	}
 	return msg
 }

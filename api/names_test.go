@@ -51,32 +51,39 @@ func (w nameWorkflows) CanRun(context.Context, policy.KeyHash, string, string) (
 }
 
 // The core's invalid-name error is answered 400 in the words of the route
-// (README "Errors"): the rule for user and role names on the membership and
-// can_run routes, "group" for a role on the /permission routes, the short
-// form elsewhere.
+// (README "Errors"): every message states the rule of the name's kind, and
+// the /permission routes call a role a group.
 func TestInvalidNameMessages(t *testing.T) {
 	const (
-		userRule = ". User names must be 1-64 characters long and contain only alphanumeric, underscore, hyphen, or email characters (@ . +)."
-		roleRule = ". Role names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen."
+		userRule     = ". User names must be 1-64 characters long and contain only alphanumeric, underscore, hyphen, or email characters (@ . +)."
+		roleRule     = ". Role names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen."
+		groupRule    = ". Group (role) names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen."
+		permRule     = ". Permission names must be 1-128 characters long and contain only alphanumeric, underscore, and hyphen."
+		patternRule  = ". Permission names must be 1-128 characters long and contain only alphanumeric, underscore, hyphen, and the wildcard *."
+		workflowRule = ". Workflow names must be 1-128 characters long and contain only alphanumeric, underscore, and hyphen."
 	)
 	for _, tc := range []struct {
 		method, path string
 		kind, value  string
+		pattern      bool
 		want         string
 	}{
-		{"GET", "/api/membership/x/y", "user", "a b", "Invalid user name: a b" + userRule},
-		{"POST", "/api/v1/membership/x/y", "role", "a.b", "Invalid role name: a.b" + roleRule},
-		{"GET", "/api/permission/x/y", "role", "a.b", "Invalid group name: a.b"},
-		{"POST", "/api/permission/x/y", "permission", "a:b", "Invalid permission name: a:b"},
-		{"GET", "/api/has_permission/x/y", "user", "a b", "Invalid user name: a b"},
-		{"GET", "/api/members/x", "role", "a.b", "Invalid role name: a.b"},
-		{"POST", "/api/role/x/parents/y", "role", "a.b", "Invalid role name: a.b"},
-		{"GET", "/api/workflow/user/x/can_run/y", "user", "a b", "Invalid user name: a b" + userRule},
-		{"GET", "/api/workflow/user/x/can_run/y", "workflow", "a.b", "Invalid workflow name: a.b"},
-		{"GET", "/api/workflow/users/y", "workflow", "a.b", "Invalid workflow name: a.b"},
+		{"GET", "/api/membership/x/y", "user", "a b", false, "Invalid user name: a b" + userRule},
+		{"POST", "/api/v1/membership/x/y", "role", "a.b", false, "Invalid role name: a.b" + roleRule},
+		{"GET", "/api/permission/x/y", "role", "a.b", false, "Invalid group name: a.b" + groupRule},
+		{"POST", "/api/permission/x/y", "permission", "a:b", false, "Invalid permission name: a:b" + permRule},
+		{"POST", "/api/permission/x/y", "permission", "a:*", true, "Invalid permission name: a:*" + patternRule},
+		{"GET", "/api/has_permission/x/y", "user", "a b", false, "Invalid user name: a b" + userRule},
+		{"GET", "/api/has_permission/x/y", "permission", "a*", false, "Invalid permission name: a*" + permRule},
+		{"GET", "/api/members/x", "role", "a.b", false, "Invalid role name: a.b" + roleRule},
+		{"POST", "/api/role/x/parents/y", "role", "a.b", false, "Invalid role name: a.b" + roleRule},
+		{"GET", "/api/workflow/user/x/can_run/y", "user", "a b", false, "Invalid user name: a b" + userRule},
+		{"GET", "/api/workflow/user/x/can_run/y", "workflow", "a.b", false, "Invalid workflow name: a.b" + workflowRule},
+		{"GET", "/api/workflow/users/y", "workflow", "a.b", false, "Invalid workflow name: a.b" + workflowRule},
+		{"GET", "/api/audit?user=a%20b", "", "", false, "Invalid user name: a b" + userRule},
 	} {
 		t.Run(tc.method+" "+tc.path+" "+tc.kind, func(t *testing.T) {
-			ne := &policy.NameError{Kind: tc.kind, Value: tc.value}
+			ne := &policy.NameError{Kind: tc.kind, Value: tc.value, Pattern: tc.pattern}
 			events := &eventLog{}
 			s := opsServer(t, Config{}, Deps{Policy: namePolicy{err: ne}, Workflows: nameWorkflows{err: ne}, Audit: events})
 			rec := opsDo(s, tc.method, tc.path, "Authorization: Bearer "+opsKey)

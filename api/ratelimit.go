@@ -74,8 +74,12 @@ func applyRateLimit(c echo.Context, r ratelimit.Result) error {
 	return e
 }
 
-// setRateLimitHeaders writes the rate-limit headers of r.
+// setRateLimitHeaders writes the rate-limit headers of r; a request of a
+// class without limits (r names no limit) gets none.
 func setRateLimitHeaders(h http.Header, r ratelimit.Result) {
+	if r.Limit.Count == 0 {
+		return
+	}
 	h.Set(headerRateLimit, strconv.Itoa(r.Limit.Count))
 	h.Set(headerRateRemaining, strconv.Itoa(r.Remaining))
 	h.Set(headerRateReset, strconv.Itoa(ceilSeconds(r.ResetAfter)))
@@ -112,9 +116,10 @@ func TenantAdmission(lim *ratelimit.Limiter) func(ctx context.Context) error {
 
 // limitTenant counts an authenticated request against its tenant's limits:
 // GET and HEAD as reads, anything else as writes. It runs after the
-// authentication gate, which has named the tenant.
+// authentication gate, which has named the tenant. Without limits for
+// either class (the default) it is not in the chain at all.
 func (s *Server) limitTenant(next echo.HandlerFunc) echo.HandlerFunc {
-	if s.deps.RateLimiter == nil {
+	if lim := s.deps.RateLimiter; lim == nil || (!lim.Limited(ratelimit.Reads) && !lim.Limited(ratelimit.Writes)) {
 		return next
 	}
 	return func(c echo.Context) error {

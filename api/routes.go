@@ -45,9 +45,9 @@ func (s *Server) routes() {
 			e.Match(methods, prefix+path, h, append(mw, extra...)...)
 		}
 		post, del := []string{http.MethodPost}, []string{http.MethodDelete}
-		add(get, "/membership/:user/:group", s.checkMembership, read(audit.CheckMembership, "user", "group"), withRules)
-		add(post, "/membership/:user/:group", s.addMembership, write(audit.AddMembership, "user", "group"), withRules)
-		add(del, "/membership/:user/:group", s.removeMembership, write(audit.RemoveMembership, "user", "group"), withRules)
+		add(get, "/membership/:user/:group", s.checkMembership, read(audit.CheckMembership, "user", "group"))
+		add(post, "/membership/:user/:group", s.addMembership, write(audit.AddMembership, "user", "group"))
+		add(del, "/membership/:user/:group", s.removeMembership, write(audit.RemoveMembership, "user", "group"))
 		add(get, "/permission/:group/:name", s.checkRolePermission, read(audit.CheckPermission, "", "group", "name"), roleAsGroup)
 		add(post, "/permission/:group/:name", s.addPermission, write(audit.AddPermission, "", "group", "name"), roleAsGroup)
 		add(del, "/permission/:group/:name", s.removePermission, write(audit.RemovePermission, "", "group", "name"), roleAsGroup)
@@ -65,7 +65,7 @@ func (s *Server) routes() {
 		add(post, "/role/:role/parents/:parent", s.addRoleParent, write(audit.AddRoleParent, "", "role", "parent"))
 		add(del, "/role/:role/parents/:parent", s.removeRoleParent, write(audit.RemoveRoleParent, "", "role", "parent"))
 		add(get, "/workflow/users/:workflow_name", s.workflowUsers, read(audit.ListMemberships, "", "workflow_name").prefixed("workflow:"))
-		add(get, "/workflow/user/:user/can_run/:workflow_name", s.workflowCanRun, read(audit.CheckPermission, "user", "workflow_name").prefixed("workflow:"), withRules)
+		add(get, "/workflow/user/:user/can_run/:workflow_name", s.workflowCanRun, read(audit.CheckPermission, "user", "workflow_name").prefixed("workflow:"))
 		add(get, "/audit", s.auditTrail, auditSpec{action: audit.GetAudit, always: true, fixedResource: "audit"})
 		add(post, "/token", s.issueToken, auditSpec{action: audit.IssueToken, always: true, fixedResource: "token"}, requireClientKey)
 		add(post, "/keys/rotate", s.rotateKey, write(audit.RotateKey, "").fixed("client_key"), requireClientKey)

@@ -134,6 +134,7 @@ func New(cfg Config, deps Deps) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	e.Debug = false
+	e.JSONSerializer = jsonSerializer{}
 	// The peer address is the client: forwarding headers are believed only
 	// from trusted proxies.
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
@@ -171,6 +172,7 @@ func (s *Server) Handler() http.Handler { return s.echo }
 func (s *Server) OpsHandler() http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort, e.Debug = true, true, false
+	e.JSONSerializer = jsonSerializer{}
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(requestID)
 	e.Use(s.recoverer, securityHeaders)

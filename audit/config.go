@@ -28,6 +28,31 @@ type Config struct {
 	CheckpointKeyFile  string        `yaml:"checkpoint_key_file" env:"AUTH_AUDIT_CHECKPOINT_KEY_FILE"`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval" env:"AUTH_AUDIT_CHECKPOINT_INTERVAL"`
 	CheckpointSink     string        `yaml:"checkpoint_sink" env:"AUTH_AUDIT_CHECKPOINT_SINK"`
+	// Log says which stored records are also written to the service's log
+	// (LogAll, LogChanges or LogNone); "" leaves it to DefaultLog.
+	Log string `yaml:"log" env:"AUTH_AUDIT_LOG,lower"`
+}
+
+// Which stored records are also written to the log, one line each (for a
+// SIEM that reads the log): every record, the changes only, or none. The
+// database keeps every record whatever this says.
+const (
+	LogAll     = "all"
+	LogChanges = "changes"
+	LogNone    = "none"
+)
+
+// DefaultLog fills an unset Log: every record in production, the changes
+// only in development, where a terminal shows the log and a line for every
+// check would bury everything else.
+func (c *Config) DefaultLog(development bool) {
+	if c.Log != "" {
+		return
+	}
+	c.Log = LogAll
+	if development {
+		c.Log = LogChanges
+	}
 }
 
 // Validate checks the section; it expands a leading ~ of its paths and
@@ -43,6 +68,11 @@ func (c *Config) Validate() error {
 	case Block, Drop:
 	default:
 		errs = append(errs, config.Invalid("Overflow", c.Overflow, "must be block or drop"))
+	}
+	switch c.Log {
+	case "", LogAll, LogChanges, LogNone:
+	default:
+		errs = append(errs, config.Invalid("Log", c.Log, "must be all, changes or none"))
 	}
 	if c.QueueSize < 1 || c.QueueSize > 10_000_000 {
 		errs = append(errs, config.Invalid("QueueSize", strconv.Itoa(c.QueueSize), "must be between 1 and 10000000"))

@@ -51,11 +51,13 @@ type Trail struct {
 	queue     *Queue
 	decisions Decisions
 	stream    *slog.Logger
-	after     func(ctx context.Context, f func())
-	sealRes   bool
-	now       func() time.Time
-	log       *slog.Logger
-	missing   atomic.Int64
+	// streamChanges limits the stream to committed changes.
+	streamChanges bool
+	after         func(ctx context.Context, f func())
+	sealRes       bool
+	now           func() time.Time
+	log           *slog.Logger
+	missing       atomic.Int64
 	// handles maps the fingerprints of the tenants seen to their handles,
 	// for Handle.
 	handles sync.Map
@@ -66,6 +68,9 @@ type TrailOptions struct {
 	Decisions Decisions
 	// Stream receives one line per stored record (nil: none).
 	Stream *slog.Logger
+	// StreamChangesOnly limits Stream to the records of committed changes:
+	// checks, listings and other events are stored but not streamed.
+	StreamChangesOnly bool
 	// AfterCommit runs f once the transaction carried by ctx commits (nil:
 	// at once). A change's log line is emitted only if the change commits.
 	AfterCommit func(ctx context.Context, f func())
@@ -89,7 +94,7 @@ func NewTrail(keys *Keyring, store Store, queue *Queue, opts TrailOptions) *Trai
 		opts.Logger = slog.Default()
 	}
 	return &Trail{keys: keys, store: store, queue: queue, decisions: opts.Decisions, stream: opts.Stream,
-		after: opts.AfterCommit, sealRes: opts.SealResources, now: time.Now, log: opts.Logger}
+		streamChanges: opts.StreamChangesOnly, after: opts.AfterCommit, sealRes: opts.SealResources, now: time.Now, log: opts.Logger}
 }
 
 // Handle returns the handle of a tenant the trail has recorded something
@@ -246,8 +251,10 @@ func (t *Trail) WriteBatch(ctx context.Context, recs []Record) error {
 			return nil
 		}
 	}
-	for _, r := range recs {
-		t.emit(ctx, r)
+	if !t.streamChanges {
+		for _, r := range recs {
+			t.emit(ctx, r)
+		}
 	}
 	return nil
 }

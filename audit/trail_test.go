@@ -446,3 +446,45 @@ func TestTrailChainMissing(t *testing.T) {
 		t.Errorf("WriteBatch of the missing tenant only = %v, want nil", err)
 	}
 }
+
+// With StreamChangesOnly the log gets the changes' lines only: checks,
+// listings and other events are stored all the same.
+func TestTrailStreamChangesOnly(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		changesOnly bool
+		wantLines   int
+	}{
+		{"every record", false, 3},
+		{"changes only", true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf syncBuffer
+			k := keyring(t, testKey)
+			st := newMemStore(k)
+			var trail *audit.Trail
+			q := audit.NewQueue(func(ctx context.Context, recs []audit.Record) error { return trail.WriteBatch(ctx, recs) },
+				audit.QueueOptions{FlushInterval: time.Hour, Logger: quietLogger()})
+			trail = audit.NewTrail(k, st, q, audit.TrailOptions{
+				Stream: slog.New(slog.NewJSONHandler(&buf, nil)), StreamChangesOnly: tc.changesOnly,
+			})
+			go q.Run(context.Background())
+			ctx := context.Background()
+			if err := trail.RecordChange(ctx, audit.Entry{Tenant: "t", Action: audit.CreateRole, Resource: "r"}); err != nil {
+				t.Fatal(err)
+			}
+			trail.RecordDecision(ctx, audit.Entry{Tenant: "t", Action: audit.CheckPermission, Resource: "p", Success: true}, true)
+			trail.RecordEvent(ctx, audit.Entry{Tenant: "t", Action: audit.GetAudit, Resource: "audit", Success: true})
+			closeQueue(t, q)
+			if n := len(st.records()); n != 3 {
+				t.Fatalf("%d records stored, want 3", n)
+			}
+			if n := strings.Count(buf.String(), "\n"); n != tc.wantLines {
+				t.Errorf("%d log lines, want %d:\n%s", n, tc.wantLines, buf.String())
+			}
+			if tc.changesOnly && !strings.Contains(buf.String(), `"action":"CREATE_ROLE"`) {
+				t.Errorf("the change's line is missing:\n%s", buf.String())
+			}
+		})
+	}
+}

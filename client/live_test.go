@@ -167,7 +167,7 @@ func TestLiveEveryMethod(t *testing.T) {
 
 	// A bad name is an *APIError of 400, neither a denial nor an outage.
 	_, err = c.CreateRole(ctx, "bad.name")
-	if !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest || ae.Message != "Invalid role name: bad.name" {
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest || ae.Message != "Invalid role name: bad.name. Role names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen." {
 		t.Errorf("CreateRole bad.name: got %v, want a 400 with the service's message", err)
 	}
 	if errors.Is(err, client.ErrUnavailable) || errors.Is(err, client.ErrUnauthorized) {

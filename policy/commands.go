@@ -81,7 +81,7 @@ func (s *Service) Grant(ctx context.Context, key KeyHash, role, perm string) (bo
 		return false, err
 	}
 	if !s.ValidGrant(perm) {
-		return false, &NameError{Kind: "permission", Value: perm}
+		return false, &NameError{Kind: "permission", Value: perm, Pattern: s.model.wildcards}
 	}
 	return s.ruleChange(ctx, key, audit.AddPermission, role+":"+perm, "", role, true,
 		"p", func(dom string) []string { return []string{roleSubject(role), dom, perm} })
@@ -93,7 +93,7 @@ func (s *Service) Revoke(ctx context.Context, key KeyHash, role, perm string) (b
 		return false, err
 	}
 	if !s.ValidGrant(perm) {
-		return false, &NameError{Kind: "permission", Value: perm}
+		return false, &NameError{Kind: "permission", Value: perm, Pattern: s.model.wildcards}
 	}
 	return s.ruleChange(ctx, key, audit.RemovePermission, role+":"+perm, "", role, false,
 		"p", func(dom string) []string { return []string{roleSubject(role), dom, perm} })

@@ -34,6 +34,9 @@ var (
 type NameError struct {
 	Kind  string // "user", "role", "permission" or (from package workflow) "workflow"
 	Value string
+	// Pattern marks a permission checked as a grant under a model that
+	// matches permissions by pattern, where the wildcard * is valid too.
+	Pattern bool
 }
 
 func (e *NameError) Error() string {

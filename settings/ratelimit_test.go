@@ -20,7 +20,8 @@ func TestRateLimitAndHardeningDefaults(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"ClassLimits", fmt.Sprint(c.RateLimit.ClassLimits()), fmt.Sprint(map[string][]ratelimit.Limit{"default": {{Count: 1000, Period: time.Hour}}})},
+		// Tenants unlimited; refused requests 1000 per hour per IP.
+		{"ClassLimits", fmt.Sprint(c.RateLimit.ClassLimits()), fmt.Sprint(map[string][]ratelimit.Limit{"unauthenticated": {{Count: 1000, Period: time.Hour}}})},
 		{"Replicas", c.RateLimit.Replicas, 1},
 		{"ReadHeaderTimeout", c.Server.ReadHeaderTimeout, 5 * time.Second},
 		{"Proxies", len(c.Server.Proxies), 0},
@@ -92,6 +93,36 @@ server:
 	}
 }
 
+// RATE_LIMIT_DEFAULT, when set, limits tenants and refused requests (per
+// IP) unless AUTH_RATE_LIMIT_UNAUTHENTICATED is set; unset, tenants are not
+// limited and refused requests get 1000 per hour per IP.
+func TestRateLimitDefaultFallbacks(t *testing.T) {
+	hour := func(n int) []ratelimit.Limit { return []ratelimit.Limit{{Count: n, Period: time.Hour}} }
+	for _, tc := range []struct {
+		name string
+		env  []string
+		want map[string][]ratelimit.Limit
+	}{
+		{"nothing set", nil, map[string][]ratelimit.Limit{"unauthenticated": hour(1000)}},
+		{"default set", []string{"RATE_LIMIT_DEFAULT", "50 per hour"}, map[string][]ratelimit.Limit{"default": hour(50)}},
+		{"default and unauthenticated", []string{"RATE_LIMIT_DEFAULT", "50 per hour", "AUTH_RATE_LIMIT_UNAUTHENTICATED", "7 per hour"},
+			map[string][]ratelimit.Limit{"default": hour(50), "unauthenticated": hour(7)}},
+		{"unauthenticated only", []string{"AUTH_RATE_LIMIT_UNAUTHENTICATED", "7 per hour"}, map[string][]ratelimit.Limit{"unauthenticated": hour(7)}},
+		{"reads only", []string{"AUTH_RATE_LIMIT_READS", "9 per hour"}, map[string][]ratelimit.Limit{"reads": hour(9), "unauthenticated": hour(1000)}},
+		{"blank default", []string{"RATE_LIMIT_DEFAULT", "  "}, map[string][]ratelimit.Limit{"unauthenticated": hour(1000)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(t, tc.env...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := fmt.Sprint(c.RateLimit.ClassLimits()), fmt.Sprint(tc.want); got != want {
+				t.Errorf("ClassLimits = %s, want %s", got, want)
+			}
+		})
+	}
+}
+
 func TestRateLimitAndHardeningBadValues(t *testing.T) {
 	for _, tc := range []struct {
 		env     []string
@@ -143,8 +174,8 @@ func FuzzRateLimitSection(f *testing.F) {
 			return
 		}
 		classes := c.RateLimit.ClassLimits()
-		if len(classes[ratelimit.Default]) == 0 {
-			t.Fatalf("%s: no default limits", yaml)
+		if len(classes[ratelimit.Default]) == 0 && len(classes[ratelimit.Unauthenticated]) == 0 {
+			t.Fatalf("%s: requests refused by the authentication gate are not limited", yaml)
 		}
 		for class, limits := range classes {
 			for _, l := range limits {

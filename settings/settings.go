@@ -58,7 +58,9 @@ type Tenants struct {
 	policy.MemoryConfig    `yaml:",inline"`
 }
 
-// Log is the logging section (log:).
+// Log is the logging section (log:). An unset Format is text in
+// development mode (a terminal reads it) and json in production (a log
+// collector does).
 type Log struct {
 	Level  string `yaml:"level" env:"AUTH_LOG_LEVEL,lower"`
 	Format string `yaml:"format" env:"AUTH_LOG_FORMAT,lower"`
@@ -73,7 +75,7 @@ func (l *Log) Validate() error {
 		errs = append(errs, config.Invalid("Level", l.Level, "must be debug, info, warn or error"))
 	}
 	switch l.Format {
-	case "json", "text":
+	case "", "json", "text":
 	default:
 		errs = append(errs, config.Invalid("Format", l.Format, "must be json or text"))
 	}
@@ -90,8 +92,9 @@ func (l Log) SlogLevel() slog.Level {
 // Development reports whether the service runs in development mode.
 func (c Config) Development() bool { return c.Env == "development" }
 
-// Validate checks what involves more than one section; Load has validated
-// each section before.
+// Validate checks what involves more than one section, and fills the
+// defaults that depend on the mode (the log format, which audit records go
+// to the log); Load has validated each section before.
 func (c *Config) Validate() error {
 	var errs []error
 	switch c.Env {
@@ -99,6 +102,13 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, config.Invalid("Env", c.Env, "must be production or development"))
 	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+		if c.Development() {
+			c.Log.Format = "text"
+		}
+	}
+	c.Audit.DefaultLog(c.Development())
 	if a := c.Ops.Addr; a != "" && a == c.Server.Addr() && c.Server.Port != 0 {
 		errs = append(errs, config.Invalid("Ops.Addr", a, "must differ from the API's address ({Server.Host}:{Server.Port})"))
 	}
@@ -113,6 +123,13 @@ func Load(getenv func(string) string) (Config, error) {
 	file, err := config.Load(&c, auth.DefaultConfig, getenv)
 	c.File = file
 	return c, err
+}
+
+// Warnings lists what the configuration sets that is probably not what was
+// meant (a PostgreSQL URL while the database is SQLite), each naming its
+// variable; the server logs them at start.
+func (c *Config) Warnings() []string {
+	return config.Warnings(c)
 }
 
 // Variables lists every environment variable the configuration reads,

@@ -50,8 +50,8 @@ func newRateLimiter(cfg ratelimit.Config, tenants settings.Tenants, mx *metrics.
 				return 0
 			})
 	}
-	log.Info("rate limits", "default", cfg.Default, "reads", cfg.Reads, "writes", cfg.Writes,
-		"unauthenticated", cfg.Unauthenticated, "tenant_creation", tenants.CreationLimit,
+	log.Info("rate limits", "reads", lim.Describe(ratelimit.Reads), "writes", lim.Describe(ratelimit.Writes),
+		"unauthenticated", lim.Describe(ratelimit.Unauthenticated), "tenant_creation", tenants.CreationLimit,
 		"tenant_creation_global", tenants.CreationLimitGlobal, "shared", rdb != nil)
 	if rdb != nil {
 		// Not fatal (Redis may come later: the first request that finds it

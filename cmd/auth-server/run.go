@@ -71,6 +71,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := newLogger(cfg.Log, stderr)
 	libraryLogs(log)
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration: " + w)
+	}
 	if cmd == "audit" && len(args) > 1 && args[1] == "checkpoint-keygen" {
 		return checkpointKeygen(args[2:], stdout)
 	}

@@ -33,10 +33,15 @@ func newAuditTrail(cfg settings.Config, db *sqldb.DB, store *policydb.Store, key
 		return trail.WriteBatch(ctx, recs)
 	}, audit.QueueOptions{Size: cfg.Audit.QueueSize, Overflow: audit.Overflow(cfg.Audit.Overflow),
 		BlockTimeout: cfg.Ops.AuditBlockTimeout, FlushTimeout: auditFlushGrace, Logger: log})
+	var stream *slog.Logger
+	if cfg.Audit.Log != audit.LogNone {
+		stream = log.With("log", "audit")
+	}
 	trail = audit.NewTrail(keys, auditdb.Guard(auditStore, reads, writes), queue, audit.TrailOptions{
-		Decisions:   audit.Decisions(cfg.Audit.Decisions),
-		Stream:      log.With("log", "audit"),
-		AfterCommit: sqldb.AfterCommit,
+		Decisions:         audit.Decisions(cfg.Audit.Decisions),
+		Stream:            stream,
+		StreamChangesOnly: cfg.Audit.Log == audit.LogChanges,
+		AfterCommit:       sqldb.AfterCommit,
 		// With encryption on, names must not reach the database in clear
 		// through the audit trail either.
 		SealResources: cfg.Crypto.Enabled,

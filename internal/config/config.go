@@ -237,12 +237,17 @@ func (f *field) shown(v string) string {
 }
 
 func (l *loader) readYAML(b []byte, file string) error {
+	where := file
+	if where == "" {
+		where = "built-in config.yaml"
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
+		reason := "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")
 		if file == "" {
-			return err
+			return errors.New(reason)
 		}
-		return &Error{Setting: FileVariable, Value: file, Reason: err.Error()}
+		return &Error{Setting: FileVariable, File: where, Reason: reason}
 	}
 	if doc.Kind == 0 {
 		return nil // empty
@@ -255,7 +260,7 @@ func (l *loader) readYAML(b []byte, file string) error {
 		return nil
 	}
 	var errs []error
-	l.readMapping(n, "", file, &errs)
+	l.readMapping(n, "", where, file, &errs)
 	if file == "" && len(errs) > 0 {
 		return join(errs)
 	}
@@ -263,20 +268,17 @@ func (l *loader) readYAML(b []byte, file string) error {
 	return nil
 }
 
-func (l *loader) readMapping(n *yaml.Node, prefix, file string, errs *[]error) {
-	fileErr := func(reason string) {
-		where := file
-		if where == "" {
-			where = "built-in config.yaml"
-		}
-		*errs = append(*errs, &Error{Setting: FileVariable, Value: where, Reason: reason})
-	}
+// readMapping reads the mapping n found at the key path prefix of the
+// file (where names it in errors; file is "" for the built-in defaults).
+func (l *loader) readMapping(n *yaml.Node, prefix, where, file string, errs *[]error) {
 	if n.Kind != yaml.MappingNode {
+		e := &Error{Setting: FileVariable, File: where, Key: prefix}
 		if prefix == "" {
-			fileErr("must be a mapping of sections (server:, database:, …)")
+			e.Reason = fmt.Sprintf("must be a mapping of sections (%s), not %s (line %d)", strings.Join(l.children(""), ", "), nodeKind(n), n.Line)
 		} else {
-			fileErr(prefix + " must be a mapping of keys")
+			e.Reason = fmt.Sprintf("must be a mapping of keys (%s), not %s (line %d)", strings.Join(l.children(prefix), ", "), nodeKind(n), n.Line)
 		}
+		*errs = append(*errs, e)
 		return
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -290,11 +292,105 @@ func (l *loader) readMapping(n *yaml.Node, prefix, file string, errs *[]error) {
 			if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
 				continue
 			}
-			l.readMapping(v, path, file, errs)
+			l.readMapping(v, path, where, file, errs)
 			continue
 		}
-		fileErr(fmt.Sprintf("unknown key %s (line %d)", path, k.Line))
+		*errs = append(*errs, &Error{Setting: FileVariable, File: where, Key: path, Reason: l.unknownKey(prefix, k)})
 	}
+}
+
+// unknownKey is the reason given for the unknown key k of the mapping at
+// prefix: its line, the nearest known key when one is close, and the
+// known keys.
+func (l *loader) unknownKey(prefix string, k *yaml.Node) string {
+	known := l.children(prefix)
+	var b strings.Builder
+	fmt.Fprintf(&b, "unknown key (line %d).", k.Line)
+	if near := nearest(k.Value, known); near != "" {
+		fmt.Fprintf(&b, " Did you mean %s?", near)
+	}
+	what := "keys of " + prefix
+	if prefix == "" {
+		what = "sections"
+	}
+	fmt.Fprintf(&b, " Known %s: %s", what, strings.Join(known, ", "))
+	return b.String()
+}
+
+// children lists the keys the file may have under the key path prefix
+// ("" for the sections), in the order they are declared.
+func (l *loader) children(prefix string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, f := range l.schema.fields {
+		if f.key == "" {
+			continue
+		}
+		rest := f.key
+		if prefix != "" {
+			var ok bool
+			if rest, ok = strings.CutPrefix(f.key, prefix+"."); !ok {
+				continue
+			}
+		}
+		name, _, _ := strings.Cut(rest, ".")
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// nearest returns the key of known closest to s when it is a likely typo
+// of it (at most two edits, fewer than half the letters), else "".
+func nearest(s string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := editDistance(strings.ToLower(s), k); d < bestD && 2*d < len(k) {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes), with a
+// transposition of two neighbours counted as one edit.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
+}
+
+// nodeKind describes what a YAML node is, for errors.
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	return "a single value"
 }
 
 func (l *loader) readLeaf(f *field, n *yaml.Node, file string, errs *[]error) {
@@ -302,11 +398,13 @@ func (l *loader) readLeaf(f *field, n *yaml.Node, file string, errs *[]error) {
 		return
 	}
 	if n.Kind != yaml.ScalarNode {
-		*errs = append(*errs, &Error{Setting: f.name(), Key: f.key, File: file, Reason: "must be a single value"})
+		*errs = append(*errs, &Error{Setting: f.name(), Key: f.key, File: file,
+			Reason: fmt.Sprintf("must be a single value, not %s (line %d)", nodeKind(n), n.Line)})
 		return
 	}
 	if err := setText(l.root.FieldByIndex(f.index), n.Value); err != nil {
-		*errs = append(*errs, &Error{Setting: f.name(), Key: f.key, File: file, Value: f.shown(n.Value), Reason: err.Error()})
+		*errs = append(*errs, &Error{Setting: f.name(), Key: f.key, File: file, Value: f.shown(n.Value),
+			Reason: fmt.Sprintf("%s (line %d)", err, n.Line)})
 		return
 	}
 	l.origin[f.goPath] = file
@@ -379,7 +477,40 @@ func setText(v reflect.Value, s string) error {
 	return nil
 }
 
-var validatorType = reflect.TypeOf((*Validator)(nil)).Elem()
+var (
+	validatorType = reflect.TypeOf((*Validator)(nil)).Elem()
+	warnerType    = reflect.TypeOf((*Warner)(nil)).Elem()
+)
+
+// Warnings returns what the sections of root (a pointer to a struct of
+// sections, as Load filled it) warn about, each naming its setting by its
+// variable: "POSTGRESQL_URL: is set but …".
+func Warnings(root any) []string {
+	v := reflect.ValueOf(root)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		panic("config.Warnings: root must be a pointer to a struct")
+	}
+	l := &loader{root: v.Elem(), schema: schemaOf(v.Type()), origin: map[string]string{}}
+	var out []string
+	for _, s := range append(append([]section(nil), l.schema.sections...), section{}) {
+		sv := l.root
+		if s.index != nil {
+			sv = l.root.FieldByIndex(s.index)
+		}
+		if !sv.CanAddr() || !sv.Addr().Type().Implements(warnerType) || promotesMethod(sv.Type(), warnerType) {
+			continue
+		}
+		for _, w := range sv.Addr().Interface().(Warner).Warnings() {
+			e, ok := l.resolve(w, s).(*Error)
+			if !ok {
+				out = append(out, w.Error())
+				continue
+			}
+			out = append(out, e.Setting+": "+e.Reason)
+		}
+	}
+	return out
+}
 
 // validate calls every section's Validate, nested sections first and the
 // root last, and collects their errors.
@@ -391,7 +522,7 @@ func (l *loader) validate() {
 }
 
 func (l *loader) validateOne(v reflect.Value, s section) {
-	if !v.CanAddr() || !v.Addr().Type().Implements(validatorType) || promotesValidate(v.Type()) {
+	if !v.CanAddr() || !v.Addr().Type().Implements(validatorType) || promotesMethod(v.Type(), validatorType) {
 		return
 	}
 	for _, err := range flatten(v.Addr().Interface().(Validator).Validate()) {
@@ -399,13 +530,14 @@ func (l *loader) validateOne(v reflect.Value, s section) {
 	}
 }
 
-// promotesValidate reports whether t's Validate is one promoted from an
-// embedded section (which is validated on its own): a struct embedding
-// sections declares no Validate of its own.
-func promotesValidate(t reflect.Type) bool {
+// promotesMethod reports whether t's method of the interface iface
+// (Validate, Warnings) is one promoted from an embedded section (which is
+// asked on its own): a struct embedding sections declares no such method
+// of its own.
+func promotesMethod(t reflect.Type, iface reflect.Type) bool {
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
-		if sf.Anonymous && reflect.PointerTo(sf.Type).Implements(validatorType) {
+		if sf.Anonymous && reflect.PointerTo(sf.Type).Implements(iface) {
 			return true
 		}
 	}

@@ -154,25 +154,25 @@ func TestLoadNamesKeysAndVariables(t *testing.T) {
 		{
 			name: "unknown key",
 			file: "server:\n  prot: 4000\n",
-			want: []string{`invalid configuration: AUTH_CONFIG="FILE": unknown key server.prot (line 2)`},
+			want: []string{`invalid configuration: FILE (AUTH_CONFIG): server.prot: unknown key (line 2). Did you mean port? Known keys of server: host, port, timeout, mode`},
 			set:  []string{"AUTH_CONFIG"},
 		},
 		{
 			name: "unknown section",
 			file: "sever:\n  port: 4000\n",
-			want: []string{`invalid configuration: AUTH_CONFIG="FILE": unknown key sever (line 1)`},
+			want: []string{`invalid configuration: FILE (AUTH_CONFIG): sever: unknown key (line 1). Did you mean server? Known sections: server, ops`},
 			set:  []string{"AUTH_CONFIG"},
 		},
 		{
 			name: "secret in the file",
 			file: "creds:\n  token: x\n",
-			want: []string{`invalid configuration: AUTH_CONFIG="FILE": unknown key creds (line 1)`},
+			want: []string{`invalid configuration: FILE (AUTH_CONFIG): creds: unknown key (line 1). Known sections: server, ops`},
 			set:  []string{"AUTH_CONFIG"},
 		},
 		{
 			name: "bad value in the file: its key path, and the variable",
 			file: "server:\n  port: http\n",
-			want: []string{`invalid configuration: FILE: server.port="http" (T_PORT): must be a whole number`},
+			want: []string{`invalid configuration: FILE: server.port="http" (T_PORT): must be a whole number (line 2)`},
 			set:  []string{"T_PORT"},
 		},
 		{
@@ -205,7 +205,7 @@ func TestLoadNamesKeysAndVariables(t *testing.T) {
 			file: "server:\n  colour: blue\n  mode: medium\n",
 			env:  []string{"T_BURST", "11", "T_FLAG", "maybe", "T_NAME", "localhost"},
 			want: []string{
-				`invalid configuration: AUTH_CONFIG="FILE": unknown key server.colour (line 2)`,
+				`invalid configuration: FILE (AUTH_CONFIG): server.colour: unknown key (line 2). Known keys of server: host, port, timeout, mode`,
 				`invalid configuration: T_FLAG="maybe": must be true or false`,
 				`invalid configuration: FILE: server.mode="medium" (T_MODE): must be fast or slow when T_HOST is set`,
 				`invalid configuration: T_BURST="11": must be at most 10`,
@@ -216,19 +216,44 @@ func TestLoadNamesKeysAndVariables(t *testing.T) {
 		{
 			name: "not YAML",
 			file: "server: [\n",
+			want: []string{`invalid configuration: FILE (AUTH_CONFIG): not valid YAML: line 1: did not find expected node content`},
 			set:  []string{"AUTH_CONFIG"},
 		},
 		{
 			name: "a section that is not a mapping",
 			file: "server: 4000\n",
-			want: []string{`invalid configuration: AUTH_CONFIG="FILE": server must be a mapping of keys`},
+			want: []string{`invalid configuration: FILE (AUTH_CONFIG): server: must be a mapping of keys (host, port, timeout, mode), not a single value (line 1)`},
 			set:  []string{"AUTH_CONFIG"},
 		},
 		{
 			name: "a list where a value belongs",
 			file: "server:\n  port: [1, 2]\n",
-			want: []string{`invalid configuration: FILE: server.port (T_PORT): must be a single value`},
+			want: []string{`invalid configuration: FILE: server.port (T_PORT): must be a single value, not a list (line 2)`},
 			set:  []string{"T_PORT"},
+		},
+		{
+			name: "a mapping where a value belongs",
+			file: "ops:\n  burst: {a: 1}\n",
+			want: []string{`invalid configuration: FILE: ops.burst (T_BURST): must be a single value, not a mapping (line 2)`},
+			set:  []string{"T_BURST"},
+		},
+		{
+			name: "a typo with letters swapped",
+			file: "ops:\n  nmae: x\n",
+			want: []string{`invalid configuration: FILE (AUTH_CONFIG): ops.nmae: unknown key (line 2). Did you mean name? Known keys of ops: burst, name`},
+			set:  []string{"AUTH_CONFIG"},
+		},
+		{
+			name: "the file not a mapping",
+			file: "- server\n",
+			want: []string{`invalid configuration: FILE (AUTH_CONFIG): must be a mapping of sections (server, ops), not a list (line 1)`},
+			set:  []string{"AUTH_CONFIG"},
+		},
+		{
+			name: "a wrong type: a duration",
+			file: "server:\n  timeout: 5\n",
+			want: []string{`invalid configuration: FILE: server.timeout="5": must be a duration such as 30s or 10m (line 2)`},
+			set:  []string{"server.timeout"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,7 +13,8 @@ type Error struct {
 	// Key is the YAML key path of the setting ("" for one read only from
 	// the environment).
 	Key string
-	// File is the configuration file the value came from; "" when it came
+	// File is the configuration file the value came from, or the file
+	// with the problem when Setting is FileVariable; "" when the value came
 	// from the environment or the built-in defaults.
 	File string
 	// Value is the offending value ("" when it is not shown: secrets, and
@@ -23,10 +24,20 @@ type Error struct {
 }
 
 // Error names the setting (its key in the file when the value came from
-// one), the value unless hidden, and the reason.
+// one), the value unless hidden, and the reason. A problem of the file
+// itself (its YAML, a key it should not have) is named by the file and the
+// key path: "auth.yaml (AUTH_CONFIG): server.prot: unknown key (…)".
 func (e *Error) Error() string {
 	name := e.Setting
-	if e.File != "" && e.Key != "" {
+	switch {
+	case e.File != "" && e.Setting == FileVariable:
+		// A problem of the file: name it (and the variable naming it),
+		// and the key path.
+		name = e.File + " (" + FileVariable + ")"
+		if e.Key != "" {
+			name += ": " + e.Key
+		}
+	case e.File != "" && e.Key != "":
 		// The value came from the file: name its key there (and the
 		// variable that would override it).
 		name = e.File + ": " + e.Key
@@ -35,7 +46,7 @@ func (e *Error) Error() string {
 	if e.Value != "" {
 		s += fmt.Sprintf("=%q", e.Value)
 	}
-	if e.File != "" && e.Key != "" && e.Setting != e.Key {
+	if e.File != "" && e.Key != "" && e.Setting != e.Key && e.Setting != FileVariable {
 		s += " (" + e.Setting + ")"
 	}
 	return s + ": " + e.Reason
@@ -75,6 +86,14 @@ func Invalid(field, value, reason string) error {
 // every problem it finds (errors.Join of several Invalid errors).
 type Validator interface {
 	Validate() error
+}
+
+// Warner is a settings section that points out settings that are valid
+// but probably not what was meant (a value that another setting makes
+// unused). Warnings returns Invalid errors, as Validate does; Warnings (the
+// function) names their settings.
+type Warner interface {
+	Warnings() []error
 }
 
 // flatten returns the errors joined in err, in order.

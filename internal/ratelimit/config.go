@@ -9,8 +9,18 @@ import (
 	"github.com/ourway/auth/internal/config"
 )
 
+// DefaultUnauthenticated is the budget, per client IP, of the requests the
+// authentication gate refuses when neither Unauthenticated nor Default is
+// set.
+const DefaultUnauthenticated = "1000 per hour"
+
 // Config is the rate-limit section of the settings (rate_limit:).
 type Config struct {
+	// Default is the budget of each tenant's /api requests (and, unless
+	// Unauthenticated is set, of each client IP's refused requests). Empty,
+	// the shipped default, leaves tenants unlimited: an authorization
+	// service answers a check for every request of its applications, and
+	// no per-tenant budget fits every deployment.
 	Default    string `yaml:"default" env:"RATE_LIMIT_DEFAULT"`
 	StorageURL string `yaml:"storage_url" env:"RATELIMIT_STORAGE_URL"`
 	// Reads, Writes and Unauthenticated override Default for GET/HEAD
@@ -22,24 +32,30 @@ type Config struct {
 	// Replicas divides the limits of the local fallback used while Redis
 	// is unreachable (each of N replicas then allows 1/N).
 	Replicas int `yaml:"replicas" env:"AUTH_RATE_LIMIT_REPLICAS"`
-	// Limits is Default parsed; the others are their settings parsed (nil
-	// when unset). Validate fills them.
+	// Limits is Default parsed (nil when unset); the others are their
+	// settings parsed (nil when unset, except UnauthenticatedLimits, which
+	// is DefaultUnauthenticated when neither it nor Default is set).
+	// Validate fills them.
 	Limits                []Limit `yaml:"-"`
 	ReadLimits            []Limit `yaml:"-"`
 	WriteLimits           []Limit `yaml:"-"`
 	UnauthenticatedLimits []Limit `yaml:"-"`
 }
 
-// Validate checks the section and parses its limits. Reads, Writes and
-// Unauthenticated are optional: empty means the route class is counted
-// against the default limits.
+// Validate checks the section and parses its limits. Every limit is
+// optional: an empty Reads, Writes or Unauthenticated is counted against
+// Default, and an empty Default leaves tenants unlimited while refused
+// requests get DefaultUnauthenticated per client IP.
 func (c *Config) Validate() error {
 	var errs []error
-	limits, err := ParseLimits(c.Default)
-	if err != nil {
-		errs = append(errs, config.Invalid("Default", c.Default, err.Error()))
+	c.Limits = nil
+	if strings.TrimSpace(c.Default) != "" {
+		limits, err := ParseLimits(c.Default)
+		if err != nil {
+			errs = append(errs, config.Invalid("Default", c.Default, err.Error()))
+		}
+		c.Limits = limits
 	}
-	c.Limits = limits
 	for _, o := range []struct {
 		field string
 		text  string
@@ -60,6 +76,9 @@ func (c *Config) Validate() error {
 		}
 		*o.dst = l
 	}
+	if strings.TrimSpace(c.Default) == "" && strings.TrimSpace(c.Unauthenticated) == "" {
+		c.UnauthenticatedLimits, _ = ParseLimits(DefaultUnauthenticated)
+	}
 	if c.Replicas < 1 || c.Replicas > 1000 {
 		errs = append(errs, config.Invalid("Replicas", strconv.Itoa(c.Replicas), "must be between 1 and 1000"))
 	}
@@ -75,9 +94,12 @@ func (c *Config) Validate() error {
 }
 
 // ClassLimits returns the limits of each route class that has its own, in
-// the form Options wants.
+// the form Options wants (no Default entry when tenants are unlimited).
 func (c Config) ClassLimits() map[string][]Limit {
-	m := map[string][]Limit{Default: c.Limits}
+	m := map[string][]Limit{}
+	if len(c.Limits) > 0 {
+		m[Default] = c.Limits
+	}
 	if len(c.ReadLimits) > 0 {
 		m[Reads] = c.ReadLimits
 	}

@@ -12,9 +12,10 @@ import (
 	"time"
 )
 
-// Route classes. A request of class Reads or Writes that has no limits of
-// its own is counted against Default; Unauthenticated is keyed by client IP
-// and counts requests the authentication gate refuses.
+// Route classes. A request of class Reads, Writes or Unauthenticated that
+// has no limits of its own is counted against Default, and allowed without
+// counting when Default has none either; Unauthenticated is keyed by client
+// IP and counts requests the authentication gate refuses.
 //
 // TenantCreation (keyed by client IP) and TenantCreationGlobal (one key
 // for the whole service) count the writes that create a tenant. They never
@@ -39,7 +40,8 @@ type Shared interface {
 
 // Options configures a Limiter.
 type Options struct {
-	// Limits maps a class to its limits; Default is required.
+	// Limits maps a class to its limits; a class without limits (Default
+	// included) allows everything.
 	Limits map[string][]Limit
 	// Shared is the store shared by the replicas (nil: memory only).
 	Shared Shared
@@ -89,10 +91,14 @@ type class struct {
 	localPolicy string
 }
 
-// New returns a Limiter. It errors if Default has no limits.
+// New returns a Limiter. It errors if a limit is not positive.
 func New(opts Options) (*Limiter, error) {
-	if len(opts.Limits[Default]) == 0 {
-		return nil, errors.New("ratelimit: the default class needs at least one limit")
+	for name, limits := range opts.Limits {
+		for _, l := range limits {
+			if l.Count < 1 || l.Period <= 0 {
+				return nil, errors.New("ratelimit: class " + name + " has a limit that allows nothing: " + l.String())
+			}
+		}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -168,7 +174,7 @@ func (l *Limiter) class(name string) *class {
 func (l *Limiter) Allow(ctx context.Context, className, subject string) Result {
 	c := l.class(className)
 	if len(c.limits) == 0 {
-		return Result{Allowed: true} // a class without limits (see ownLimitsOnly)
+		return Result{Allowed: true} // a class without limits
 	}
 	key := c.name + ":" + subject
 	if r, ok := l.denied.get(key, l.now()); ok {
@@ -185,6 +191,24 @@ func (l *Limiter) Allow(ctx context.Context, className, subject string) Result {
 		l.denied.put(key, r, l.now())
 	}
 	return r
+}
+
+// Limited reports whether requests of the class are counted at all (the
+// class, or Default it falls back to, has limits).
+func (l *Limiter) Limited(className string) bool { return len(l.class(className).limits) > 0 }
+
+// Describe renders the limits of the class as the settings write them
+// ("100 per minute; 1000 per hour"), or "unlimited".
+func (l *Limiter) Describe(className string) string {
+	c := l.class(className)
+	if len(c.limits) == 0 {
+		return "unlimited"
+	}
+	parts := make([]string, len(c.limits))
+	for i, lim := range c.limits {
+		parts[i] = lim.String()
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Blocked reports, without counting a request, whether subject is known to

@@ -292,6 +292,18 @@ func longRole(r string) string {
 	return "Invalid role name: " + r + ". Role names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen."
 }
 
+func longGroup(r string) string {
+	return "Invalid group name: " + r + ". Group (role) names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen."
+}
+
+func longPermission(p string) string {
+	return "Invalid permission name: " + p + ". Permission names must be 1-128 characters long and contain only alphanumeric, underscore, and hyphen."
+}
+
+func longWorkflow(w string) string {
+	return "Invalid workflow name: " + w + ". Workflow names must be 1-128 characters long and contain only alphanumeric, underscore, and hyphen."
+}
+
 func testNameValidation(t *testing.T, s *server) {
 	c := s.client(newKey(t))
 	c.post(t, "/api/role/admin")
@@ -301,7 +313,7 @@ func testNameValidation(t *testing.T, s *server) {
 	cases := []struct {
 		method, path, msg string
 	}{
-		// membership: the long messages.
+		// membership.
 		{"GET", "/membership/bad!user/admin", longUser("bad!user")},
 		{"GET", "/membership/john/bad.role", longRole("bad.role")},
 		{"GET", "/membership/bad!user/bad.role", longUser("bad!user")},
@@ -317,55 +329,55 @@ func testNameValidation(t *testing.T, s *server) {
 		{"POST", "/membership/j%20ohn/admin", longUser("j ohn")},
 		{"POST", "/membership/j%3Cb%3E/admin", longUser("j<b>")},
 		// permission: group and permission.
-		{"GET", "/permission/bad.role/read", "Invalid group name: bad.role"},
-		{"POST", "/permission/bad.role/read", "Invalid group name: bad.role"},
-		{"DELETE", "/permission/bad.role/read", "Invalid group name: bad.role"},
-		{"GET", "/permission/x%40y/read", "Invalid group name: x@y"},
-		{"GET", "/permission/admin/bad.perm", "Invalid permission name: bad.perm"},
-		{"POST", "/permission/admin/bad.perm", "Invalid permission name: bad.perm"},
-		{"POST", "/permission/admin/read%0A", "Invalid permission name: read\n"},
-		{"POST", "/permission/admin/reports_%2A", "Invalid permission name: reports_*"},
-		{"DELETE", "/permission/admin/bad.perm", "Invalid permission name: bad.perm"},
-		{"POST", "/permission/admin/" + p129, "Invalid permission name: " + p129},
-		{"POST", "/permission/" + r65 + "/read", "Invalid group name: " + r65},
-		{"GET", "/permission/bad.role/bad.perm", "Invalid group name: bad.role"},
-		// has_permission: short messages.
-		{"GET", "/has_permission/bad!user/read", "Invalid user name: bad!user"},
-		{"GET", "/has_permission/john/bad.perm", "Invalid permission name: bad.perm"},
-		{"GET", "/has_permission/" + u65 + "/read", "Invalid user name: " + u65},
-		{"GET", "/has_permission/john%0A/read", "Invalid user name: john\n"},
-		{"GET", "/has_permission/john/" + p129, "Invalid permission name: " + p129},
+		{"GET", "/permission/bad.role/read", longGroup("bad.role")},
+		{"POST", "/permission/bad.role/read", longGroup("bad.role")},
+		{"DELETE", "/permission/bad.role/read", longGroup("bad.role")},
+		{"GET", "/permission/x%40y/read", longGroup("x@y")},
+		{"GET", "/permission/admin/bad.perm", longPermission("bad.perm")},
+		{"POST", "/permission/admin/bad.perm", longPermission("bad.perm")},
+		{"POST", "/permission/admin/read%0A", longPermission("read\n")},
+		{"POST", "/permission/admin/reports_%2A", longPermission("reports_*")},
+		{"DELETE", "/permission/admin/bad.perm", longPermission("bad.perm")},
+		{"POST", "/permission/admin/" + p129, longPermission(p129)},
+		{"POST", "/permission/" + r65 + "/read", longGroup(r65)},
+		{"GET", "/permission/bad.role/bad.perm", longGroup("bad.role")},
+		// has_permission.
+		{"GET", "/has_permission/bad!user/read", longUser("bad!user")},
+		{"GET", "/has_permission/john/bad.perm", longPermission("bad.perm")},
+		{"GET", "/has_permission/" + u65 + "/read", longUser(u65)},
+		{"GET", "/has_permission/john%0A/read", longUser("john\n")},
+		{"GET", "/has_permission/john/" + p129, longPermission(p129)},
 		// single-name routes.
-		{"GET", "/user_permissions/bad!user", "Invalid user name: bad!user"},
-		{"GET", "/user_permissions/" + u65, "Invalid user name: " + u65},
-		{"GET", "/role_permissions/bad.role", "Invalid role name: bad.role"},
-		{"GET", "/role_permissions/a%40b", "Invalid role name: a@b"},
-		{"GET", "/user_roles/bad!user", "Invalid user name: bad!user"},
-		{"GET", "/user_roles/john%0A", "Invalid user name: john\n"},
-		{"GET", "/members/bad.role", "Invalid role name: bad.role"},
-		{"GET", "/members/" + r65, "Invalid role name: " + r65},
-		{"GET", "/which_roles_can/bad.perm", "Invalid permission name: bad.perm"},
-		{"GET", "/which_roles_can/" + p129, "Invalid permission name: " + p129},
-		{"GET", "/which_users_can/bad.perm", "Invalid permission name: bad.perm"},
-		{"GET", "/which_users_can/read%0A", "Invalid permission name: read\n"},
+		{"GET", "/user_permissions/bad!user", longUser("bad!user")},
+		{"GET", "/user_permissions/" + u65, longUser(u65)},
+		{"GET", "/role_permissions/bad.role", longRole("bad.role")},
+		{"GET", "/role_permissions/a%40b", longRole("a@b")},
+		{"GET", "/user_roles/bad!user", longUser("bad!user")},
+		{"GET", "/user_roles/john%0A", longUser("john\n")},
+		{"GET", "/members/bad.role", longRole("bad.role")},
+		{"GET", "/members/" + r65, longRole(r65)},
+		{"GET", "/which_roles_can/bad.perm", longPermission("bad.perm")},
+		{"GET", "/which_roles_can/" + p129, longPermission(p129)},
+		{"GET", "/which_users_can/bad.perm", longPermission("bad.perm")},
+		{"GET", "/which_users_can/read%0A", longPermission("read\n")},
 		// roles.
-		{"POST", "/role/bad.name", "Invalid role name: bad.name"},
-		{"DELETE", "/role/bad.name", "Invalid role name: bad.name"},
-		{"POST", "/role/john%40example.com", "Invalid role name: john@example.com"},
-		{"POST", "/role/a.b+c@d.io", "Invalid role name: a.b+c@d.io"},
-		{"POST", "/role/admin%0A", "Invalid role name: admin\n"},
-		{"POST", "/role/a%2Fb", "Invalid role name: a/b"},
-		{"POST", "/role/" + r65, "Invalid role name: " + r65},
-		{"GET", "/role/bad.name/parents", "Invalid role name: bad.name"},
-		{"POST", "/role/bad.name/parents/admin", "Invalid role name: bad.name"},
-		{"POST", "/role/admin/parents/bad.name", "Invalid role name: bad.name"},
-		{"DELETE", "/role/admin/parents/bad.name", "Invalid role name: bad.name"},
+		{"POST", "/role/bad.name", longRole("bad.name")},
+		{"DELETE", "/role/bad.name", longRole("bad.name")},
+		{"POST", "/role/john%40example.com", longRole("john@example.com")},
+		{"POST", "/role/a.b+c@d.io", longRole("a.b+c@d.io")},
+		{"POST", "/role/admin%0A", longRole("admin\n")},
+		{"POST", "/role/a%2Fb", longRole("a/b")},
+		{"POST", "/role/" + r65, longRole(r65)},
+		{"GET", "/role/bad.name/parents", longRole("bad.name")},
+		{"POST", "/role/bad.name/parents/admin", longRole("bad.name")},
+		{"POST", "/role/admin/parents/bad.name", longRole("bad.name")},
+		{"DELETE", "/role/admin/parents/bad.name", longRole("bad.name")},
 		// workflows.
-		{"GET", "/workflow/users/bad.wf", "Invalid workflow name: bad.wf"},
-		{"GET", "/workflow/users/" + p129, "Invalid workflow name: " + p129},
+		{"GET", "/workflow/users/bad.wf", longWorkflow("bad.wf")},
+		{"GET", "/workflow/users/" + p129, longWorkflow(p129)},
 		{"GET", "/workflow/user/bad!user/can_run/deploy", longUser("bad!user")},
-		{"GET", "/workflow/user/john/can_run/bad.wf", "Invalid workflow name: bad.wf"},
-		{"GET", "/workflow/user/john/can_run/deploy%0A", "Invalid workflow name: deploy\n"},
+		{"GET", "/workflow/user/john/can_run/bad.wf", longWorkflow("bad.wf")},
+		{"GET", "/workflow/user/john/can_run/deploy%0A", longWorkflow("deploy\n")},
 	}
 	for _, prefix := range prefixes {
 		for _, tc := range cases {

@@ -68,7 +68,7 @@ func testWildcardModel(t *testing.T, newServer factory) {
 	expect(t, c.get(t, "/api/role_permissions/analyst"), 200, env(`[{"name":"reports_*"}]`, "Retrieved permissions for role 'analyst'"))
 	expect(t, c.get(t, "/api/user_permissions/john"), 200, env(`{"count":1,"permissions":[{"name":"reports_*"}]}`, "Retrieved permissions for user 'john'"))
 	// A check names one permission: a pattern is not a permission name.
-	expectError(t, c.get(t, "/api/has_permission/john/reports_%2A"), 400, "Invalid permission name: reports_*")
+	expectError(t, c.get(t, "/api/has_permission/john/reports_%2A"), 400, longPermission("reports_*"))
 	// Revoking the pattern revokes what it covered.
 	expect(t, c.del(t, "/api/permission/analyst/reports_%2A"), 200, res("true"))
 	if hasPermission(t, c.get(t, "/api/has_permission/mary/reports_q1")) {
@@ -87,7 +87,7 @@ func TestDefaultModelRefusesWildcards(t *testing.T) {
 	}
 	c := s.client(newKey(t))
 	mustResult(t, c.post(t, "/api/role/analyst"), true)
-	expectError(t, c.post(t, "/api/permission/analyst/reports_%2A"), 400, "Invalid permission name: reports_*")
+	expectError(t, c.post(t, "/api/permission/analyst/reports_%2A"), 400, longPermission("reports_*"))
 	expect(t, c.get(t, "/api/role_permissions/analyst"), 200, env(`[]`, "Retrieved permissions for role 'analyst'"))
 }
 

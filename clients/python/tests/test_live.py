@@ -131,7 +131,10 @@ class LiveTest(unittest.TestCase):
         with self.assertRaises(AuthTransportError) as ctx:
             self.c.create_role("bad.name")
         self.assertEqual(ctx.exception.status, 400)
-        self.assertEqual(ctx.exception.body["message"], "Invalid role name: bad.name")
+        self.assertEqual(
+            ctx.exception.body["message"],
+            "Invalid role name: bad.name. Role names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen.",
+        )
         self.assertEqual(self.c.circuit_breaker.state, "closed", "a 400 is not a service failure")
 
     def test_a_refused_credential_raises(self):
