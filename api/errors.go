@@ -111,6 +111,10 @@ func (w wording) nameMessage(e *policy.NameError) string {
 		kind = w.role
 	}
 	msg := "Invalid " + kind + " name: " + e.Value
+	if e.Rule != "" {
+		// The served model's own rule (a pattern model's permissions).
+		return msg + ". " + e.Rule + "."
+	}
 	if w.rules {
 		switch e.Kind {
 		case "user":

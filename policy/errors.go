@@ -34,6 +34,10 @@ var (
 type NameError struct {
 	Kind  string // "user", "role", "permission" or (from package workflow) "workflow"
 	Value string
+	// Rule states the rule the name breaks, when the served model has its
+	// own (a pattern model's permission names); "" for the default rules,
+	// which the API words itself.
+	Rule string
 }
 
 func (e *NameError) Error() string {
