@@ -63,20 +63,25 @@ func TestInvalidNameMessages(t *testing.T) {
 		method, path string
 		kind, value  string
 		want         string
+		rule         string // the served model's rule (a pattern model)
 	}{
-		{"GET", "/api/membership/x/y", "user", "a b", "Invalid user name: a b" + userRule},
-		{"POST", "/api/v1/membership/x/y", "role", "a.b", "Invalid role name: a.b" + roleRule},
-		{"GET", "/api/permission/x/y", "role", "a.b", "Invalid group name: a.b"},
-		{"POST", "/api/permission/x/y", "permission", "a:b", "Invalid permission name: a:b"},
-		{"GET", "/api/has_permission/x/y", "user", "a b", "Invalid user name: a b"},
-		{"GET", "/api/members/x", "role", "a.b", "Invalid role name: a.b"},
-		{"POST", "/api/role/x/parents/y", "role", "a.b", "Invalid role name: a.b"},
-		{"GET", "/api/workflow/user/x/can_run/y", "user", "a b", "Invalid user name: a b" + userRule},
-		{"GET", "/api/workflow/user/x/can_run/y", "workflow", "a.b", "Invalid workflow name: a.b"},
-		{"GET", "/api/workflow/users/y", "workflow", "a.b", "Invalid workflow name: a.b"},
+		{"GET", "/api/membership/x/y", "user", "a b", "Invalid user name: a b" + userRule, ""},
+		{"POST", "/api/v1/membership/x/y", "role", "a.b", "Invalid role name: a.b" + roleRule, ""},
+		{"GET", "/api/permission/x/y", "role", "a.b", "Invalid group name: a.b", ""},
+		{"POST", "/api/permission/x/y", "permission", "a:b", "Invalid permission name: a:b", ""},
+		{"GET", "/api/has_permission/x/y", "user", "a b", "Invalid user name: a b", ""},
+		{"GET", "/api/members/x", "role", "a.b", "Invalid role name: a.b", ""},
+		{"POST", "/api/role/x/parents/y", "role", "a.b", "Invalid role name: a.b", ""},
+		{"GET", "/api/workflow/user/x/can_run/y", "user", "a b", "Invalid user name: a b" + userRule, ""},
+		{"GET", "/api/workflow/user/x/can_run/y", "workflow", "a.b", "Invalid workflow name: a.b", ""},
+		{"GET", "/api/workflow/users/y", "workflow", "a.b", "Invalid workflow name: a.b", ""},
+		// A pattern model states its own rule, on every route.
+		{"GET", "/api/has_permission/x/y", "permission", "a b", "Invalid permission name: a b. Pattern rule.", "Pattern rule"},
+		{"POST", "/api/permission/x/y", "permission", "a b", "Invalid permission name: a b. Pattern rule.", "Pattern rule"},
+		{"GET", "/api/workflow/user/x/can_run/y", "workflow", "a b", "Invalid workflow name: a b. Pattern rule.", "Pattern rule"},
 	} {
 		t.Run(tc.method+" "+tc.path+" "+tc.kind, func(t *testing.T) {
-			ne := &policy.NameError{Kind: tc.kind, Value: tc.value}
+			ne := &policy.NameError{Kind: tc.kind, Value: tc.value, Rule: tc.rule}
 			events := &eventLog{}
 			s := opsServer(t, Config{}, Deps{Policy: namePolicy{err: ne}, Workflows: nameWorkflows{err: ne}, Audit: events})
 			rec := opsDo(s, tc.method, tc.path, "Authorization: Bearer "+opsKey)
