@@ -66,9 +66,9 @@ type diffCase struct {
 	// beyond the plain ones, and the model's function (request, pattern).
 	patterns, names []string
 	match           func(name, pattern string) bool
-	inherit   bool // random role -> role links
-	maxDepth  int  // Options.MaxRoleDepth (0: the default)
-	rounds    int
+	inherit         bool // random role -> role links
+	maxDepth        int  // Options.MaxRoleDepth (0: the default)
+	rounds          int
 }
 
 func TestDifferential(t *testing.T) {
