@@ -64,4 +64,4 @@ func IsDomainError(err error) bool {
 }
 
 var domainErrors = []error{errStale, ErrRoleCycle, ErrRoleDepth, ErrInvalidName, ErrInvalidClientKey,
-	ErrKeyRotated, ErrKeyRevoked, ErrKeyInGrace, ErrKeyIDAmbiguous}
+	ErrKeyRotated, ErrKeyRevoked, ErrKeyInGrace, ErrKeyIDAmbiguous, ErrInvalidPolicy}
