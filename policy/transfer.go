@@ -28,7 +28,7 @@ func (s *Service) ExportPolicy(ctx context.Context, key KeyHash) (PolicyFile, er
 			return nil
 		}
 		f.Header = []string{fmt.Sprintf("auth-server policy export: tenant %s, policy version %d", t.dom, t.version),
-			"p, role:ROLE, TENANT, PERMISSION / g, USER, role:ROLE, TENANT / g, role:CHILD, role:PARENT, TENANT"}
+			"format: p, role:ROLE, TENANT, PERMISSION | g, USER or role:ROLE, role:PARENT, TENANT (import rewrites TENANT)"}
 		f.Roles = t.roles.list()
 		rank := func(sub string) int {
 			if n, ok := t.roles.seq[roleName(sub)]; ok && isRoleSubject(sub) {
