@@ -3,8 +3,10 @@ module github.com/ourway/auth
 go 1.26.8
 
 require (
+	github.com/bmatcuk/doublestar/v4 v4.9.1
 	github.com/casbin/casbin/v3 v3.10.0
 	github.com/casbin/gorm-adapter/v3 v3.41.0
+	github.com/casbin/govaluate v1.10.0
 	github.com/casbin/redis-watcher/v2 v2.8.0
 	github.com/eapache/go-resiliency v1.7.0
 	github.com/glebarez/go-sqlite v1.22.0
@@ -28,8 +30,6 @@ require (
 require (
 	filippo.io/edwards25519 v1.1.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
-	github.com/bmatcuk/doublestar/v4 v4.9.1 // indirect
-	github.com/casbin/govaluate v1.10.0 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/go-sql-driver/mysql v1.9.3 // indirect

@@ -107,9 +107,7 @@ const (
 	// A group is a role (the /permission routes' word).
 	ruleGroup      = "Group (role) names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen."
 	rulePermission = "Permission names must be 1-128 characters long and contain only alphanumeric, underscore, and hyphen."
-	// A grant under a model that matches permissions by pattern.
-	rulePattern  = "Permission names must be 1-128 characters long and contain only alphanumeric, underscore, hyphen, and the wildcard *."
-	ruleWorkflow = "Workflow names must be 1-128 characters long and contain only alphanumeric, underscore, and hyphen."
+	ruleWorkflow   = "Workflow names must be 1-128 characters long and contain only alphanumeric, underscore, and hyphen."
 )
 
 // nameMessage is the message for an invalid name: which name, and the rule
@@ -126,13 +124,14 @@ func (w wording) nameMessage(e *policy.NameError) string {
 		}
 	case "permission":
 		rule = rulePermission
-		if e.Pattern {
-			rule = rulePattern
-		}
 	case "workflow":
 		rule = ruleWorkflow
 	}
 	msg := "Invalid " + kind + " name: " + e.Value
+	if e.Rule != "" {
+		// The served model's own rule (a pattern model's permissions).
+		return msg + ". " + e.Rule + "."
+	}
 	if rule != "" {
 		msg += ". " + rule
 	}

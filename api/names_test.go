@@ -59,31 +59,33 @@ func TestInvalidNameMessages(t *testing.T) {
 		roleRule     = ". Role names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen."
 		groupRule    = ". Group (role) names must be 1-64 characters long and contain only alphanumeric, underscore, and hyphen."
 		permRule     = ". Permission names must be 1-128 characters long and contain only alphanumeric, underscore, and hyphen."
-		patternRule  = ". Permission names must be 1-128 characters long and contain only alphanumeric, underscore, hyphen, and the wildcard *."
 		workflowRule = ". Workflow names must be 1-128 characters long and contain only alphanumeric, underscore, and hyphen."
 	)
 	for _, tc := range []struct {
 		method, path string
 		kind, value  string
-		pattern      bool
 		want         string
+		rule         string // the served model's rule (a pattern model)
 	}{
-		{"GET", "/api/membership/x/y", "user", "a b", false, "Invalid user name: a b" + userRule},
-		{"POST", "/api/v1/membership/x/y", "role", "a.b", false, "Invalid role name: a.b" + roleRule},
-		{"GET", "/api/permission/x/y", "role", "a.b", false, "Invalid group name: a.b" + groupRule},
-		{"POST", "/api/permission/x/y", "permission", "a:b", false, "Invalid permission name: a:b" + permRule},
-		{"POST", "/api/permission/x/y", "permission", "a:*", true, "Invalid permission name: a:*" + patternRule},
-		{"GET", "/api/has_permission/x/y", "user", "a b", false, "Invalid user name: a b" + userRule},
-		{"GET", "/api/has_permission/x/y", "permission", "a*", false, "Invalid permission name: a*" + permRule},
-		{"GET", "/api/members/x", "role", "a.b", false, "Invalid role name: a.b" + roleRule},
-		{"POST", "/api/role/x/parents/y", "role", "a.b", false, "Invalid role name: a.b" + roleRule},
-		{"GET", "/api/workflow/user/x/can_run/y", "user", "a b", false, "Invalid user name: a b" + userRule},
-		{"GET", "/api/workflow/user/x/can_run/y", "workflow", "a.b", false, "Invalid workflow name: a.b" + workflowRule},
-		{"GET", "/api/workflow/users/y", "workflow", "a.b", false, "Invalid workflow name: a.b" + workflowRule},
-		{"GET", "/api/audit?user=a%20b", "", "", false, "Invalid user name: a b" + userRule},
+		{"GET", "/api/membership/x/y", "user", "a b", "Invalid user name: a b" + userRule, ""},
+		{"POST", "/api/v1/membership/x/y", "role", "a.b", "Invalid role name: a.b" + roleRule, ""},
+		{"GET", "/api/permission/x/y", "role", "a.b", "Invalid group name: a.b" + groupRule, ""},
+		{"POST", "/api/permission/x/y", "permission", "a:b", "Invalid permission name: a:b" + permRule, ""},
+		{"GET", "/api/has_permission/x/y", "user", "a b", "Invalid user name: a b" + userRule, ""},
+		{"GET", "/api/has_permission/x/y", "permission", "a*", "Invalid permission name: a*" + permRule, ""},
+		{"GET", "/api/members/x", "role", "a.b", "Invalid role name: a.b" + roleRule, ""},
+		{"POST", "/api/role/x/parents/y", "role", "a.b", "Invalid role name: a.b" + roleRule, ""},
+		{"GET", "/api/workflow/user/x/can_run/y", "user", "a b", "Invalid user name: a b" + userRule, ""},
+		{"GET", "/api/workflow/user/x/can_run/y", "workflow", "a.b", "Invalid workflow name: a.b" + workflowRule, ""},
+		{"GET", "/api/workflow/users/y", "workflow", "a.b", "Invalid workflow name: a.b" + workflowRule, ""},
+		{"GET", "/api/audit?user=a%20b", "", "", "Invalid user name: a b" + userRule, ""},
+		// A pattern model states its own rule, on every route.
+		{"GET", "/api/has_permission/x/y", "permission", "a b", "Invalid permission name: a b. Pattern rule.", "Pattern rule"},
+		{"POST", "/api/permission/x/y", "permission", "a b", "Invalid permission name: a b. Pattern rule.", "Pattern rule"},
+		{"GET", "/api/workflow/user/x/can_run/y", "workflow", "a b", "Invalid workflow name: a b. Pattern rule.", "Pattern rule"},
 	} {
 		t.Run(tc.method+" "+tc.path+" "+tc.kind, func(t *testing.T) {
-			ne := &policy.NameError{Kind: tc.kind, Value: tc.value, Pattern: tc.pattern}
+			ne := &policy.NameError{Kind: tc.kind, Value: tc.value, Rule: tc.rule}
 			events := &eventLog{}
 			s := opsServer(t, Config{}, Deps{Policy: namePolicy{err: ne}, Workflows: nameWorkflows{err: ne}, Audit: events})
 			rec := opsDo(s, tc.method, tc.path, "Authorization: Bearer "+opsKey)

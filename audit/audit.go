@@ -38,6 +38,9 @@ const (
 	// triggers noted it: how many rules were added and removed, and the
 	// policy versions it produced.
 	ExternalChange Action = "EXTERNAL_CHANGE"
+	// ImportPolicy is a policy file imported into a tenant (one entry for
+	// the whole import).
+	ImportPolicy Action = "IMPORT_POLICY"
 	// ResetChain is the first record of a chain an operator started anew
 	// with `auth-server audit reset` after the previous one went missing.
 	ResetChain Action = "AUDIT_RESET"
@@ -46,7 +49,7 @@ const (
 // Actions lists every action, for validating query filters.
 var Actions = []Action{CreateRole, DeleteRole, AddPermission, RemovePermission, AddMembership,
 	RemoveMembership, CheckPermission, CheckMembership, ListRoles, ListPermissions, ListMemberships,
-	UserPermissions, AddRoleParent, RemoveRoleParent, GetAudit, RotateKey, IssueToken, RevokeKey, ExternalChange, ResetChain}
+	UserPermissions, AddRoleParent, RemoveRoleParent, GetAudit, RotateKey, IssueToken, RevokeKey, ExternalChange, ImportPolicy, ResetChain}
 
 // Entry is one audit record as the policy core describes it. Tenant and user
 // are the raw values; a Recorder fingerprints them before they are stored.

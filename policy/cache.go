@@ -96,6 +96,12 @@ type change struct {
 	// process changed the tenant since it was loaded, the tenant is
 	// reloaded and the change tried again.
 	fresh bool
+	// details are recorded with the change's audit entry (besides its
+	// result); op may fill them in.
+	details map[string]any
+	// version, when set, receives the tenant's policy version after the
+	// change.
+	version *int64
 }
 
 // errStale aborts a change whose tenant memory is older than the database.
@@ -142,6 +148,10 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 			if result, apply, err = c.op(ctx, tx, t, domainOf(tid)); err != nil {
 				return err
 			}
+			details := map[string]any{"result": result}
+			for k, v := range c.details {
+				details[k] = v
+			}
 			return s.opts.Recorder.RecordChange(ctx, audit.Entry{
 				Time:     s.now().UTC(),
 				Tenant:   string(key),
@@ -149,7 +159,7 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 				Action:   c.action,
 				Resource: c.resource,
 				Success:  result,
-				Details:  map[string]any{"result": result},
+				Details:  details,
 				Version:  version,
 			})
 		})
@@ -165,6 +175,9 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 	}
 	if err != nil {
 		return false, err
+	}
+	if c.version != nil {
+		*c.version = version
 	}
 	t.mu.Lock()
 	stale := t.version+1 != version || (t.id != 0 && t.id != tid)

@@ -80,8 +80,8 @@ func (s *Service) Grant(ctx context.Context, key KeyHash, role, perm string) (bo
 	if err := checkRole(role); err != nil {
 		return false, err
 	}
-	if !s.ValidGrant(perm) {
-		return false, &NameError{Kind: "permission", Value: perm, Pattern: s.model.wildcards}
+	if err := s.checkGrant(perm); err != nil {
+		return false, err
 	}
 	return s.ruleChange(ctx, key, audit.AddPermission, role+":"+perm, "", role, true,
 		"p", func(dom string) []string { return []string{roleSubject(role), dom, perm} })
@@ -92,8 +92,8 @@ func (s *Service) Revoke(ctx context.Context, key KeyHash, role, perm string) (b
 	if err := checkRole(role); err != nil {
 		return false, err
 	}
-	if !s.ValidGrant(perm) {
-		return false, &NameError{Kind: "permission", Value: perm, Pattern: s.model.wildcards}
+	if err := s.checkGrant(perm); err != nil {
+		return false, err
 	}
 	return s.ruleChange(ctx, key, audit.RemovePermission, role+":"+perm, "", role, false,
 		"p", func(dom string) []string { return []string{roleSubject(role), dom, perm} })

@@ -61,25 +61,62 @@ type diffCase struct {
 	name      string
 	model     func(t *testing.T) string
 	fast      bool // the Service must use its index
-	wildcards bool // grants may contain '*'
-	inherit   bool // random role -> role links
-	maxDepth  int  // Options.MaxRoleDepth (0: the default)
-	rounds    int
+	wildcards bool // grants are patterns
+	// For pattern models: the patterns granted and the names checked
+	// beyond the plain ones, and the model's function (request, pattern).
+	patterns, names []string
+	match           func(name, pattern string) bool
+	inherit         bool // random role -> role links
+	maxDepth        int  // Options.MaxRoleDepth (0: the default)
+	rounds          int
 }
 
 func TestDifferential(t *testing.T) {
 	seed := diffSeed(t)
 	t.Logf("seed %d (rerun with -args -seed=%d or AUTH_TEST_SEED=%d)", seed, seed, seed)
 	defaultModel := func(*testing.T) string { return auth.DefaultModel }
-	keyMatch := func(t *testing.T) string { return readModel(t, "keymatch.conf") }
-	reordered := func(t *testing.T) string { return readModel(t, "reordered.conf") }
+	file := func(name string) func(t *testing.T) string {
+		return func(t *testing.T) string { return readModel(t, name) }
+	}
+	keyMatch, reordered := file("keymatch.conf"), file("reordered.conf")
+	km := diffCase{wildcards: true, match: util.KeyMatch,
+		patterns: []string{"p*", "p1*", "q*", "*", "x*y"},
+		names:    []string{"p", "q", "q7", "p1x", "xy", "x_y", "x"}}
+	pattern := func(name, model string, inherit bool, rounds int, c diffCase) diffCase {
+		c.name, c.model, c.inherit, c.rounds = name, file(model), inherit, rounds
+		if inherit {
+			c.maxDepth = 9
+		}
+		return c
+	}
+	paths := []string{"/reports/q3", "/reports/q3/edit", "/reports", "/reports/", "/sales/q3", "/a/b/b", "/a/b/c", "/a/b", "/x"}
+	regexMatch := func(name, pattern string) bool { return util.RegexMatch(name, pattern) }
+	globMatch := func(name, pattern string) bool { ok, err := util.GlobMatch(name, pattern); return err == nil && ok }
 	cases := []diffCase{
 		{name: "default/flat", model: defaultModel, fast: true, rounds: 20},
 		{name: "default/inherit-depth9", model: defaultModel, fast: true, inherit: true, maxDepth: 9, rounds: 24},
 		{name: "default/inherit-depth-default", model: defaultModel, fast: true, inherit: true, rounds: 12},
 		{name: "reordered/inherit", model: reordered, fast: true, inherit: true, maxDepth: 4, rounds: 8},
-		{name: "keymatch/flat", model: keyMatch, wildcards: true, rounds: 12},
-		{name: "keymatch/inherit-depth9", model: keyMatch, wildcards: true, inherit: true, maxDepth: 9, rounds: 16},
+		{name: "keymatch/flat", model: keyMatch, wildcards: true, patterns: km.patterns, names: km.names, match: km.match, rounds: 12},
+		{name: "keymatch/inherit-depth9", model: keyMatch, wildcards: true, patterns: km.patterns, names: km.names, match: km.match, inherit: true, maxDepth: 9, rounds: 16},
+		pattern("keymatch2/inherit", "keymatch2.conf", true, 8, diffCase{wildcards: true, match: util.KeyMatch2,
+			patterns: []string{"/reports/*", "/reports/:id", "/reports/:id/edit", "/sales/q3", "/*", "/a/:x/:y", "*"},
+			names:    paths}),
+		pattern("keymatch3/flat", "keymatch3.conf", false, 6, diffCase{wildcards: true, match: util.KeyMatch3,
+			patterns: []string{"/reports/*", "/reports/{id}", "/reports/{id}/edit", "/sales/q3", "/a/{x}/{y}"},
+			names:    paths}),
+		pattern("keymatch4/flat", "keymatch4.conf", false, 6, diffCase{wildcards: true, match: util.KeyMatch4,
+			patterns: []string{"/reports/{id}", "/a/{x}/{x}", "/a/{x}/c", "/*"},
+			names:    paths}),
+		pattern("keymatch5/flat", "keymatch5.conf", false, 6, diffCase{wildcards: true, match: util.KeyMatch5,
+			patterns: []string{"/reports/{id}", "/reports/*", "/sales/{id}/edit"},
+			names:    append([]string{"/reports/q3?a=1&b=2", "/sales/q3/edit?x=y"}, paths...)}),
+		pattern("globmatch/inherit", "globmatch.conf", true, 8, diffCase{wildcards: true, match: globMatch,
+			patterns: []string{"/reports/*", "/reports/**", "/a/{b,c}/?", "/a/[!b]/*", "p*", "*"},
+			names:    append([]string{"/a/c/x", "/a/d/x", "p1x"}, paths...)}),
+		pattern("regexmatch/inherit", "regexmatch.conf", true, 8, diffCase{wildcards: true, match: regexMatch,
+			patterns: []string{"^/reports/q[1-4]$", "^/sales/.*", "x|y", `\.csv$`, "^p[0-3]$", "(?i)^/A/B$"},
+			names:    append([]string{"/reports/q5", "a.csv", "acsv", "y", "p2"}, paths...)}),
 	}
 	var (
 		mu    sync.Mutex
@@ -266,8 +303,8 @@ func runDifferential(t *testing.T, c diffCase, seed uint64, rounds int) int {
 	}
 	r.perms = append(append([]string(nil), r.grantSet...), "p10", "never")
 	if c.wildcards {
-		r.grantSet = append(r.grantSet, "p*", "p1*", "q*", "*", "x*y")
-		r.perms = append(r.perms, "p", "q", "q7", "p1x", "xy", "x_y", "x")
+		r.grantSet = append(r.grantSet, c.patterns...)
+		r.perms = append(r.perms, c.names...)
 	}
 	for range 3 {
 		key := randomKey(r.rng)
@@ -630,7 +667,7 @@ func (r *diffRun) checkTenant(ctx context.Context, when string, st *shadowTenant
 			for _, perm := range r.perms {
 				matched := false
 				for g := range got {
-					matched = matched || util.KeyMatch(perm, g)
+					matched = matched || r.c.match(perm, g)
 				}
 				if matched != userCan[u][perm] {
 					r.fail("%s: UserPermissions(%q) = %v matches %q: %v, Enforce = %v", tag, u, setKeys(got), perm, matched, userCan[u][perm])

@@ -34,9 +34,10 @@ var (
 type NameError struct {
 	Kind  string // "user", "role", "permission" or (from package workflow) "workflow"
 	Value string
-	// Pattern marks a permission checked as a grant under a model that
-	// matches permissions by pattern, where the wildcard * is valid too.
-	Pattern bool
+	// Rule states the rule the name breaks, when the served model has its
+	// own (a pattern model's permission names); "" for the default rules,
+	// which the API words itself.
+	Rule string
 }
 
 func (e *NameError) Error() string {
@@ -63,4 +64,4 @@ func IsDomainError(err error) bool {
 }
 
 var domainErrors = []error{errStale, ErrRoleCycle, ErrRoleDepth, ErrInvalidName, ErrInvalidClientKey,
-	ErrKeyRotated, ErrKeyRevoked, ErrKeyInGrace, ErrKeyIDAmbiguous}
+	ErrKeyRotated, ErrKeyRevoked, ErrKeyInGrace, ErrKeyIDAmbiguous, ErrInvalidPolicy}

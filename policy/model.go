@@ -26,8 +26,11 @@ type modelInfo struct {
 	// test); otherwise every decision goes through Casbin's Enforce.
 	fast bool
 	// wildcards is true when the matcher compares permissions by pattern
-	// (keyMatch*, globMatch, regexMatch), so grants may contain '*'.
+	// (keyMatch, keyMatch2..5, globMatch, regexMatch), so grants are
+	// patterns.
 	wildcards bool
+	// perm is the rule for permission names under this model.
+	perm permissionRule
 }
 
 // ParseModel checks that text is a Casbin model this service can serve: a
@@ -75,11 +78,9 @@ func ParseModel(text string) (modelInfo, error) {
 	}
 	info := modelInfo{text: text}
 	matcher := strings.Join(strings.Fields(m["m"]["m"].Value), "")
-	for _, fn := range []string{"keyMatch", "globMatch", "regexMatch"} {
-		if strings.Contains(matcher, fn+"(") {
-			info.wildcards = true
-		}
-	}
+	funcs := patternFunctions(matcher)
+	info.wildcards = len(funcs) > 0
+	info.perm = newPermissionRule(funcs)
 	info.fast = isPlainRBAC(m, matcher)
 	return info, nil
 }

@@ -42,7 +42,7 @@ func (s *Service) RoleHasPermission(ctx context.Context, key KeyHash, role, perm
 	if err := checkRole(role); err != nil {
 		return false, err
 	}
-	if err := checkPermission(perm); err != nil {
+	if err := s.checkCheck(perm); err != nil {
 		return false, err
 	}
 	var ok bool
@@ -62,7 +62,7 @@ func (s *Service) HasPermission(ctx context.Context, key KeyHash, user, perm str
 	if err := checkUser(user); err != nil {
 		return false, err
 	}
-	if err := checkPermission(perm); err != nil {
+	if err := s.checkCheck(perm); err != nil {
 		return false, err
 	}
 	var ok bool
@@ -229,7 +229,7 @@ func (s *Service) whichRoles(t *tenant, perm string, maxLinks int) ([]string, er
 
 // WhichRolesCan lists the roles that hold perm, directly or by inheritance.
 func (s *Service) WhichRolesCan(ctx context.Context, key KeyHash, perm string) ([]string, error) {
-	if err := checkPermission(perm); err != nil {
+	if err := s.checkCheck(perm); err != nil {
 		return nil, err
 	}
 	var out []string
@@ -253,7 +253,7 @@ type Membership struct {
 // WhichUsersCan lists, for every role that holds perm, its direct members:
 // a user who holds perm through two roles appears once per role.
 func (s *Service) WhichUsersCan(ctx context.Context, key KeyHash, perm string) ([]Membership, error) {
-	if err := checkPermission(perm); err != nil {
+	if err := s.checkCheck(perm); err != nil {
 		return nil, err
 	}
 	var out []Membership

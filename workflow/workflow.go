@@ -54,7 +54,7 @@ func (s *Service) CanRun(ctx context.Context, key policy.KeyHash, user, workflow
 func named(err error) error {
 	var ne *policy.NameError
 	if errors.As(err, &ne) && ne.Kind == "permission" {
-		return &policy.NameError{Kind: "workflow", Value: ne.Value}
+		return &policy.NameError{Kind: "workflow", Value: ne.Value, Rule: ne.Rule}
 	}
 	return err
 }

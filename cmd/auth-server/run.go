@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime/debug"
 
 	"github.com/ourway/auth/api"
@@ -29,6 +30,11 @@ Usage:
                          register a tenant (prints its first key), list tenants, revoke a key
   auth-server tenant keys --tenant ID | revoke --key-id KEY_ID | revoke --all --tenant ID
                          list a tenant's keys, revoke a key by id, revoke all of a tenant's keys
+  auth-server policy export --tenant ID [--out FILE]
+                         write a tenant's roles and rules as a Casbin policy file (CSV)
+  auth-server policy import --tenant ID [--merge] [--dry-run] FILE|-
+                         replace (--merge: add to) a tenant's roles and rules from a
+                         policy file, validated first, in one audited change
   auth-server rekey      re-encrypt stored names to ENCRYPTION_KEY (or encrypt a
                          clear-text database); safe to run while servers serve
   auth-server audit verify [--tenant CLIENT_KEY] [--checkpoints FILE [--checkpoint-pubkey FILE]]
@@ -51,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 {
 		cmd = args[0]
 	}
-	if len(args) > 1 && cmd != "audit" && cmd != "tenant" {
+	if len(args) > 1 && cmd != "audit" && cmd != "tenant" && cmd != "policy" {
 		return fmt.Errorf("unexpected argument %q\n\n%s", args[1], usage)
 	}
 	switch cmd {
@@ -61,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version", "--version", "-v":
 		_, err := fmt.Fprintln(stdout, "auth-server", buildVersion())
 		return err
-	case "serve", "migrate", "audit", "rekey", "tenant":
+	case "serve", "migrate", "audit", "rekey", "tenant", "policy":
 	default:
 		return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
 	}
@@ -114,6 +120,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if cmd == "tenant" {
 		return tenantCommand(ctx, args[1:], cfg, log, db, store, stdout)
+	}
+	if cmd == "policy" {
+		return policyCommand(ctx, args[1:], cfg, log, db, store, os.Stdin, stdout)
 	}
 	return serve(ctx, cfg, db, store, st, log)
 }

@@ -52,6 +52,7 @@ func runAPISuite(t *testing.T, newServer factory) {
 	own("NoClientKeyInDatabase", testNoClientKeyInDatabase)
 	own("Persistence", testPersistence)
 	own("WildcardModel", testWildcardModel)
+	own("PatternModel", testPatternModel)
 	own("RoleDepthLimit", testRoleDepthLimit)
 }
 

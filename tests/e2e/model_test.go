@@ -68,13 +68,90 @@ func testWildcardModel(t *testing.T, newServer factory) {
 	expect(t, c.get(t, "/api/role_permissions/analyst"), 200, env(`[{"name":"reports_*"}]`, "Retrieved permissions for role 'analyst'"))
 	expect(t, c.get(t, "/api/user_permissions/john"), 200, env(`{"count":1,"permissions":[{"name":"reports_*"}]}`, "Retrieved permissions for user 'john'"))
 	// A check names one permission: a pattern is not a permission name.
-	expectError(t, c.get(t, "/api/has_permission/john/reports_%2A"), 400, longPermission("reports_*"))
+	expectError(t, c.get(t, "/api/has_permission/john/reports_%2A"), 400, "Invalid permission name: reports_*. "+keyMatchRule)
 	// Revoking the pattern revokes what it covered.
 	expect(t, c.del(t, "/api/permission/analyst/reports_%2A"), 200, res("true"))
 	if hasPermission(t, c.get(t, "/api/has_permission/mary/reports_q1")) {
 		t.Errorf("mary keeps reports_q1 after the pattern was revoked")
 	}
 	expect(t, c.get(t, "/api/which_roles_can/reports_2024"), 200, res(`[]`))
+}
+
+// keyMatchRule is how a keyMatch model states its rule for permission names.
+const keyMatchRule = "Under this model (keyMatch) permission names must be 1-128 characters long and contain only " +
+	"letters, digits and - . / : _ { }; a granted permission is a keyMatch pattern and may also contain *."
+
+// testPatternModel runs the server with a keyMatch2 model: permissions are
+// paths, sent in the URL with each '/' encoded as %2F; a grant of
+// "/reports/*" or "/reports/:id" covers the report paths and nothing else,
+// and every read route agrees.
+func testPatternModel(t *testing.T, newServer factory) {
+	s := newServer(t, "AUTH_MODEL_PATH="+modelPath(t, "keymatch2.conf"))
+	c := s.client(newKey(t))
+	for _, p := range []string{"/api/role/analyst", "/api/role/viewer", "/api/role/clerk",
+		"/api/permission/analyst/%2Freports%2F%2A",
+		"/api/v1/permission/viewer/%2Freports%2F:id",
+		"/api/permission/clerk/%2Fsales%2Fq3",
+		"/api/membership/john/analyst", "/api/membership/mary/viewer", "/api/membership/carl/clerk"} {
+		mustResult(t, c.post(t, p), true)
+	}
+	for _, tc := range []struct {
+		user, perm string
+		want       bool
+	}{
+		{"john", "%2Freports%2Fq3", true},
+		{"john", "%2Freports%2Fq3%2Fdetail", true},
+		{"john", "%2Fsales%2Fq3", false},
+		{"john", "%2Freports", false},
+		{"mary", "%2Freports%2Fq3", true},
+		{"mary", "%2Freports%2Fq3%2Fdetail", false},
+		{"mary", "%2Fsales%2Fq3", false},
+		{"carl", "%2Fsales%2Fq3", true},
+		{"carl", "%2Fsales%2Fq4", false},
+		{"carl", "%2Freports%2Fq3", false},
+		{"nobody", "%2Freports%2Fq3", false},
+	} {
+		for _, prefix := range prefixes {
+			if got := hasPermission(t, c.get(t, prefix+"/has_permission/"+tc.user+"/"+tc.perm)); got != tc.want {
+				t.Errorf("%s/has_permission %s/%s = %v, want %v", prefix, tc.user, tc.perm, got, tc.want)
+			}
+		}
+		if got := hasPermission(t, c.get(t, "/api/workflow/user/"+tc.user+"/can_run/"+tc.perm)); got != tc.want {
+			t.Errorf("can_run %s/%s = %v, want %v", tc.user, tc.perm, got, tc.want)
+		}
+	}
+	// The decoded name is what the answers and messages show.
+	expect(t, c.get(t, "/api/has_permission/john/%2Freports%2Fq3"), 200,
+		env(`{"has_permission":true}`, "Permission check for user 'john' and permission '/reports/q3' completed"))
+	expect(t, c.get(t, "/api/permission/viewer/%2Freports%2Fq3"), 200, res("true"))
+	expect(t, c.get(t, "/api/permission/viewer/%2Fsales%2Fq3"), 200, res("false"))
+	expect(t, c.get(t, "/api/which_roles_can/%2Freports%2Fq3"), 200, res(`[{"role":"analyst"},{"role":"viewer"}]`))
+	expect(t, c.get(t, "/api/which_users_can/%2Freports%2Fq3"), 200, res(`[{"role":"analyst","user":"john"},{"role":"viewer","user":"mary"}]`))
+	expect(t, c.get(t, "/api/which_users_can/%2Fsales%2Fq3"), 200, res(`[{"role":"clerk","user":"carl"}]`))
+	expect(t, c.get(t, "/api/which_users_can/%2Fother"), 200, res(`[]`))
+	expect(t, c.get(t, "/api/workflow/users/%2Freports%2Fq3"), 200,
+		env(`{"count":2,"members":[{"role":"analyst","user":"john"},{"role":"viewer","user":"mary"}]}`, "Retrieved users who can run workflow '/reports/q3'"))
+	expect(t, c.get(t, "/api/user_permissions/john"), 200, env(`{"count":1,"permissions":[{"name":"/reports/*"}]}`, "Retrieved permissions for user 'john'"))
+	expect(t, c.get(t, "/api/role_permissions/viewer"), 200, env(`[{"name":"/reports/:id"}]`, "Retrieved permissions for role 'viewer'"))
+	// Unencoded, the path's separator after the user is not part of the
+	// name: the last parameter takes the rest of the path, "reports/q3",
+	// which is another name (and not covered by "/reports/*").
+	expect(t, c.get(t, "/api/has_permission/john/reports/q3"), 200,
+		env(`{"has_permission":false}`, "Permission check for user 'john' and permission 'reports/q3' completed"))
+	// Names outside the model's rule are refused with the rule.
+	const rule = "Under this model (keyMatch2) permission names must be 1-128 characters long and contain only " +
+		"letters, digits and - . / : _ { }; a granted permission is a keyMatch2 pattern and may also contain *."
+	expectError(t, c.get(t, "/api/has_permission/john/%2Freports%2Fq%203"), 400, "Invalid permission name: /reports/q 3. "+rule)
+	expectError(t, c.get(t, "/api/has_permission/john/%2Freports%2F%2A"), 400, "Invalid permission name: /reports/*. "+rule)
+	expectError(t, c.post(t, "/api/permission/analyst/%2Fa%2F%2A%2A"), 400,
+		"Invalid permission name: /a/**. It is not a valid keyMatch2 pattern (error parsing regexp: invalid nested repetition operator: `**`). "+rule)
+	expectError(t, c.get(t, "/api/workflow/users/a%2Cb"), 400, "Invalid workflow name: a,b. "+rule)
+	// Revoking the pattern revokes what it covered.
+	expect(t, c.del(t, "/api/permission/analyst/%2Freports%2F%2A"), 200, res("true"))
+	if hasPermission(t, c.get(t, "/api/has_permission/john/%2Freports%2Fq3")) {
+		t.Errorf("john keeps /reports/q3 after the pattern was revoked")
+	}
+	expect(t, c.get(t, "/api/which_roles_can/%2Freports%2Fq3"), 200, res(`[{"role":"viewer"}]`))
 }
 
 // TestDefaultModelRefusesWildcards: without a pattern-matching model a '*'
@@ -88,6 +165,9 @@ func TestDefaultModelRefusesWildcards(t *testing.T) {
 	c := s.client(newKey(t))
 	mustResult(t, c.post(t, "/api/role/analyst"), true)
 	expectError(t, c.post(t, "/api/permission/analyst/reports_%2A"), 400, longPermission("reports_*"))
+	// Paths are not permission names of the default model (the v1 rule).
+	expectError(t, c.post(t, "/api/permission/analyst/%2Freports%2Fq3"), 400, longPermission("/reports/q3"))
+	expectError(t, c.get(t, "/api/has_permission/john/a.b"), 400, longPermission("a.b"))
 	expect(t, c.get(t, "/api/role_permissions/analyst"), 200, env(`[]`, "Retrieved permissions for role 'analyst'"))
 }
 
