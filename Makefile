@@ -8,13 +8,17 @@ FUZZTIME ?= 15s
 
 .DEFAULT_GOAL := help
 
-.PHONY: help announce-build build run test test-short fuzz bench lint fmt vet tidy clean
+.PHONY: help announce-build build install run test test-short fuzz bench lint fmt vet tidy clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## Build the static auth-server binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/auth-server
+
+install: ## Install auth-server into $(go env GOBIN), else ~/go/bin (put it on PATH)
+	CGO_ENABLED=0 $(GO) install -trimpath -ldflags '$(LDFLAGS)' ./cmd/auth-server
+	@echo "installed $$(d=$$($(GO) env GOBIN); echo $${d:-$$($(GO) env GOPATH)/bin})/auth-server"
 
 run: announce-build build ## Run the server on 0.0.0.0:4000 with the embedded SQLite default (development mode)
 	AUTH_ENV=$${AUTH_ENV:-development} ./$(BIN)

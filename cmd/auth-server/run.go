@@ -49,7 +49,7 @@ Usage:
   auth-server help       show this help
 
 Configuration comes from config.yaml (built in; AUTH_CONFIG names another
-file) and environment variables, which win. See README.md for the table.
+file) and environment variables, which win. See docs/configuration.md for the table.
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

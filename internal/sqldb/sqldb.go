@@ -312,9 +312,6 @@ func (d *DB) upgrade(ctx context.Context, log *slog.Logger, repair bool) (int, [
 	if err != nil {
 		return applied, nil, fmt.Errorf("repair casbin_rule: %w", err)
 	}
-	if len(repaired) > 0 && log != nil {
-		log.WarnContext(ctx, "database schema repaired", "repaired", repaired)
-	}
 	return applied, repaired, nil
 }
 

@@ -430,11 +430,11 @@ func TestVariablesAreReadByTheCode(t *testing.T) {
 			check("the Dockerfile", k)
 		}
 	}
-	// The configuration table of the README names variables the code reads.
+	// The configuration table (docs/configuration.md) names variables the code reads.
 	re := regexp.MustCompile("(?m)^\\| `([A-Z][A-Z0-9_]*)`(?: / `([A-Z][A-Z0-9_]*)`)? \\|")
-	rows := re.FindAllStringSubmatch(string(read(t, "README.md")), -1)
+	rows := re.FindAllStringSubmatch(string(read(t, "docs/configuration.md")), -1)
 	if len(rows) < 30 {
-		t.Fatalf("README configuration table: %d rows found", len(rows))
+		t.Fatalf("configuration table: %d rows found", len(rows))
 	}
 	var documented []string
 	for _, r := range rows {
@@ -444,16 +444,16 @@ func TestVariablesAreReadByTheCode(t *testing.T) {
 			}
 		}
 	}
-	check("the README configuration table", documented...)
+	check("the configuration table", documented...)
 	for _, n := range []string{"AUTH_WATCHER_REDIS_URL", "AUTH_WATCHER_CHANNEL", "AUTH_SYNC_INTERVAL"} {
 		if !slices.Contains(documented, n) {
-			t.Errorf("the README configuration table has no row for %s", n)
+			t.Errorf("the configuration table has no row for %s", n)
 		}
 	}
 	// And every variable the code reads has its row.
 	for _, v := range settings.Variables() {
 		if !slices.Contains(documented, v.Name) {
-			t.Errorf("the README configuration table has no row for %s", v.Name)
+			t.Errorf("the configuration table has no row for %s", v.Name)
 		}
 	}
 }
