@@ -161,6 +161,17 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	code, msg := statusOf(err)
+	details := map[string]any{}
+	if isV2(c) {
+		// API v2: a stable reason in details, and v2's own statuses.
+		var reason string
+		var extra map[string]any
+		code, msg, reason, extra = v2StatusOf(err)
+		for k, v := range extra {
+			details[k] = v
+		}
+		details["reason"] = reason
+	}
 	if code == http.StatusServiceUnavailable {
 		c.Response().Header().Set("Retry-After", retryAfter(err))
 	}
@@ -176,7 +187,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 			"request_id", c.Response().Header().Get(echo.HeaderXRequestID),
 			"method", c.Request().Method, "route", c.Path(), "err", err)
 	}
-	body := errorBody{Code: code, Details: map[string]any{}, Message: msg, Success: false, Timestamp: timestamp(time.Now())}
+	body := errorBody{Code: code, Details: details, Message: msg, Success: false, Timestamp: timestamp(time.Now())}
 	if c.Request().Method == http.MethodHead {
 		err = c.NoContent(code)
 	} else {
