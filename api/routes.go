@@ -34,6 +34,7 @@ func (s *Server) routes() {
 		return c.JSON(http.StatusOK, map[string]string{"message": "PONG"})
 	})
 	s.opsRoutes(e, !s.separateOps)
+	s.docsRoutes()
 	s.v2Routes()
 	for _, prefix := range []string{"/api", "/api/v1"} {
 		add := func(methods []string, path string, h echo.HandlerFunc, spec auditSpec, extra ...echo.MiddlewareFunc) {
