@@ -386,8 +386,9 @@ func opsRouteList() []route {
 					need("status", schema{"const": "unavailable"})),
 			}},
 		{method: "GET", path: "/metrics", id: "metrics", tag: ops, public: true, media: "text/plain",
-			summary: "Prometheus metrics (behind AUTH_METRICS_TOKEN when it is set; 401 without it).",
-			ok:      ok200(tString), errors: []int{http.StatusBadRequest, http.StatusUnauthorized}},
+			summary: "Prometheus metrics (behind AUTH_METRICS_TOKEN when it is set; 401 without it). " +
+				"With AUTH_OPS_ADDR it is served on that listener only (404 here).",
+			ok: ok200(tString), errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound}},
 		{method: "GET", path: "/openapi.json", id: "openapi", tag: ops, public: true,
 			summary: "This document.", ok: ok200(schema{"type": "object", "required": []string{"openapi", "info", "paths"}})},
 		{method: "GET", path: "/docs", id: "docs", tag: ops, public: true, media: "text/html",

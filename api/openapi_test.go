@@ -165,6 +165,8 @@ func TestOpenAPIValidatesAnswers(t *testing.T) {
 		{"metrics", "GET", "/metrics", 200, "text/plain; version=0.0.4", "# HELP x\n", ""},
 		{"head", "HEAD", "/api/roles", 200, "application/json", ``, ""},
 		{"405", "PUT", "/api/roles", 405, "application/json", `{}`, ""},
+		{"preflight", "OPTIONS", "/api/roles", 204, "", ``, ""},
+		{"OPTIONS with a body", "OPTIONS", "/api/roles", 200, "application/json", `{}`, "not documented"},
 		{"undocumented method", "PUT", "/api/roles", 200, "application/json", `{}`, "not documented"},
 		{"v2 page", "GET", "/api/v2/roles?limit=1", 200, "application/json",
 			`{"code":200,"data":{"items":[{"description":null,"name":"a"}],"next_cursor":"azE6YQ"},"message":"m","success":true,` + ts + `}`, ""},

@@ -429,8 +429,12 @@ func testValidNames(t *testing.T, s *server) {
 
 func testNotFoundAndMethod(t *testing.T, s *server) {
 	c := s.client(newKey(t))
-	for _, p := range []string{"/api/nonexistent", "/api/roles/", "/api/v2/roles", "/nope", "/api/role", "/api/membership/john"} {
+	for _, p := range []string{"/api/nonexistent", "/api/roles/", "/nope", "/api/role", "/api/membership/john"} {
 		expectError(t, c.get(t, p), 404, "")
+	}
+	// Under /api/v2 an unknown route is a v2 error: details.reason.
+	if r := c.get(t, "/api/v2/nonexistent"); r.status != 404 || !strings.Contains(string(r.body), `"details":{"reason":"not_found"}`) {
+		t.Errorf("GET /api/v2/nonexistent: %v, want 404 with details.reason not_found", r)
 	}
 	for _, tc := range []struct {
 		method, path string

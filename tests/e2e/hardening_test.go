@@ -218,7 +218,7 @@ func TestOpsListener(t *testing.T) {
 	if addr == "" {
 		t.Fatalf("no \"ops listening\" log line:\n%s", s.stderr.String())
 	}
-	ops := &server{base: "http://" + addr, http: s.http}
+	ops := &server{base: "http://" + addr, http: s.http, opsListener: true}
 	key := newKey(t)
 	expect(t, s.client(key).post(t, "/api/role/admin"), 200, res("true"))
 	for _, tc := range []struct {

@@ -17,12 +17,15 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ourway/auth/api"
+	"github.com/ourway/auth/api/openapitest"
 	"github.com/ourway/auth/internal/testenv"
 	"github.com/ourway/auth/settings"
 )
@@ -115,6 +118,54 @@ type server struct {
 	dbType string
 	dbPath string
 	pgURL  string
+	// mismatches are answers to send that do not match the OpenAPI
+	// document, reported when the test ends.
+	mismatches *mismatchLog
+	// opsListener is a listener of the operational endpoints alone.
+	opsListener bool
+}
+
+// mismatchLog collects schema mismatches of answers got without a test at
+// hand (send, from any goroutine).
+type mismatchLog struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (l *mismatchLog) add(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.errs = append(l.errs, err)
+}
+
+func (l *mismatchLog) all() []error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]error(nil), l.errs...)
+}
+
+// apiDoc validates every answer the suite gets from a documented route
+// against the OpenAPI document the binary serves (the same source).
+var apiDoc = func() *openapitest.Validator {
+	v, err := openapitest.New(api.OpenAPIDocument())
+	if err != nil {
+		panic("e2e: the OpenAPI document: " + err.Error())
+	}
+	return v
+}()
+
+// checkSchema returns why r does not match the OpenAPI document (nil when it
+// does, or when r's path is not in the document). An ops listener serves only
+// /health, /ready and /metrics of the document; its other answers are 404s.
+func (s *server) checkSchema(r response) error {
+	if s.opsListener && !slices.Contains([]string{"/health", "/ready", "/metrics"}, r.path) {
+		return nil
+	}
+	err := apiDoc.ValidateResponse(r.method, r.path, r.status, r.header.Get("Content-Type"), r.body)
+	if errors.Is(err, openapitest.ErrNotDocumented) {
+		return nil
+	}
+	return err
 }
 
 const (
@@ -133,6 +184,9 @@ func startServer(t testing.TB, env []string) *server {
 	}
 	t.Cleanup(func() {
 		s.stop(t)
+		for _, err := range s.mismatches.all() {
+			t.Errorf("answer does not match the OpenAPI document: %v", err)
+		}
 		if t.Failed() {
 			t.Logf("auth-server stderr (%s):\n%s", s.base, s.stderr.String())
 		}
@@ -183,7 +237,7 @@ func launch(env []string) (*server, error) {
 	s := &server{
 		env: env, cmd: cmd, stderr: &logBuffer{}, done: make(chan struct{}),
 		dbType: envValue(env, "AUTH_DB_TYPE"), dbPath: envValue(env, "AUTH_DB_PATH"),
-		pgURL: envValue(env, "POSTGRESQL_URL"),
+		pgURL: envValue(env, "POSTGRESQL_URL"), mismatches: &mismatchLog{},
 		http: &http.Client{
 			Timeout: 30 * time.Second,
 			Transport: &http.Transport{
@@ -335,12 +389,22 @@ func (s *server) doBody(t testing.TB, method, path string, body []byte, headers 
 		t.Fatalf("%v", err)
 	}
 	checkCommonHeaders(t, r)
+	if err := s.checkSchema(r); err != nil {
+		t.Errorf("answer does not match the OpenAPI document: %v", err)
+	}
 	return r
 }
 
-// send is do without the checks, safe in any goroutine.
+// send is do without the checks, safe in any goroutine; an answer that does
+// not match the OpenAPI document fails the test when it ends.
 func (s *server) send(method, path string, headers ...string) (response, error) {
-	return s.sendBody(method, path, nil, headers...)
+	r, err := s.sendBody(method, path, nil, headers...)
+	if err == nil && s.mismatches != nil {
+		if serr := s.checkSchema(r); serr != nil {
+			s.mismatches.add(serr)
+		}
+	}
+	return r, err
 }
 
 func (s *server) sendBody(method, path string, body []byte, headers ...string) (response, error) {
