@@ -20,7 +20,7 @@ const (
 	OpenAPIPath  = "/openapi.json"
 	DocsPath     = "/docs"
 	DocsCSSPath  = "/docs/style.css"
-	docsCSP      = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	docsCSP      = "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 	v1AliasKey   = "x-alias-of"
 	openAPIVer   = "3.1.0"
 	docVersion   = "2"
