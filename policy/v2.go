@@ -13,7 +13,9 @@ import (
 // and does not.
 type RoleNotFoundError struct{ Role string }
 
-func (e *RoleNotFoundError) Error() string { return fmt.Sprintf("policy: role %q does not exist", e.Role) }
+func (e *RoleNotFoundError) Error() string {
+	return fmt.Sprintf("policy: role %q does not exist", e.Role)
+}
 
 // RoleInfo describes one role: its description, how many direct grants
 // and direct members it has, and the roles it inherits from directly.
