@@ -47,6 +47,7 @@ func statusOf(err error) (int, string) {
 	var ae *Error
 	var he *echo.HTTPError
 	var ne *policy.NameError
+	var rn *policy.RoleNotFoundError
 	var rl *rateLimitedError
 	switch {
 	case errors.As(err, &ae):
@@ -63,6 +64,8 @@ func statusOf(err error) (int, string) {
 		return he.Code, msg
 	case errors.As(err, &ne):
 		return http.StatusBadRequest, wording{}.nameMessage(ne)
+	case errors.As(err, &rn):
+		return http.StatusNotFound, fmt.Sprintf("Role '%s' does not exist.", rn.Role)
 	case errors.Is(err, policy.ErrKeyRotated):
 		return http.StatusConflict, msgKeyRotated
 	case errors.Is(err, policy.ErrKeyInGrace):

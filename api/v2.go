@@ -98,7 +98,10 @@ func v2StatusOf(err error) (int, string, string, map[string]any) {
 	}
 	code, msg := statusOf(err)
 	var ne *policy.NameError
+	var rn *policy.RoleNotFoundError
 	switch {
+	case errors.As(err, &rn):
+		return code, msg, ReasonRoleNotFound, map[string]any{"role": rn.Role}
 	case errors.As(err, &ne):
 		return code, msg, ReasonInvalidName, map[string]any{"kind": ne.Kind}
 	case errors.Is(err, policy.ErrRoleCycle):
@@ -239,4 +242,5 @@ func (s *Server) v2Add(methods []string, path string, h echo.HandlerFunc, write 
 // v2Routes registers API v2. Each group of routes lives in a file of its
 // own (v2_*.go) and registers itself here.
 func (s *Server) v2Routes() {
+	s.v2Resources()
 }

@@ -44,12 +44,18 @@ const (
 	// ResetChain is the first record of a chain an operator started anew
 	// with `auth-server audit reset` after the previous one went missing.
 	ResetChain Action = "AUDIT_RESET"
+	// UpdateRole is a change of a role's description.
+	UpdateRole Action = "UPDATE_ROLE"
+	// DeleteUser is a user removed from every role at once (one entry for
+	// all the memberships removed).
+	DeleteUser Action = "DELETE_USER"
 )
 
 // Actions lists every action, for validating query filters.
 var Actions = []Action{CreateRole, DeleteRole, AddPermission, RemovePermission, AddMembership,
 	RemoveMembership, CheckPermission, CheckMembership, ListRoles, ListPermissions, ListMemberships,
-	UserPermissions, AddRoleParent, RemoveRoleParent, GetAudit, RotateKey, IssueToken, RevokeKey, ExternalChange, ImportPolicy, ResetChain}
+	UserPermissions, AddRoleParent, RemoveRoleParent, GetAudit, RotateKey, IssueToken, RevokeKey, ExternalChange, ImportPolicy, ResetChain,
+	UpdateRole, DeleteUser}
 
 // Entry is one audit record as the policy core describes it. Tenant and user
 // are the raw values; a Recorder fingerprints them before they are stored.

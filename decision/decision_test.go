@@ -101,7 +101,7 @@ type query struct {
 
 func queries() []query {
 	first := func(v any, err error) (any, error) { return v, err }
-	return []query{
+	return append([]query{
 		{"RoleHasPermission", func(ctx context.Context, p *decision.Policy) (any, error) {
 			return first(p.RoleHasPermission(ctx, tenant, "editor", "read"))
 		}, audit.CheckPermission, "", "editor:read", true},
@@ -135,7 +135,7 @@ func queries() []query {
 		{"RoleParents", func(ctx context.Context, p *decision.Policy) (any, error) {
 			return first(p.RoleParents(ctx, tenant, "editor"))
 		}, audit.ListRoles, "", "parents:editor", false},
-	}
+	}, resourceQueries()...)
 }
 
 // Every answered check and listing is recorded once, as the HTTP

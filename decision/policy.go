@@ -20,6 +20,7 @@ type Queries interface {
 	WhichRolesCan(ctx context.Context, key policy.KeyHash, perm string) ([]string, error)
 	WhichUsersCan(ctx context.Context, key policy.KeyHash, perm string) ([]policy.Membership, error)
 	RoleParents(ctx context.Context, key policy.KeyHash, role string) ([]string, error)
+	ResourceQueries
 }
 
 // Commands are the changes of the policy core; the core records each one
@@ -33,6 +34,7 @@ type Commands interface {
 	RemoveMember(ctx context.Context, key policy.KeyHash, user, role string) (bool, error)
 	AddRoleParent(ctx context.Context, key policy.KeyHash, role, parent string) (bool, error)
 	RemoveRoleParent(ctx context.Context, key policy.KeyHash, role, parent string) (bool, error)
+	ResourceCommands
 }
 
 // Core is the policy core: its changes and its queries.

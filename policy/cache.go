@@ -102,6 +102,9 @@ type change struct {
 	// version, when set, receives the tenant's policy version after the
 	// change.
 	version *int64
+	// actionOf, when set, names the recorded action once op has run (a
+	// change whose kind depends on the tenant's state).
+	actionOf func() audit.Action
 }
 
 // errStale aborts a change whose tenant memory is older than the database.
@@ -152,11 +155,15 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 			for k, v := range c.details {
 				details[k] = v
 			}
+			action := c.action
+			if c.actionOf != nil {
+				action = c.actionOf()
+			}
 			return s.opts.Recorder.RecordChange(ctx, audit.Entry{
 				Time:     s.now().UTC(),
 				Tenant:   string(key),
 				User:     c.user,
-				Action:   c.action,
+				Action:   action,
 				Resource: c.resource,
 				Success:  result,
 				Details:  details,

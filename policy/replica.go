@@ -16,6 +16,9 @@ const (
 	OpRemoveFiltered OpKind = "remove_filtered"
 	OpAddRole        OpKind = "add_role"
 	OpRemoveRole     OpKind = "remove_role"
+	// OpSetDescription replaces a role's description (Description; nil
+	// clears it).
+	OpSetDescription OpKind = "set_description"
 )
 
 // Op is one memory operation of a committed change: exactly what the
@@ -28,6 +31,8 @@ type Op struct {
 	FieldIndex int
 	Values     []string
 	Role       string
+	// Description is the new description of OpSetDescription.
+	Description *string
 }
 
 // Change is a committed change of one tenant, as replicas exchange it.
@@ -81,6 +86,11 @@ func (t *tenant) applyOp(op Op) error {
 	case OpRemoveRole:
 		t.roles.remove(op.Role)
 		delete(t.descs, op.Role)
+		return nil
+	case OpSetDescription:
+		if t.roles.has(op.Role) {
+			t.descs[op.Role] = op.Description
+		}
 		return nil
 	}
 	return fmt.Errorf("policy: unknown operation %q", op.Kind)

@@ -59,6 +59,9 @@ type Tx interface {
 	CreateRole(ctx context.Context, tenantID int64, role string) (created bool, err error)
 	// DeleteRole removes the role row; deleted is false if there was none.
 	DeleteRole(ctx context.Context, tenantID int64, role string) (deleted bool, err error)
+	// SetRoleDescription replaces the role's description (nil clears it);
+	// found is false if there is no such role.
+	SetRoleDescription(ctx context.Context, tenantID int64, role string, desc *string) (found bool, err error)
 	// AddRules adds Casbin rules of one ptype (existing ones are kept).
 	AddRules(ctx context.Context, ptype string, rules [][]string) error
 	// RemoveRules removes Casbin rules of one ptype.

@@ -249,6 +249,27 @@ func (t *tx) DeleteRole(ctx context.Context, id int64, role string) (bool, error
 	return res.RowsAffected > 0, nil
 }
 
+func (t *tx) SetRoleDescription(ctx context.Context, id int64, role string, desc *string) (bool, error) {
+	names, err := t.roleNames(id, role)
+	if err != nil {
+		return false, err
+	}
+	stored := desc
+	if desc != nil && t.keys != nil {
+		sealed, err := t.keys.Encrypt(fmt.Sprint(id), *desc)
+		if err != nil {
+			return false, fmt.Errorf("encrypt role description: %w", err)
+		}
+		stored = &sealed
+	}
+	res := t.g.WithContext(ctx).Model(&roleRow{}).Where("tenant_id = ? AND name IN ?", id, names).
+		Update("description", stored)
+	if res.Error != nil {
+		return false, fmt.Errorf("update role description: %w", res.Error)
+	}
+	return res.RowsAffected > 0, nil
+}
+
 func (t *tx) AddRules(ctx context.Context, ptype string, rules [][]string) error {
 	if err := checkRules(rules); err != nil {
 		return err

@@ -50,7 +50,7 @@ func (s *Sync) Publish(ctx context.Context, c policy.Change) error {
 // send publishes one change.
 func send(w *rediswatcher.Watcher, c policy.Change) error {
 	dom, v := c.Domain(), strconv.FormatInt(c.Version, 10)
-	if c.Reload {
+	if c.Reload || !sendable(c.Ops) {
 		return w.UpdateForAddPolicy(secReload, secReload, dom, v)
 	}
 	for _, op := range c.Ops {
@@ -74,6 +74,19 @@ func send(w *rediswatcher.Watcher, c policy.Change) error {
 		}
 	}
 	return w.UpdateForAddPolicy(secVersion, secVersion, dom, v)
+}
+
+// sendable reports whether every operation has a message form. A role's
+// description has none (it is never sent over Redis, where it would travel
+// unencrypted): a change of one is sent as a reload hint, and the replicas
+// behind it read the tenant from the database.
+func sendable(ops []policy.Op) bool {
+	for _, op := range ops {
+		if op.Kind == policy.OpSetDescription {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Sync) hasHints() bool {

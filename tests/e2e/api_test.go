@@ -429,7 +429,7 @@ func testValidNames(t *testing.T, s *server) {
 
 func testNotFoundAndMethod(t *testing.T, s *server) {
 	c := s.client(newKey(t))
-	for _, p := range []string{"/api/nonexistent", "/api/roles/", "/nope", "/api/role", "/api/membership/john"} {
+	for _, p := range []string{"/api/nonexistent", "/api/roles/", "/api/v3/roles", "/nope", "/api/role", "/api/membership/john"} {
 		expectError(t, c.get(t, p), 404, "")
 	}
 	// Under /api/v2 an unknown route is a v2 error: details.reason.

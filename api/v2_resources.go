@@ -1,0 +1,380 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ourway/auth/audit"
+	"github.com/ourway/auth/policy"
+)
+
+// Wire shapes of the v2 resources; fields in sorted order, as everywhere.
+type (
+	v2Role struct {
+		Description *string `json:"description"`
+		Name        string  `json:"name"`
+	}
+	v2RolePut struct {
+		Created     bool    `json:"created"`
+		Description *string `json:"description"`
+		Name        string  `json:"name"`
+	}
+	v2RoleInfo struct {
+		Description *string  `json:"description"`
+		Members     int      `json:"members"`
+		Name        string   `json:"name"`
+		Parents     []string `json:"parents"`
+		Permissions int      `json:"permissions"`
+	}
+	v2RoleDeleted struct {
+		Deleted bool   `json:"deleted"`
+		Role    string `json:"role"`
+	}
+	v2Name struct {
+		Name string `json:"name"`
+	}
+	v2User struct {
+		User string `json:"user"`
+	}
+	v2UserRole struct {
+		Inherited bool   `json:"inherited"`
+		Name      string `json:"name"`
+		Via       string `json:"via,omitempty"`
+	}
+	v2NamedRoles struct {
+		Name  string   `json:"name"`
+		Roles []string `json:"roles"`
+	}
+	v2UserRoles struct {
+		Roles []string `json:"roles"`
+		User  string   `json:"user"`
+	}
+	v2Holding struct {
+		Inherited bool   `json:"inherited"`
+		Name      string `json:"name"`
+	}
+	v2UserDeleted struct {
+		MembershipsRemoved int    `json:"memberships_removed"`
+		User               string `json:"user"`
+	}
+)
+
+// v2Resources registers the v2 routes of roles, grants, members, parents,
+// users and reverse lookups. A failed request is recorded like its v1 twin.
+func (s *Server) v2Resources() {
+	get := []string{http.MethodGet}
+	post, put, del := []string{http.MethodPost}, []string{http.MethodPut}, []string{http.MethodDelete}
+	r := func(m []string, path string, h echo.HandlerFunc, spec auditSpec) {
+		s.v2Add(m, path, h, spec.write, s.audited(spec))
+	}
+	r(get, "/roles", s.v2ListRoles, read(audit.ListRoles, "").fixed("all"))
+	r(post, "/roles", s.v2CreateRole, write(audit.CreateRole, "").fixed("roles"))
+	r(get, "/roles/:role", s.v2GetRole, read(audit.ListRoles, "", "role").prefixed("role:"))
+	r(put, "/roles/:role", s.v2PutRole, write(audit.CreateRole, "", "role"))
+	r(del, "/roles/:role", s.v2DeleteRole, write(audit.DeleteRole, "", "role"))
+	r(get, "/roles/:role/permissions", s.v2RoleGrants, read(audit.ListPermissions, "", "role"))
+	r(put, "/roles/:role/permissions/:permission", s.v2PutGrant, write(audit.AddPermission, "", "role", "permission"))
+	r(del, "/roles/:role/permissions/:permission", s.v2DeleteGrant, write(audit.RemovePermission, "", "role", "permission"))
+	r(get, "/roles/:role/members", s.v2RoleMembers, read(audit.ListMemberships, "", "role"))
+	r(put, "/roles/:role/members/:user", s.v2PutMember, write(audit.AddMembership, "user", "role"))
+	r(del, "/roles/:role/members/:user", s.v2DeleteMember, write(audit.RemoveMembership, "user", "role"))
+	r(get, "/roles/:role/parents", s.v2RoleParents, read(audit.ListRoles, "", "role").prefixed("parents:"))
+	r(put, "/roles/:role/parents/:parent", s.v2PutParent, write(audit.AddRoleParent, "", "role", "parent"))
+	r(del, "/roles/:role/parents/:parent", s.v2DeleteParent, write(audit.RemoveRoleParent, "", "role", "parent"))
+	r(get, "/users/:user/roles", s.v2UserRoles, read(audit.ListMemberships, "user"))
+	r(get, "/users/:user/permissions", s.v2UserPermissions, read(audit.UserPermissions, "user"))
+	r(del, "/users/:user", s.v2DeleteUser, write(audit.DeleteUser, "user").fixed("memberships"))
+	r(get, "/permissions/:permission/roles", s.v2PermissionRoles, read(audit.ListRoles, "", "permission"))
+	r(get, "/permissions/:permission/users", s.v2PermissionUsers, read(audit.ListMemberships, "", "permission"))
+}
+
+// v2List answers one page of a list computed by list.
+func v2List[T any](c echo.Context, list func() ([]T, error), key func(T) string) error {
+	p, err := parsePage(c)
+	if err != nil {
+		return err
+	}
+	items, err := list()
+	if err != nil {
+		return err
+	}
+	return v2JSON(c, http.StatusOK, "OK", paginate(items, key, p))
+}
+
+func mapped[A, B any](in []A, f func(A) B) []B {
+	out := make([]B, 0, len(in))
+	for _, a := range in {
+		out = append(out, f(a))
+	}
+	return out
+}
+
+func v2NameOf(n string) v2Name { return v2Name{Name: n} }
+
+func (s *Server) v2ListRoles(c echo.Context) error {
+	return v2List(c, func() ([]v2Role, error) {
+		roles, err := s.deps.Policy.ListRoles(c.Request().Context(), tenantOf(c))
+		return mapped(roles, func(r policy.Role) v2Role { return v2Role{Name: r.Name, Description: r.Description} }), err
+	}, func(r v2Role) string { return r.Name })
+}
+
+// roleBody is the body of POST /roles and PUT /roles/{role}: which fields
+// were given, and the description (nil for null).
+type roleBody struct {
+	name, hasDesc bool
+	Name          string
+	Description   *string
+}
+
+// readRoleBody reads a role body: a JSON object with name (a string) and
+// description (a string or null); anything else is invalid_body.
+func readRoleBody(c echo.Context, allowName bool) (roleBody, error) {
+	var b roleBody
+	raw, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return b, err
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return b, nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return b, v2Fail(http.StatusBadRequest, ReasonInvalidBody, "The body must be a JSON object.")
+	}
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		v := fields[k]
+		switch {
+		case k == "description":
+			b.hasDesc = true
+			if err := json.Unmarshal(v, &b.Description); err != nil {
+				return b, badField(k, "description must be a string or null.")
+			}
+		case k == "name" && allowName:
+			b.name = true
+			if err := json.Unmarshal(v, &b.Name); err != nil || string(v) == "null" {
+				return b, badField(k, "name must be a string.")
+			}
+		default:
+			return b, badField(k, fmt.Sprintf("Unknown field %q.", k))
+		}
+	}
+	return b, nil
+}
+
+func badField(field, msg string) error {
+	return v2Fail(http.StatusBadRequest, ReasonInvalidBody, msg, map[string]any{"field": field})
+}
+
+func (s *Server) v2CreateRole(c echo.Context) error {
+	b, err := readRoleBody(c, true)
+	if err != nil {
+		return err
+	}
+	if !b.name {
+		return badField("name", "The body must name the role: {\"name\": \"…\"}.")
+	}
+	created, err := s.deps.Policy.CreateRoleDescribed(c.Request().Context(), tenantOf(c), b.Name, b.Description)
+	if err != nil {
+		return err
+	}
+	if !created {
+		return v2Fail(http.StatusConflict, ReasonRoleExists,
+			fmt.Sprintf("Role '%s' already exists; PUT /roles/{role} creates or updates idempotently.", b.Name),
+			map[string]any{"role": b.Name})
+	}
+	return v2JSON(c, http.StatusCreated, fmt.Sprintf("Role '%s' created.", b.Name), v2Role{Name: b.Name, Description: b.Description})
+}
+
+func (s *Server) v2GetRole(c echo.Context) error {
+	info, err := s.deps.Policy.RoleInfo(c.Request().Context(), tenantOf(c), param(c, "role"))
+	if err != nil {
+		return err
+	}
+	parents := info.Parents
+	if parents == nil {
+		parents = []string{}
+	}
+	return v2JSON(c, http.StatusOK, "OK", v2RoleInfo{Name: info.Name, Description: info.Description,
+		Permissions: info.Permissions, Members: info.Members, Parents: parents})
+}
+
+func (s *Server) v2PutRole(c echo.Context) error {
+	role := param(c, "role")
+	b, err := readRoleBody(c, false)
+	if err != nil {
+		return err
+	}
+	created, desc, err := s.deps.Policy.PutRole(c.Request().Context(), tenantOf(c), role, b.hasDesc, b.Description)
+	if err != nil {
+		return err
+	}
+	return v2JSON(c, createdStatus(created), fmt.Sprintf("Role '%s' %s.", role, createdWord(created, "exists")),
+		v2RolePut{Name: role, Description: desc, Created: created})
+}
+
+func (s *Server) v2DeleteRole(c echo.Context) error {
+	role := param(c, "role")
+	deleted, err := s.deps.Policy.DeleteRole(c.Request().Context(), tenantOf(c), role)
+	if err != nil {
+		return err
+	}
+	return v2JSON(c, http.StatusOK, fmt.Sprintf("Role '%s' %s.", role, deletedWord(deleted)), v2RoleDeleted{Role: role, Deleted: deleted})
+}
+
+func createdStatus(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
+
+func createdWord(created bool, otherwise string) string {
+	if created {
+		return "created"
+	}
+	return otherwise
+}
+
+func deletedWord(deleted bool) string {
+	if deleted {
+		return "deleted"
+	}
+	return "was already absent"
+}
+
+func (s *Server) v2RoleGrants(c echo.Context) error {
+	return v2List(c, func() ([]v2Name, error) {
+		l, err := s.deps.Policy.DirectGrants(c.Request().Context(), tenantOf(c), param(c, "role"))
+		return mapped(l, v2NameOf), err
+	}, func(n v2Name) string { return n.Name })
+}
+
+func (s *Server) v2RoleMembers(c echo.Context) error {
+	return v2List(c, func() ([]v2User, error) {
+		l, err := s.deps.Policy.DirectMembers(c.Request().Context(), tenantOf(c), param(c, "role"))
+		return mapped(l, func(u string) v2User { return v2User{User: u} }), err
+	}, func(u v2User) string { return u.User })
+}
+
+func (s *Server) v2RoleParents(c echo.Context) error {
+	return v2List(c, func() ([]v2Name, error) {
+		l, err := s.deps.Policy.DirectParents(c.Request().Context(), tenantOf(c), param(c, "role"))
+		return mapped(l, v2NameOf), err
+	}, func(n v2Name) string { return n.Name })
+}
+
+// v2Link answers a PUT or DELETE of a link between a role and another
+// name (a permission, a member, a parent): data is {"role", <other>,
+// "created"|"deleted"}.
+func v2Link(c echo.Context, other string, put bool, do func(role, name string) (bool, error)) error {
+	role, name := param(c, "role"), param(c, other)
+	changed, err := do(role, name)
+	if err != nil {
+		return err
+	}
+	data := map[string]any{"role": role, other: name}
+	label := map[string]string{"permission": "Permission", "user": "Member", "parent": "Parent"}[other]
+	if put {
+		data["created"] = changed
+		return v2JSON(c, createdStatus(changed), fmt.Sprintf("%s '%s' of role '%s' %s.", label, name, role,
+			createdWord(changed, "exists")), data)
+	}
+	data["deleted"] = changed
+	return v2JSON(c, http.StatusOK, fmt.Sprintf("%s '%s' of role '%s' %s.", label, name, role, deletedWord(changed)), data)
+}
+
+func (s *Server) v2PutGrant(c echo.Context) error {
+	return v2Link(c, "permission", true, func(role, perm string) (bool, error) {
+		return s.deps.Policy.PutGrant(c.Request().Context(), tenantOf(c), role, perm)
+	})
+}
+
+func (s *Server) v2DeleteGrant(c echo.Context) error {
+	return v2Link(c, "permission", false, func(role, perm string) (bool, error) {
+		return s.deps.Policy.DeleteGrant(c.Request().Context(), tenantOf(c), role, perm)
+	})
+}
+
+func (s *Server) v2PutMember(c echo.Context) error {
+	return v2Link(c, "user", true, func(role, user string) (bool, error) {
+		return s.deps.Policy.PutMember(c.Request().Context(), tenantOf(c), user, role)
+	})
+}
+
+func (s *Server) v2DeleteMember(c echo.Context) error {
+	return v2Link(c, "user", false, func(role, user string) (bool, error) {
+		return s.deps.Policy.DeleteMember(c.Request().Context(), tenantOf(c), user, role)
+	})
+}
+
+func (s *Server) v2PutParent(c echo.Context) error {
+	return v2Link(c, "parent", true, func(role, parent string) (bool, error) {
+		return s.deps.Policy.PutParent(c.Request().Context(), tenantOf(c), role, parent)
+	})
+}
+
+func (s *Server) v2DeleteParent(c echo.Context) error {
+	return v2Link(c, "parent", false, func(role, parent string) (bool, error) {
+		return s.deps.Policy.DeleteParent(c.Request().Context(), tenantOf(c), role, parent)
+	})
+}
+
+func (s *Server) v2UserRoles(c echo.Context) error {
+	return v2List(c, func() ([]v2UserRole, error) {
+		l, err := s.deps.Policy.UserRoleTree(c.Request().Context(), tenantOf(c), param(c, "user"))
+		return mapped(l, func(r policy.UserRole) v2UserRole {
+			return v2UserRole{Name: r.Name, Inherited: r.Inherited, Via: r.Via}
+		}), err
+	}, func(r v2UserRole) string { return r.Name })
+}
+
+func (s *Server) v2UserPermissions(c echo.Context) error {
+	return v2List(c, func() ([]v2NamedRoles, error) {
+		l, err := s.deps.Policy.UserGrants(c.Request().Context(), tenantOf(c), param(c, "user"))
+		return mapped(l, func(p policy.HeldPermission) v2NamedRoles { return v2NamedRoles{Name: p.Name, Roles: p.Roles} }), err
+	}, func(p v2NamedRoles) string { return p.Name })
+}
+
+func (s *Server) v2DeleteUser(c echo.Context) error {
+	user := param(c, "user")
+	n, err := s.deps.Policy.DeleteUser(c.Request().Context(), tenantOf(c), user)
+	if err != nil {
+		return err
+	}
+	return v2JSON(c, http.StatusOK, fmt.Sprintf("User '%s' removed from %d roles.", user, n),
+		v2UserDeleted{User: user, MembershipsRemoved: n})
+}
+
+func (s *Server) v2PermissionRoles(c echo.Context) error {
+	return v2List(c, func() ([]v2Holding, error) {
+		l, err := s.deps.Policy.PermissionRoles(c.Request().Context(), tenantOf(c), param(c, "permission"))
+		return mapped(l, func(r policy.RoleHolding) v2Holding { return v2Holding{Name: r.Name, Inherited: r.Inherited} }), err
+	}, func(r v2Holding) string { return r.Name })
+}
+
+func (s *Server) v2PermissionUsers(c echo.Context) error {
+	return v2List(c, func() ([]v2UserRoles, error) {
+		l, err := s.deps.Policy.WhichUsersCan(c.Request().Context(), tenantOf(c), param(c, "permission"))
+		by := map[string][]string{}
+		for _, m := range l {
+			by[m.User] = append(by[m.User], m.Role)
+		}
+		out := make([]v2UserRoles, 0, len(by))
+		for u, roles := range by {
+			sort.Strings(roles)
+			out = append(out, v2UserRoles{User: u, Roles: roles})
+		}
+		return out, err
+	}, func(u v2UserRoles) string { return u.User })
+}
