@@ -117,17 +117,29 @@ func TestV2Routes(t *testing.T) {
 		{"DeleteRole", `{"role":"editor","deleted":true}`, "DELETE /api/v2/roles/editor", "",
 			func(ctx context.Context, v *client.V2) (any, error) { return value(v.DeleteRole(ctx, "editor")) }, true},
 		{"PutPermission", `{"role":"editor","permission":"read","created":true}`, "PUT /api/v2/roles/editor/permissions/read", "",
-			func(ctx context.Context, v *client.V2) (any, error) { return value(v.PutPermission(ctx, "editor", "read")) }, true},
+			func(ctx context.Context, v *client.V2) (any, error) {
+				return value(v.PutPermission(ctx, "editor", "read"))
+			}, true},
 		{"DeletePermission", `{"role":"editor","permission":"read","deleted":false}`, "DELETE /api/v2/roles/editor/permissions/read", "",
-			func(ctx context.Context, v *client.V2) (any, error) { return value(v.DeletePermission(ctx, "editor", "read")) }, false},
+			func(ctx context.Context, v *client.V2) (any, error) {
+				return value(v.DeletePermission(ctx, "editor", "read"))
+			}, false},
 		{"PutMember", `{"role":"editor","user":"alice","created":false}`, "PUT /api/v2/roles/editor/members/alice", "",
-			func(ctx context.Context, v *client.V2) (any, error) { return value(v.PutMember(ctx, "editor", "alice")) }, false},
+			func(ctx context.Context, v *client.V2) (any, error) {
+				return value(v.PutMember(ctx, "editor", "alice"))
+			}, false},
 		{"DeleteMember", `{"role":"editor","user":"alice","deleted":true}`, "DELETE /api/v2/roles/editor/members/alice", "",
-			func(ctx context.Context, v *client.V2) (any, error) { return value(v.DeleteMember(ctx, "editor", "alice")) }, true},
+			func(ctx context.Context, v *client.V2) (any, error) {
+				return value(v.DeleteMember(ctx, "editor", "alice"))
+			}, true},
 		{"PutParent", `{"role":"editor","parent":"staff","created":true}`, "PUT /api/v2/roles/editor/parents/staff", "",
-			func(ctx context.Context, v *client.V2) (any, error) { return value(v.PutParent(ctx, "editor", "staff")) }, true},
+			func(ctx context.Context, v *client.V2) (any, error) {
+				return value(v.PutParent(ctx, "editor", "staff"))
+			}, true},
 		{"DeleteParent", `{"role":"editor","parent":"staff","deleted":true}`, "DELETE /api/v2/roles/editor/parents/staff", "",
-			func(ctx context.Context, v *client.V2) (any, error) { return value(v.DeleteParent(ctx, "editor", "staff")) }, true},
+			func(ctx context.Context, v *client.V2) (any, error) {
+				return value(v.DeleteParent(ctx, "editor", "staff"))
+			}, true},
 		{"DeleteUser", `{"user":"alice","memberships_removed":2}`, "DELETE /api/v2/users/alice", "",
 			func(ctx context.Context, v *client.V2) (any, error) { return value(v.DeleteUser(ctx, "alice")) }, 2},
 		{"ExportPolicy", `{"format":"casbin-csv","policy":"p, role:editor, d, read\n","roles":1,"rules":1,"version":7}`, "GET /api/v2/policy/export", "",
