@@ -198,7 +198,7 @@ func TestV2PythonExampleAgainstFake(t *testing.T) {
 	defer cancel()
 	for range 2 {
 		cmd := exec.CommandContext(ctx, python, filepath.Join(moduleDir, "clients", "python", "examples", "v2.py"), s.URL, randomKey())
-		cmd.Env = append(cmd.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+		cmd.Env = append(cmd.Environ(), "PYTHONDONTWRITEBYTECODE=1", "PYTHONPATH="+filepath.Join(moduleDir, "clients", "python"))
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("v2.py: %v\n%s", err, out)
