@@ -20,11 +20,13 @@
 //
 // # Retries
 //
-// Only idempotent requests (GET, HEAD and DELETE: every DELETE route of the
-// service is idempotent) are retried, at most Options.MaxRetries times, on a
-// transport failure or an answer of 429, 502, 503 or 504. Between attempts
-// the client waits an exponential backoff with full jitter, or the answer's
-// Retry-After when it has one. POST requests are never retried.
+// Only idempotent requests (GET, HEAD, PUT and DELETE: every PUT and DELETE
+// route of the service is idempotent) are retried, at most
+// Options.MaxRetries times, on a transport failure or an answer of 429, 502,
+// 503 or 504. Between attempts the client waits an exponential backoff with
+// full jitter, or the answer's Retry-After when it has one. POST requests are
+// never retried, with one exception: the batch check of API v2
+// (V2.CheckBatch), a read that POST carries only for its body.
 //
 // # Circuit breaker
 //
@@ -40,6 +42,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -240,22 +243,38 @@ func (e *transportError) Error() string {
 
 func (e *transportError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
 
-// do sends one call (with its retries) through the circuit breaker and
-// decodes a 2xx JSON answer into out.
+// request is one call of the service.
+type request struct {
+	method, path string
+	// body is sent as application/json when it is not nil.
+	body []byte
+	// retry says whether the request may be sent more than once.
+	retry bool
+}
+
+// do sends one call without a body (with its retries, when method is
+// idempotent) through the circuit breaker and decodes a 2xx JSON answer
+// into out.
 func (c *Client) do(ctx context.Context, method, path string, out any) error {
+	return c.send(ctx, request{method: method, path: path, retry: idempotent(method)}, out)
+}
+
+// send sends r (with its retries) through the circuit breaker and decodes a
+// 2xx JSON answer into out.
+func (c *Client) send(ctx context.Context, r request, out any) error {
 	if c.breaker == nil {
-		return c.retry(ctx, method, path, out)
+		return c.retry(ctx, r, out)
 	}
 	var callErr error
 	err := c.breaker.Run(func() error {
-		callErr = c.retry(ctx, method, path, out)
+		callErr = c.retry(ctx, r, out)
 		if failsBreaker(ctx, callErr) {
 			return callErr
 		}
 		return nil
 	})
 	if errors.Is(err, breaker.ErrBreakerOpen) {
-		return &transportError{method: method, path: path, err: err}
+		return &transportError{method: r.method, path: r.path, err: err}
 	}
 	return callErr
 }
@@ -277,18 +296,22 @@ func failsBreaker(ctx context.Context, err error) bool {
 
 // idempotent reports whether a request with method may be sent twice.
 func idempotent(method string) bool {
-	return method == http.MethodGet || method == http.MethodHead || method == http.MethodDelete
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
 }
 
 // retry sends the request until it succeeds, fails for good, or runs out of
-// retries; only idempotent requests are sent more than once.
-func (c *Client) retry(ctx context.Context, method, path string, out any) error {
+// retries; only a request marked retry is sent more than once.
+func (c *Client) retry(ctx context.Context, r request, out any) error {
 	retries := 0
-	if idempotent(method) {
+	if r.retry {
 		retries = c.retries
 	}
 	for n := 0; ; n++ {
-		wait, hasWait, err := c.attempt(ctx, method, path, out)
+		wait, hasWait, err := c.attempt(ctx, r, out)
 		if err == nil || n >= retries || ctx.Err() != nil || !retryable(err) {
 			return err
 		}
@@ -334,12 +357,20 @@ func (c *Client) backoff(n int) time.Duration {
 
 // attempt sends the request once. On a non-2xx answer it also returns the
 // answer's Retry-After, if it has one.
-func (c *Client) attempt(ctx context.Context, method, path string, out any) (time.Duration, bool, error) {
+func (c *Client) attempt(ctx context.Context, r request, out any) (time.Duration, bool, error) {
+	method, path := r.method, r.path
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, method, c.base+path, nil)
+	var reqBody io.Reader
+	if r.body != nil {
+		reqBody = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(actx, method, c.base+path, reqBody)
 	if err != nil {
 		return 0, false, fmt.Errorf("auth: %s %s: %w", method, path, err)
+	}
+	if r.body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -360,9 +391,10 @@ func (c *Client) attempt(ctx context.Context, method, path string, out any) (tim
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		wait, ok := retryAfter(resp.Header.Get("Retry-After"))
+		reason, details := errorDetails(body)
 		return wait, ok, &APIError{
 			StatusCode: resp.StatusCode, Message: errorMessage(resp.StatusCode, body),
-			Body: body, Method: method, Path: path,
+			Reason: reason, Details: details, Body: body, Method: method, Path: path,
 		}
 	}
 	if out != nil {
@@ -386,6 +418,20 @@ func errorMessage(status int, body []byte) string {
 		return t
 	}
 	return "status " + strconv.Itoa(status)
+}
+
+// errorDetails is details.reason and details of the service's error
+// envelope (API v2 and the v1 errors that carry them); "" and nil when the
+// body has none.
+func errorDetails(body []byte) (string, map[string]any) {
+	var env struct {
+		Details map[string]any `json:"details"`
+	}
+	if json.Unmarshal(body, &env) != nil || env.Details == nil {
+		return "", nil
+	}
+	reason, _ := env.Details["reason"].(string)
+	return reason, env.Details
 }
 
 // retryAfter parses a Retry-After value: delay seconds or an HTTP date.

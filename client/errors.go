@@ -32,6 +32,14 @@ type APIError struct {
 	// Message is the "message" field of the service's JSON error envelope,
 	// or the status text when the body is not such an envelope.
 	Message string
+	// Reason is the envelope's details.reason: a stable, machine-readable
+	// cause such as ReasonRoleNotFound (API v2 answers always carry one;
+	// "" when the answer has none). Branch on it, never on Message.
+	Reason string
+	// Details is the envelope's details object (reason included), with the
+	// reason's extra fields such as "role", "max" or "errors"; nil when the
+	// answer has none.
+	Details map[string]any
 	// Body is the raw body of the answer (at most 1 MiB of it).
 	Body []byte
 	// Method and Path say which request got the answer.

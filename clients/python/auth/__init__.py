@@ -9,6 +9,8 @@ from auth.client import (
     CircuitBreaker,
     CircuitOpenError,
     Client,
+    MAX_BATCH,
+    V2,
     EnhancedAuthClient,
 )
 
@@ -20,5 +22,7 @@ __all__ = [
     "CircuitOpenError",
     "Client",
     "EnhancedAuthClient",
+    "MAX_BATCH",
+    "V2",
     "__version__",
 ]

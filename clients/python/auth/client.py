@@ -12,9 +12,14 @@ any non-2xx answer. A failure therefore never reads as a denial::
         except AuthTransportError:
             allowed = False  # no decision: fail closed
 
-Only idempotent requests (GET, HEAD, DELETE) are retried, on connection
+Only idempotent requests (GET, HEAD, PUT, DELETE) are retried, on connection
 errors and on answers of 429, 502, 503 and 504, with exponential backoff and
-full jitter, honouring ``Retry-After``. POST is never retried.
+full jitter, honouring ``Retry-After``. POST is never retried, but for the
+batch check of API v2 (``client.v2.check_batch``), a read that POST carries
+only for its body.
+
+API v2 is ``client.v2`` (:class:`V2`): typed answers, lazy paginated lists
+(generators) and errors with a machine-readable ``reason``.
 """
 
 import json
@@ -34,10 +39,15 @@ __all__ = [
     "CircuitBreaker",
     "EnhancedAuthClient",
     "Client",
+    "V2",
+    "MAX_BATCH",
 ]
 
-#: Methods that are safe to send twice; only these are ever retried.
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE"})
+#: Methods that are safe to send twice; only these are ever retried (every
+#: PUT and DELETE route of the service is idempotent).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+#: The most pairs the service checks in one POST /api/v2/check.
+MAX_BATCH = 1000
 #: Answers after which an idempotent request is retried.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -48,13 +58,20 @@ class AuthTransportError(Exception):
     ``status`` is the HTTP status of a non-2xx answer, or ``None`` when there
     was no answer at all (connection refused or dropped, timeout, open
     circuit breaker). ``body`` is the answer's parsed JSON, its text when it
-    is not JSON, or ``None``.
+    is not JSON, or ``None``. ``reason`` is the error envelope's
+    ``details.reason`` (such as ``"role_not_found"``; every API v2 error has
+    one), else ``None``; ``details`` is that ``details`` dict, else ``None``.
+    Branch on ``reason``, never on the message.
     """
 
     def __init__(self, message, status=None, body=None):
         super().__init__(message)
         self.status = status
         self.body = body
+        details = body.get("details") if isinstance(body, dict) else None
+        self.details = details if isinstance(details, dict) else None
+        reason = self.details.get("reason") if self.details else None
+        self.reason = reason if isinstance(reason, str) else None
 
 
 class CircuitOpenError(AuthTransportError):
@@ -241,17 +258,22 @@ class EnhancedAuthClient:
         self.timeout = timeout
         self.pool_connections = pool_connections
         self.pool_maxsize = pool_maxsize
-        self._retry = _Retry(
-            total=max_retries,
-            redirect=False,
-            allowed_methods=IDEMPOTENT_METHODS,
-            status_forcelist=RETRY_STATUSES,
-            backoff_factor=backoff_factor,
-            respect_retry_after_header=True,
-            raise_on_status=False,
-            max_retry_after=max_retry_after,
-            backoff_cap=backoff_max,
-        )
+        def retry(methods):
+            return _Retry(
+                total=max_retries,
+                redirect=False,
+                allowed_methods=methods,
+                status_forcelist=RETRY_STATUSES,
+                backoff_factor=backoff_factor,
+                respect_retry_after_header=True,
+                raise_on_status=False,
+                max_retry_after=max_retry_after,
+                backoff_cap=backoff_max,
+            )
+
+        self._retry = retry(IDEMPOTENT_METHODS)
+        # For a POST that only reads (the v2 batch check).
+        self._retry_post = retry(frozenset({"POST"}))
         # Non-idempotent requests are sent once: no retry even on a
         # connection error.
         self._no_retry = Retry(total=0, redirect=False, raise_on_status=False)
@@ -270,13 +292,34 @@ class EnhancedAuthClient:
         self.circuit_breaker = (
             CircuitBreaker(circuit_breaker_threshold, circuit_breaker_timeout) if circuit_breaker_enabled else None
         )
+        self._v2 = None
+
+    @property
+    def v2(self):
+        """The API v2 client (:class:`V2`), sharing this client's
+        connections, retries and circuit breaker."""
+        if self._v2 is None:
+            self._v2 = V2(self)
+        return self._v2
 
     def __repr__(self):
         return "%s(service_url=%r)" % (type(self).__name__, self.service_url)
 
     # -- transport ---------------------------------------------------------
 
-    def _request(self, method, path):
+    def _request(self, method, path, body=None, read_only=False):
+        """Send one call. ``body`` is sent as JSON; ``read_only`` marks a POST
+        that only reads, and so is retried like a GET."""
+        if method in IDEMPOTENT_METHODS:
+            retries = self._retry
+        elif read_only:
+            retries = self._retry_post
+        else:
+            retries = self._no_retry
+        extra = {}
+        if body is not None:
+            extra["body"] = json.dumps(body, separators=(",", ":")).encode("utf-8")
+            extra["headers"] = dict(self._http.headers, **{"Content-Type": "application/json"})
         breaker = self.circuit_breaker
         if breaker is not None:
             breaker.acquire()
@@ -286,9 +329,10 @@ class EnhancedAuthClient:
                 response = self._http.request(
                     method,
                     self.service_url + path,
-                    retries=self._retry if method in IDEMPOTENT_METHODS else self._no_retry,
+                    retries=retries,
                     redirect=False,
                     preload_content=True,
+                    **extra
                 )
             except (HTTPError, OSError) as exc:
                 outcome = False
@@ -446,6 +490,266 @@ class EnhancedAuthClient:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+_KEEP = object()  # put_role: leave the description as it is
+
+
+class V2:
+    """API v2 (``/api/v2``) of one client: ``client.v2``.
+
+    Answers are typed: checks return ``bool``, ``put_*`` return whether
+    something was created, ``delete_*`` whether something was removed, and
+    lists are generators that fetch one page at a time, the next only when
+    the iteration goes past the last item of the current one (``page_size``:
+    1–1000 items per request; ``None`` lets the service choose, 100).
+    Failures raise :class:`AuthTransportError` with ``reason``; an empty
+    name raises ``ValueError`` at once, before any request.
+    """
+
+    def __init__(self, client):
+        self._client = client
+
+    # -- plumbing ----------------------------------------------------------
+
+    def _call(self, method, path, field, body=None, read_only=False):
+        answer = self._client._request(method, path, body=body, read_only=read_only)
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(data, dict) or (field is not None and field not in data):
+            raise AuthTransportError(
+                "%s %s: unexpected answer: no %r field" % (method, path, "data" if not isinstance(data, dict) else field),
+                200,
+                answer,
+            )
+        return data
+
+    def _flag(self, method, field, *parts):
+        value = self._call(method, _path(("v2",) + parts), field)[field]
+        if not isinstance(value, bool):
+            raise AuthTransportError("%s: unexpected answer: %r is not a bool" % (method, field))
+        return value
+
+    def _list(self, parts, page_size, pick=None):
+        path = _path(("v2",) + parts)  # raises ValueError now, not on iteration
+
+        def pages():
+            cursor = None
+            while True:
+                query = {}
+                if page_size is not None:
+                    query["limit"] = str(page_size)
+                if cursor is not None:
+                    query["cursor"] = cursor
+                url = path + ("?" + urlencode(query) if query else "")
+                data = self._call("GET", url, "items")
+                items = data["items"]
+                if not isinstance(items, list):
+                    raise AuthTransportError("GET %s: unexpected answer: items is not a list" % url, 200, data)
+                for item in items:
+                    yield pick(item) if pick else item
+                nxt = data.get("next_cursor")
+                if not nxt:
+                    return
+                if nxt == cursor:
+                    raise AuthTransportError("GET %s: next_cursor repeats the cursor" % url, 200, data)
+                cursor = nxt
+
+        return pages()
+
+    # -- checks ------------------------------------------------------------
+
+    def check(self, user, permission):
+        """GET /api/v2/check: whether ``user`` holds ``permission``. A
+        failure raises; it is never a ``False``."""
+        return self._check(user, permission, False)["allowed"]
+
+    def explain(self, user, permission):
+        """GET /api/v2/check?explain=true: ``{"user", "permission",
+        "allowed", "explanation": {"path": [{"type", "name"}, …], "rule":
+        […]}}``; ``path`` and ``rule`` are ``None`` when denied."""
+        data = self._check(user, permission, True)
+        if not isinstance(data.get("explanation"), dict):
+            raise AuthTransportError("GET /api/v2/check: unexpected answer: no 'explanation' field", 200, data)
+        return data
+
+    def _check(self, user, permission, explain):
+        _segment(user), _segment(permission)
+        query = {"user": user, "permission": permission}
+        if explain:
+            query["explain"] = "true"
+        data = self._call("GET", "/api/v2/check?" + urlencode(query), "allowed")
+        if not isinstance(data["allowed"], bool):
+            raise AuthTransportError("GET /api/v2/check: unexpected answer: allowed is not a bool", 200, data)
+        return data
+
+    def check_batch(self, pairs):
+        """POST /api/v2/check: a list of ``{"user", "permission", "allowed"}``
+        in the order of ``pairs`` (``(user, permission)`` tuples or dicts).
+
+        More than :data:`MAX_BATCH` pairs are sent as several requests, one
+        after the other: each is decided on its own, and any failure fails
+        the whole call. It only reads, so it is retried like a GET. No pairs:
+        no request."""
+        checks = []
+        for pair in pairs:
+            if isinstance(pair, dict):
+                user, permission = pair.get("user"), pair.get("permission")
+            else:
+                user, permission = pair
+            _segment(user), _segment(permission)
+            checks.append({"user": user, "permission": permission})
+        results = []
+        for start in range(0, len(checks), MAX_BATCH):
+            chunk = checks[start:start + MAX_BATCH]
+            got = self._call("POST", "/api/v2/check", "results", body={"checks": chunk}, read_only=True)["results"]
+            if not isinstance(got, list) or len(got) != len(chunk):
+                raise AuthTransportError("POST /api/v2/check: %d checks, unexpected results" % len(chunk), 200, got)
+            for i, (want, res) in enumerate(zip(chunk, got)):
+                if (
+                    not isinstance(res, dict)
+                    or res.get("user") != want["user"]
+                    or res.get("permission") != want["permission"]
+                    or not isinstance(res.get("allowed"), bool)
+                ):
+                    raise AuthTransportError(
+                        "POST /api/v2/check: result %d does not answer %r" % (start + i, want), 200, got
+                    )
+            results.extend(got)
+        return results
+
+    # -- roles -------------------------------------------------------------
+
+    def roles(self, page_size=None):
+        """GET /api/v2/roles: the roles as ``{"name", "description"}``,
+        sorted by name."""
+        return self._list(("roles",), page_size)
+
+    def create_role(self, name, description=None):
+        """POST /api/v2/roles: ``{"name", "description"}``. An existing role
+        raises with ``reason`` ``"role_exists"``; never retried."""
+        _segment(name)
+        body = {"name": name}
+        if description is not None:
+            body["description"] = description
+        return self._call("POST", "/api/v2/roles", "name", body=body)
+
+    def put_role(self, name, description=_KEEP):
+        """PUT /api/v2/roles/{name}: creates the role or keeps it; returns
+        whether it was created. A ``description`` given replaces the old
+        one (``None`` clears it); without one it is left as it is."""
+        body = None if description is _KEEP else {"description": description}
+        path = _path(("v2", "roles", (name,)))
+        created = self._call("PUT", path, "created", body=body)["created"]
+        if not isinstance(created, bool):
+            raise AuthTransportError("PUT %s: unexpected answer: created is not a bool" % path)
+        return created
+
+    def get_role(self, name):
+        """GET /api/v2/roles/{name}: ``{"name", "description", "permissions":
+        N, "members": N, "parents": […]}``; a missing role raises with
+        ``reason`` ``"role_not_found"``."""
+        return self._call("GET", _path(("v2", "roles", (name,))), "name")
+
+    def delete_role(self, name):
+        """DELETE /api/v2/roles/{name}: whether it existed."""
+        return self._flag("DELETE", "deleted", "roles", (name,))
+
+    def permissions(self, role, page_size=None):
+        """GET /api/v2/roles/{role}/permissions: the names of its direct
+        grants."""
+        return self._list(("roles", (role,), "permissions"), page_size, lambda it: it["name"])
+
+    def put_permission(self, role, permission):
+        """PUT /api/v2/roles/{role}/permissions/{permission}: whether the
+        grant is new."""
+        return self._flag("PUT", "created", "roles", (role,), "permissions", (permission,))
+
+    def delete_permission(self, role, permission):
+        """DELETE /api/v2/roles/{role}/permissions/{permission}: whether it
+        was granted."""
+        return self._flag("DELETE", "deleted", "roles", (role,), "permissions", (permission,))
+
+    def members(self, role, page_size=None):
+        """GET /api/v2/roles/{role}/members: the names of its direct
+        members."""
+        return self._list(("roles", (role,), "members"), page_size, lambda it: it["user"])
+
+    def put_member(self, role, user):
+        """PUT /api/v2/roles/{role}/members/{user}: whether the membership
+        is new."""
+        return self._flag("PUT", "created", "roles", (role,), "members", (user,))
+
+    def delete_member(self, role, user):
+        """DELETE /api/v2/roles/{role}/members/{user}: whether the user was
+        a member."""
+        return self._flag("DELETE", "deleted", "roles", (role,), "members", (user,))
+
+    def parents(self, role, page_size=None):
+        """GET /api/v2/roles/{role}/parents: the names of the roles it
+        inherits from directly."""
+        return self._list(("roles", (role,), "parents"), page_size, lambda it: it["name"])
+
+    def put_parent(self, role, parent):
+        """PUT /api/v2/roles/{role}/parents/{parent}: whether the link is
+        new; a cycle raises with ``reason`` ``"role_cycle"``, a chain too
+        deep with ``"role_depth"``."""
+        return self._flag("PUT", "created", "roles", (role,), "parents", (parent,))
+
+    def delete_parent(self, role, parent):
+        """DELETE /api/v2/roles/{role}/parents/{parent}: whether it
+        existed."""
+        return self._flag("DELETE", "deleted", "roles", (role,), "parents", (parent,))
+
+    # -- users and permissions ---------------------------------------------
+
+    def user_roles(self, user, page_size=None):
+        """GET /api/v2/users/{user}/roles: ``{"name", "inherited", "via"?}``
+        for each role, direct and inherited."""
+        return self._list(("users", (user,), "roles"), page_size)
+
+    def user_permissions(self, user, page_size=None):
+        """GET /api/v2/users/{user}/permissions: ``{"name", "roles"}`` for
+        each effective permission."""
+        return self._list(("users", (user,), "permissions"), page_size)
+
+    def delete_user(self, user):
+        """DELETE /api/v2/users/{user}: how many memberships were
+        removed."""
+        path = _path(("v2", "users", (user,)))
+        n = self._call("DELETE", path, "memberships_removed")["memberships_removed"]
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise AuthTransportError("DELETE %s: unexpected answer: memberships_removed is not a number" % path)
+        return n
+
+    def permission_roles(self, permission, page_size=None):
+        """GET /api/v2/permissions/{permission}/roles: ``{"name",
+        "inherited"}`` for each role that grants it."""
+        return self._list(("permissions", (permission,), "roles"), page_size)
+
+    def permission_users(self, permission, page_size=None):
+        """GET /api/v2/permissions/{permission}/users: ``{"user", "roles"}``
+        for each user who holds it."""
+        return self._list(("permissions", (permission,), "users"), page_size)
+
+    # -- policy ------------------------------------------------------------
+
+    def export_policy(self):
+        """GET /api/v2/policy/export: ``{"format": "casbin-csv", "policy":
+        "<CSV>", "roles": N, "rules": N, "version": N}``."""
+        return self._call("GET", "/api/v2/policy/export", "policy")
+
+    def import_policy(self, policy, merge=False, dry_run=False):
+        """POST /api/v2/policy/import: ``{"mode", "dry_run",
+        "roles_created", "roles_deleted", "rules_added", "rules_removed",
+        "version"}``. A policy that does not validate raises with ``reason``
+        ``"invalid_policy"`` and ``details["errors"]``; never retried."""
+        query = {}
+        if dry_run:
+            query["dry_run"] = "true"
+        if merge:
+            query["mode"] = "merge"
+        path = "/api/v2/policy/import" + ("?" + urlencode(query) if query else "")
+        return self._call("POST", path, "mode", body={"policy": policy})
 
 
 def _path(parts, query=None):
