@@ -39,6 +39,8 @@ type Commands interface {
 type Core interface {
 	Commands
 	Queries
+	Checks
+	PolicyFiles
 }
 
 var (
@@ -50,7 +52,7 @@ var (
 // in the audit trail. Its changes are the core's own.
 type Policy struct {
 	Commands
-	core Queries
+	core Core
 	log  *Log
 }
 
