@@ -146,8 +146,10 @@ func (t *tenant) explainEnforced(user, perm string) (Explanation, error) {
 		granted = rule[2]
 	}
 	if len(rule) == 0 {
-		// An effect that allows without a matched rule: nothing to show.
+		// Allowed without a matched rule (a clause that needs none): the
+		// user holds the permission as asked, through no role.
 		out.Rule = nil
+		out.Path = []Step{{StepUser, user}, {StepPermission, perm}}
 		return out, nil
 	}
 	sub := rule[0]
@@ -167,9 +169,10 @@ func (t *tenant) explainEnforced(user, perm string) (Explanation, error) {
 	}
 	found, reached := shortestRolePath(next(user), next, func(r string) bool { return r == sub })
 	if !reached {
-		// The matcher reached the rule some other way than through role
-		// links: show the rule's subject alone.
-		found = []string{sub}
+		// The matcher allowed by a clause other than the role links (a
+		// superuser clause, say): no chain of roles leads to the rule.
+		out.Path = []Step{{StepUser, user}, {StepPermission, perm}}
+		return out, nil
 	}
 	out.Path = []Step{{StepUser, user}}
 	for _, r := range found {
