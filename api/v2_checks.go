@@ -130,8 +130,13 @@ func decodeBody(c echo.Context, v any) error {
 	dec := json.NewDecoder(c.Request().Body)
 	err := dec.Decode(v)
 	if err == nil {
-		if _, extra := dec.Token(); extra != io.EOF {
+		// Nothing may follow the value; reading on also meets the body
+		// limit when the last read went past it.
+		switch _, terr := dec.Token(); {
+		case terr == nil:
 			err = errors.New("more than one JSON value")
+		case terr != io.EOF:
+			err = terr
 		}
 	}
 	if err == nil {
