@@ -158,7 +158,7 @@ func New(cfg Config, deps Deps) *Server {
 			ExposeHeaders: append([]string{echo.HeaderXRequestID}, rateLimitHeaders...),
 		}))
 	}
-	e.Use(middleware.BodyLimit(cfg.BodyLimit), requireJSON)
+	e.Use(bodyLimit(cfg.BodyLimit), requireJSON)
 	s.routes()
 	return s
 }

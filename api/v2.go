@@ -99,9 +99,27 @@ func v2StatusOf(err error) (int, string, string, map[string]any) {
 	code, msg := statusOf(err)
 	var ne *policy.NameError
 	var rn *policy.RoleNotFoundError
+	var ce *policy.CheckError
+	var ie *policy.ImportError
 	switch {
 	case errors.As(err, &rn):
 		return code, msg, ReasonRoleNotFound, map[string]any{"role": rn.Role}
+	case errors.As(err, &ce) && errors.As(err, &ne):
+		return code, "Check " + strconv.Itoa(ce.Index) + ": " + msg, ReasonInvalidName,
+			map[string]any{"kind": ne.Kind, "index": ce.Index}
+	case errors.As(err, &ie):
+		lines := make([]string, 0, len(ie.Problems)+1)
+		for _, p := range ie.Problems {
+			lines = append(lines, p.Error())
+		}
+		if ie.More > 0 {
+			lines = append(lines, "… and "+strconv.Itoa(ie.More)+" more")
+		}
+		return http.StatusBadRequest, "The policy file does not validate (details.errors: one problem a line).",
+			ReasonInvalidPolicy, map[string]any{"errors": lines}
+	case errors.Is(err, policy.ErrInvalidPolicy):
+		return http.StatusBadRequest, "The policy file does not validate.", ReasonInvalidPolicy,
+			map[string]any{"errors": []string{err.Error()}}
 	case errors.As(err, &ne):
 		return code, msg, ReasonInvalidName, map[string]any{"kind": ne.Kind}
 	case errors.Is(err, policy.ErrRoleCycle):
@@ -243,4 +261,5 @@ func (s *Server) v2Add(methods []string, path string, h echo.HandlerFunc, write 
 // own (v2_*.go) and registers itself here.
 func (s *Server) v2Routes() {
 	s.v2Resources()
+	s.v2Checks()
 }

@@ -15,9 +15,10 @@ import (
 // fakeCore answers every query with allowed (checks) or one item
 // (listings), or fails every query with err.
 type fakeCore struct {
-	decision.Commands // nil: changes are not used
-	allowed           bool
-	err               error
+	decision.Commands    // nil: changes are not used
+	decision.PolicyFiles // nil: not used
+	allowed              bool
+	err                  error
 }
 
 func (f fakeCore) check() (bool, error) { return f.allowed && f.err == nil, f.err }
@@ -67,6 +68,21 @@ func (f fakeCore) WhichUsersCan(context.Context, policy.KeyHash, string) ([]poli
 }
 func (f fakeCore) RoleParents(context.Context, policy.KeyHash, string) ([]string, error) {
 	return f.list()
+}
+func (f fakeCore) CheckBatch(_ context.Context, _ policy.KeyHash, checks []policy.Check) ([]bool, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	out := make([]bool, len(checks))
+	for i := range out {
+		// Alternate so that each record's decision is its own pair's.
+		out[i] = f.allowed != (i%2 == 1)
+	}
+	return out, nil
+}
+func (f fakeCore) Explain(context.Context, policy.KeyHash, string, string) (policy.Explanation, error) {
+	ok, err := f.check()
+	return policy.Explanation{Allowed: ok}, err
 }
 
 // sink keeps what it is given, with the context's request facts.
@@ -135,7 +151,40 @@ func queries() []query {
 		{"RoleParents", func(ctx context.Context, p *decision.Policy) (any, error) {
 			return first(p.RoleParents(ctx, tenant, "editor"))
 		}, audit.ListRoles, "", "parents:editor", false},
+		{"Explain", func(ctx context.Context, p *decision.Policy) (any, error) {
+			e, err := p.Explain(ctx, tenant, "alice", "read")
+			return e.Allowed, err
+		}, audit.CheckPermission, "alice", "read", true},
+		{"CheckBatch of one", func(ctx context.Context, p *decision.Policy) (any, error) {
+			out, err := p.CheckBatch(ctx, tenant, []policy.Check{{User: "alice", Permission: "read"}})
+			if err != nil {
+				return nil, err
+			}
+			return out[0], nil
+		}, audit.CheckPermission, "alice", "read", true},
 	}, resourceQueries()...)
+}
+
+// A batch check records one CHECK_PERMISSION per pair, in order, each with
+// its own user, permission and decision.
+func TestBatchRecordsEveryPair(t *testing.T) {
+	s := &sink{}
+	p := decision.New(fakeCore{allowed: true}, decision.NewLog(s))
+	checks := []policy.Check{{User: "alice", Permission: "read"}, {User: "bob", Permission: "write"}, {User: "carol", Permission: "read"}}
+	got, err := p.CheckBatch(context.Background(), tenant, checks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.entries) != len(checks) {
+		t.Fatalf("%d records, want %d", len(s.entries), len(checks))
+	}
+	for i, c := range checks {
+		e := s.entries[i]
+		if e.Action != audit.CheckPermission || e.User != c.User || e.Resource != c.Permission ||
+			e.Details["allowed"] != got[i] || s.allowed[i] != got[i] {
+			t.Errorf("record %d = %+v (allowed %v), want CHECK_PERMISSION %s %s allowed=%v", i, e, s.allowed[i], c.User, c.Permission, got[i])
+		}
+	}
 }
 
 // Every answered check and listing is recorded once, as the HTTP

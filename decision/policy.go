@@ -41,6 +41,8 @@ type Commands interface {
 type Core interface {
 	Commands
 	Queries
+	Checks
+	PolicyFiles
 }
 
 var (
@@ -52,7 +54,7 @@ var (
 // in the audit trail. Its changes are the core's own.
 type Policy struct {
 	Commands
-	core Queries
+	core Core
 	log  *Log
 }
 

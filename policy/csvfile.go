@@ -20,6 +20,9 @@ type PolicyFile struct {
 	Roles []string
 	// Rules are the p and g lines, in order.
 	Rules []FileRule
+	// Version is the tenant's policy version when it was exported (not
+	// written: the header says it in words).
+	Version int64
 }
 
 // FileRule is one rule line of a policy file.

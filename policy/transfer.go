@@ -30,6 +30,7 @@ func (s *Service) ExportPolicy(ctx context.Context, key KeyHash) (PolicyFile, er
 		f.Header = []string{fmt.Sprintf("auth-server policy export: tenant %s, policy version %d", t.dom, t.version),
 			"format: p, role:ROLE, TENANT, PERMISSION | g, USER or role:ROLE, role:PARENT, TENANT (import rewrites TENANT)"}
 		f.Roles = t.roles.list()
+		f.Version = t.version
 		rank := func(sub string) int {
 			if n, ok := t.roles.seq[roleName(sub)]; ok && isRoleSubject(sub) {
 				return int(n)
