@@ -22,7 +22,7 @@ import (
 // not all registered yet: documented /api/v2 operations without a route are
 // then only logged. Set it to false once every v2 route is registered, so
 // that the document and the routes must match exactly.
-const v2RoutesPending = true
+const v2RoutesPending = false
 
 // fullServer is a server with every optional route registered (/metrics
 // beside the API).

@@ -106,13 +106,3 @@ func TestPythonClient(t *testing.T) {
 	}
 	runUnittest(t, python, []string{"AUTH_TEST_STOPPED_URL=" + s.base}, "discover", "-s", "tests", "-t", "tests", "-p", "test_down.py", "-v")
 }
-
-// TestPythonClientV2 runs the Python client's API v2 live tests
-// (tests/live_v2.py) against a real auth-server; a skip fails it, as in
-// TestPythonClient.
-func TestPythonClientV2(t *testing.T) {
-	python := findPython(t)
-	s := startServer(t)
-	skipUntilV2Served(t, s.base)
-	runUnittest(t, python, []string{"AUTH_TEST_URL=" + s.base}, "discover", "-s", "tests", "-t", "tests", "-p", "live_v2.py", "-v")
-}

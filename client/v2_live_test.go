@@ -2,11 +2,8 @@ package client_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,38 +15,8 @@ import (
 	"github.com/ourway/auth/client"
 )
 
-// skipUntilV2Served skips t while the server at base does not serve the
-// API v2 routes, that is while GET /api/v2/roles answers 404 with reason
-// not_found (no such route). The routes are built apart from the client;
-// remove this guard (and its calls) once they are served, so that a
-// missing route fails these tests.
-func skipUntilV2Served(t *testing.T, base string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, base+"/api/v2/roles", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+randomKey())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET /api/v2/roles: %v", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var env struct {
-		Details struct {
-			Reason string `json:"reason"`
-		} `json:"details"`
-	}
-	_ = json.Unmarshal(body, &env)
-	if resp.StatusCode == http.StatusNotFound && env.Details.Reason == client.ReasonNotFound {
-		t.Skip("API v2 routes not served yet: GET /api/v2/roles answers 404 not_found")
-	}
-}
-
 // Every v2 method against the real server.
 func TestLiveV2EveryMethod(t *testing.T) {
-	skipUntilV2Served(t, shared.base)
 	v := liveClient(t, shared.base).V2()
 	ctx := deadlineCtx(t, 60*time.Second)
 	apiReason := func(err error) string {
@@ -164,7 +131,6 @@ func TestLiveV2EveryMethod(t *testing.T) {
 // The v2 example program, run against the real server, prints what
 // DOCS-v2clients.md shows.
 func TestLiveV2ExampleProgram(t *testing.T) {
-	skipUntilV2Served(t, shared.base)
 	runV2Example(t, shared.base)
 }
 
