@@ -42,6 +42,8 @@ type auditSpec struct {
 	params        []string
 	prefix        string
 	fixedResource string
+	// query takes user and params from the query string, not the path.
+	query bool
 }
 
 func read(a audit.Action, user string, params ...string) auditSpec {
@@ -54,6 +56,16 @@ func write(a audit.Action, user string, params ...string) auditSpec {
 
 func (s auditSpec) fixed(r string) auditSpec    { s.fixedResource = r; return s }
 func (s auditSpec) prefixed(p string) auditSpec { s.prefix = p; return s }
+func (s auditSpec) fromQuery() auditSpec        { s.query = true; return s }
+
+// value is the request's value of the parameter name: from the path, or
+// from the query string for a spec fromQuery.
+func (s auditSpec) value(c echo.Context, name string) string {
+	if s.query {
+		return c.QueryParam(name)
+	}
+	return param(c, name)
+}
 
 func (s auditSpec) resource(c echo.Context) string {
 	if s.fixedResource != "" {
@@ -61,7 +73,7 @@ func (s auditSpec) resource(c echo.Context) string {
 	}
 	vals := make([]string, 0, len(s.params))
 	for _, p := range s.params {
-		vals = append(vals, param(c, p))
+		vals = append(vals, s.value(c, p))
 	}
 	return clamp(s.prefix+strings.Join(vals, ":"), 256)
 }
@@ -88,7 +100,11 @@ func (s *Server) audited(spec auditSpec) echo.MiddlewareFunc {
 			}
 			status := c.Response().Status
 			if err != nil {
-				status, _ = statusOf(err)
+				if isV2(c) {
+					status, _, _, _ = v2StatusOf(err)
+				} else {
+					status, _ = statusOf(err)
+				}
 			}
 			success := status < 400
 			if success && !spec.always {
@@ -102,7 +118,7 @@ func (s *Server) audited(spec auditSpec) echo.MiddlewareFunc {
 				Details: map[string]any{"status_code": status},
 			}
 			if spec.user != "" {
-				e.User = clamp(param(c, spec.user), 256)
+				e.User = clamp(spec.value(c, spec.user), 256)
 			}
 			if !success {
 				e.Details["reason"] = reason(status)

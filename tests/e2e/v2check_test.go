@@ -467,12 +467,20 @@ func TestV2CheckRefusals(t *testing.T) {
 		map[string]any{"field": "checks[1].permission", "index": float64(1)})
 	expectV2Error(t, s.doBody(t, "POST", "/api/v2/check", nil, c.auth()), 400, "invalid_body", nil)
 	// One invalid name refuses the whole batch, naming its pair; nothing is
-	// answered, nothing recorded.
+	// answered: no decision is recorded, only the refusal, as v1 records
+	// a refused check.
 	bad := pairs(5, "read")
 	bad[3].User = "not valid"
 	expectV2Error(t, c.postJSON(t, "/api/v2/check", map[string]any{"checks": bad}), 400, "invalid_name", map[string]any{"kind": "user", "index": float64(3)})
-	if n := len(c.auditAll(t, "action=CHECK_PERMISSION")); n != 0 {
-		t.Errorf("refused checks left %d CHECK_PERMISSION records", n)
+	const refused = 12 // the refused GET and POST /api/v2/check above
+	recs := c.waitAudit(t, "action=CHECK_PERMISSION", "the refused checks' records", func(es []auditEntry) bool { return len(es) >= refused })
+	if len(recs) != refused {
+		t.Errorf("%d CHECK_PERMISSION records for %d refused checks", len(recs), refused)
+	}
+	for _, e := range recs {
+		if e.Success || e.Details["status_code"] != float64(400) || e.Details["reason"] != "validation_error" || e.Details["allowed"] != nil {
+			t.Errorf("a refused check recorded as %+v, want a failure with status 400 and no decision", e)
+		}
 	}
 
 	// Body limits: a 1000-pair batch with long names (≈ 300 KiB) passes the
