@@ -382,7 +382,7 @@ func opsRouteList() []route {
 		{method: "GET", path: "/ready", id: "ready", tag: ops, summary: "Readiness: database reachable, schema current, policies loaded.", public: true,
 			ok: map[int]schema{
 				http.StatusOK: object(need("status", schema{"const": "ready"})),
-				http.StatusServiceUnavailable: object(need("check", schema{"enum": []string{"database", "migrations", "policies"}}),
+				http.StatusServiceUnavailable: object(need("check", schema{"enum": []string{"database", "migrations", "schema", "policies"}}),
 					need("status", schema{"const": "unavailable"})),
 			}},
 		{method: "GET", path: "/metrics", id: "metrics", tag: ops, public: true, media: "text/plain",
