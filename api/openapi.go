@@ -5,9 +5,9 @@ import (
 	"embed"
 	"encoding/json"
 	"html/template"
+	"maps"
 	"net/http"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -267,7 +267,7 @@ func docsViewOf(doc map[string]any) docsView {
 		byTag[v.Tags[i].Name] = &v.Tags[i]
 	}
 	paths := doc["paths"].(map[string]any)
-	for _, p := range sortedKeys(paths) {
+	for _, p := range slices.Sorted(maps.Keys(paths)) {
 		item := paths[p].(map[string]any)
 		alias, _ := item[v1AliasKey].(string)
 		for _, m := range []string{"get", "put", "post", "delete"} {
@@ -291,7 +291,7 @@ func docsViewOf(doc map[string]any) docsView {
 				o.Body = indentJSON(rb["content"].(map[string]any)["application/json"].(map[string]any)["schema"])
 			}
 			resps := op["responses"].(map[string]any)
-			for _, code := range sortedKeys(resps) {
+			for _, code := range slices.Sorted(maps.Keys(resps)) {
 				r := resps[code].(map[string]any)
 				d, _ := r["description"].(string)
 				dr := docsResponse{Status: code, Description: d}
@@ -312,19 +312,10 @@ func docsViewOf(doc map[string]any) docsView {
 		}
 	}
 	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
-	for _, name := range sortedKeys(schemas) {
+	for _, name := range slices.Sorted(maps.Keys(schemas)) {
 		v.Schemas = append(v.Schemas, docsSchema{Name: name, JSON: indentJSON(schemas[name])})
 	}
 	return v
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func indentJSON(v any) string {

@@ -183,14 +183,13 @@ type Page[T any] struct {
 // pageRequest is a list request's limit and position.
 type pageRequest struct {
 	limit int
-	after string // the key of the last item of the previous page; "" for the first
-	first bool
+	after string // the key of the last item of the previous page; "" for the first (keys are names, never empty)
 }
 
 // parsePage reads limit (1..MaxPageLimit, default DefaultPageLimit) and
 // cursor (opaque, from next_cursor) of a v2 list request.
 func parsePage(c echo.Context) (pageRequest, error) {
-	p := pageRequest{limit: DefaultPageLimit, first: true}
+	p := pageRequest{limit: DefaultPageLimit}
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxPageLimit {
@@ -207,7 +206,7 @@ func parsePage(c echo.Context) (pageRequest, error) {
 				"cursor is not one this service returned: pass next_cursor of the previous page unchanged.",
 				map[string]any{"parameter": "cursor"})
 		}
-		p.after, p.first = strings.TrimPrefix(string(raw), cursorPrefix), false
+		p.after = strings.TrimPrefix(string(raw), cursorPrefix)
 	}
 	return p, nil
 }
@@ -233,10 +232,7 @@ func paginate[T any](items []T, key func(T) string, p pageRequest) Page[T] {
 		}
 		uniq = append(uniq, it)
 	}
-	start := 0
-	if !p.first {
-		start = sort.Search(len(uniq), func(i int) bool { return key(uniq[i]) > p.after })
-	}
+	start := sort.Search(len(uniq), func(i int) bool { return key(uniq[i]) > p.after })
 	end := min(start+p.limit, len(uniq))
 	out := Page[T]{Items: append([]T{}, uniq[start:end]...)}
 	if end < len(uniq) && end > start {

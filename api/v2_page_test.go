@@ -20,9 +20,9 @@ func TestParsePage(t *testing.T) {
 		want   pageRequest
 		reason string
 	}{
-		{"", pageRequest{limit: DefaultPageLimit, first: true}, ""},
-		{"limit=1", pageRequest{limit: 1, first: true}, ""},
-		{"limit=1000", pageRequest{limit: 1000, first: true}, ""},
+		{"", pageRequest{limit: DefaultPageLimit}, ""},
+		{"limit=1", pageRequest{limit: 1}, ""},
+		{"limit=1000", pageRequest{limit: 1000}, ""},
 		{"limit=0", pageRequest{}, ReasonInvalidParameter},
 		{"limit=1001", pageRequest{}, ReasonInvalidParameter},
 		{"limit=-3", pageRequest{}, ReasonInvalidParameter},
@@ -49,7 +49,7 @@ func TestParsePage(t *testing.T) {
 
 func TestPaginate(t *testing.T) {
 	id := func(s string) string { return s }
-	first := func(limit int) pageRequest { return pageRequest{limit: limit, first: true} }
+	first := func(limit int) pageRequest { return pageRequest{limit: limit} }
 	after := func(key string, limit int) pageRequest { return pageRequest{limit: limit, after: key} }
 	for _, tc := range []struct {
 		name  string
@@ -90,7 +90,7 @@ func TestPaginateWalk(t *testing.T) {
 	want := []string{"a", "b", "c", "k", "m", "q", "x", "z"}
 	for limit := 1; limit <= len(items)+1; limit++ {
 		var got []string
-		p := pageRequest{limit: limit, first: true}
+		p := pageRequest{limit: limit}
 		for pages := 0; ; pages++ {
 			if pages > len(items) {
 				t.Fatalf("limit %d: the cursor does not end", limit)

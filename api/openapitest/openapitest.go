@@ -7,8 +7,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -204,7 +206,7 @@ func (v *Validator) ValidateResponse(method, requestPath string, status int, con
 		return fmt.Errorf("%s %s (%s) -> %d: Content-Type %q: %v", method, requestPath, path, status, contentType, err)
 	}
 	if _, ok := content[media]; !ok {
-		return fmt.Errorf("%s %s (%s) -> %d: media type %s, the document declares %v", method, requestPath, path, status, media, keys(content))
+		return fmt.Errorf("%s %s (%s) -> %d: media type %s, the document declares %v", method, requestPath, path, status, media, slices.Sorted(maps.Keys(content)))
 	}
 	if media != "application/json" {
 		return nil
@@ -314,13 +316,4 @@ func (v *Validator) pointer(ptr string) any {
 // escape is a JSON pointer token.
 func escape(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
-}
-
-func keys(m map[string]any) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

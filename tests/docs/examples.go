@@ -76,11 +76,7 @@ func Parse(doc string) ([]Block, error) {
 			if strings.HasPrefix(trimmed, fence) && strings.Trim(trimmed, "`~") == "" {
 				inFence = false
 				if cur != nil {
-					steps, err := splitSteps(lines, first)
-					if err != nil {
-						return nil, err
-					}
-					cur.Steps = steps
+					cur.Steps = splitSteps(lines, first)
 					blocks = append(blocks, *cur)
 					cur = nil
 				}
@@ -132,7 +128,7 @@ func Parse(doc string) ([]Block, error) {
 
 // splitSteps cuts a block's lines into steps; first is the document line of
 // lines[0].
-func splitSteps(lines []string, first int) ([]Step, error) {
+func splitSteps(lines []string, first int) []Step {
 	var (
 		steps   []Step
 		script  []string
@@ -141,9 +137,9 @@ func splitSteps(lines []string, first int) ([]Step, error) {
 		inOut   bool
 		prevBlk = true // at the start of the block, as after a blank line
 	)
-	flush := func() error {
+	flush := func() {
 		if len(script) == 0 {
-			return nil
+			return
 		}
 		s := Step{Line: start, Script: strings.Join(script, "\n"), Expected: output}
 		if k := len(output); k > 0 {
@@ -157,15 +153,12 @@ func splitSteps(lines []string, first int) ([]Step, error) {
 		}
 		steps = append(steps, s)
 		script, output, inOut = nil, nil, false
-		return nil
 	}
 	for i, line := range lines {
 		trimmed := strings.TrimSpace(line)
 		switch {
 		case trimmed == "":
-			if err := flush(); err != nil {
-				return nil, err
-			}
+			flush()
 			prevBlk = true
 			continue
 		case strings.HasPrefix(line, "#"):
@@ -178,9 +171,7 @@ func splitSteps(lines []string, first int) ([]Step, error) {
 			// A remark: after a blank line or at the start of the block.
 		default:
 			if inOut {
-				if err := flush(); err != nil {
-					return nil, err
-				}
+				flush()
 			}
 			if len(script) == 0 {
 				start = first + i
@@ -189,10 +180,8 @@ func splitSteps(lines []string, first int) ([]Step, error) {
 		}
 		prevBlk = false
 	}
-	if err := flush(); err != nil {
-		return nil, err
-	}
-	return steps, nil
+	flush()
+	return steps
 }
 
 var (
