@@ -275,3 +275,30 @@ func TestDevelopmentLog(t *testing.T) {
 		t.Errorf("a check's audit record is in the log")
 	}
 }
+
+// TestDevelopmentKeyWarning: a command run beside a development server
+// warns about the local audit key only when it creates it, so commands
+// beside `make run` print their answer alone.
+func TestDevelopmentKeyWarning(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "auth.sqlite3")
+	run := func(args ...string) string {
+		cmd := exec.Command(binPath, args...)
+		cmd.Env = baseEnv("AUTH_ENV=development", "AUTH_DB_PATH="+db)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("auth-server %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	run("migrate")
+	if out := run("audit", "verify"); !strings.Contains(out, "development mode: created a local audit key") {
+		t.Errorf("first command in development mode: no warning that it created the audit key:\n%s", out)
+	}
+	if _, err := os.Stat(db + ".audit-key"); err != nil {
+		t.Fatalf("the development audit key was not kept: %v", err)
+	}
+	if out := run("audit", "verify"); strings.Contains(out, "audit key") {
+		t.Errorf("second command warned again about the existing audit key:\n%s", out)
+	}
+}
