@@ -122,7 +122,7 @@ func buildOpenAPI() schema {
 func tagList() []schema {
 	var out []schema
 	for _, t := range []string{"Operations", "Memberships", "Permissions", "Roles", "Workflows", "Audit", "Tokens and keys",
-		"v2 roles", "v2 users", "v2 permissions", "v2 checks", "v2 policy"} {
+		"v2 roles", "v2 users", "v2 permissions", "v2 checks", "v2 policy", "v2 workflows"} {
 		out = append(out, schema{"name": t})
 	}
 	return out

@@ -160,13 +160,16 @@ func components() schema {
 			need("details", schema{
 				"type": "object", "required": []string{"reason"},
 				"properties": schema{
-					"reason":    schema{"enum": Reasons, "description": "The stable, machine-readable cause."},
-					"kind":      schema{"enum": []string{"user", "role", "permission"}},
-					"role":      tString,
-					"parameter": tString,
-					"field":     tString,
-					"max":       schema{"type": "integer"},
-					"errors":    arrayOf(tString),
+					"reason":      schema{"enum": Reasons, "description": "The stable, machine-readable cause."},
+					"kind":        schema{"enum": []string{"user", "role", "permission", "workflow"}},
+					"role":        tString,
+					"workflow":    tString,
+					"schedule":    tString,
+					"webhook_url": tString,
+					"parameter":   tString,
+					"field":       tString,
+					"max":         schema{"type": "integer"},
+					"errors":      arrayOf(tString),
 				},
 			}),
 			need("message", tString),
@@ -184,6 +187,26 @@ func components() schema {
 			need("timestamp", ref("Timestamp")),
 			need("user", describe(tNString, "The user's fingerprint (u_…), null when the record names none.")),
 			need("user_agent", tString),
+		),
+		"Workflow": object(
+			need("catch_up", tBool), need("created_at", ref("Timestamp")), need("description", tNString),
+			need("enabled", tBool), need("name", tString), need("next_run_at", describe(schema{"oneOf": []schema{{"type": "null"}, ref("Timestamp")}},
+				"When it runs next; null when disabled.")),
+			need("notify", schema{"enum": []string{"changes", "always"}}), need("permission", tString),
+			need("schedule", tString), need("updated_at", ref("Timestamp")), need("webhook_url", tNString),
+		),
+		"WorkflowRun": object(
+			need("added", arrayOf(tString)), need("attempt", schema{"type": "integer", "minimum": 1}), need("count", tCount),
+			need("duration_ms", tCount), need("error", tNString),
+			need("finished_at", schema{"oneOf": []schema{{"type": "null"}, ref("Timestamp")}}), need("id", tString),
+			need("outcome", schema{"enum": []string{"running", "ok", "failed", "interrupted"}}),
+			need("removed", arrayOf(tString)), need("scheduled_at", ref("Timestamp")), need("started_at", ref("Timestamp")),
+			need("trigger", schema{"enum": []string{"schedule", "manual", "catch_up"}}), need("users", arrayOf(tString)),
+			need("webhook", schema{"oneOf": []schema{{"type": "null"}, object(
+				need("attempts", tCount), need("error", tNString),
+				need("outcome", schema{"enum": []string{"pending", "delivered", "failed", "skipped", "refused"}}),
+				need("status", schema{"type": []string{"integer", "null"}}),
+			)}}),
 		),
 		"Membership":    object(need("role", tString), need("user", tString)),
 		"NameItem":      object(need("name", tString)),
@@ -294,7 +317,7 @@ func v2RouteList() []route {
 	roles, users, perms, checks, pol := "v2 roles", "v2 users", "v2 permissions", "v2 checks", "v2 policy"
 	notFound := []int{http.StatusNotFound}
 	roleName := schema{"type": "string", "pattern": patRole}
-	return []route{
+	return append([]route{
 		{method: "GET", path: "/roles", id: "v2ListRoles", tag: roles, summary: "Every role, by name.",
 			query: pageParams, ok: v2OK(pageOf(ref("Role")))},
 		{method: "POST", path: "/roles", id: "v2CreateRole", tag: roles, summary: "Create a role (409 role_exists if it exists).",
@@ -368,6 +391,41 @@ func v2RouteList() []route {
 			ok: v2OK(object(need("mode", schema{"enum": []string{"replace", "merge"}}), need("dry_run", tBool),
 				need("roles_created", tCount), need("roles_deleted", tCount), need("rules_added", tCount),
 				need("rules_removed", tCount), need("version", tCount)))},
+	}, v2WorkflowRoutes()...)
+}
+
+// v2WorkflowRoutes are the workflow routes of API v2.
+func v2WorkflowRoutes() []route {
+	wf := "v2 workflows"
+	notFound := []int{http.StatusNotFound}
+	workflowPut := object(need("catch_up", tBool), need("created", tBool), need("created_at", ref("Timestamp")),
+		need("description", tNString), need("enabled", tBool), need("name", tString),
+		need("next_run_at", schema{"oneOf": []schema{{"type": "null"}, ref("Timestamp")}}),
+		need("notify", schema{"enum": []string{"changes", "always"}}), need("permission", tString),
+		maybe("secret", describe(tString, "The webhook signing secret: only in the answer that created the workflow.")),
+		need("schedule", tString), need("updated_at", ref("Timestamp")), need("webhook_url", tNString))
+	return []route{
+		{method: "GET", path: "/workflows", id: "v2ListWorkflows", tag: wf, summary: "Every registered workflow, by name.",
+			query: pageParams, ok: v2OK(pageOf(ref("Workflow")))},
+		{method: "PUT", path: "/workflows/{workflow}", id: "v2PutWorkflow", tag: wf,
+			summary: "Register the workflow, or replace its definition (omitted fields take their defaults); the answer that creates it carries its signing secret.",
+			body: object(need("schedule", describe(tString, "A cron expression (5 fields, or 6 with seconds first) or an interval such as 5m.")),
+				maybe("permission", tNString), maybe("webhook_url", tNString), maybe("description", tNString),
+				maybe("enabled", tBool), maybe("notify", schema{"enum": []any{"changes", "always", nil}}), maybe("catch_up", tBool)),
+			ok: v2Upsert(workflowPut)},
+		{method: "GET", path: "/workflows/{workflow}", id: "v2GetWorkflow", tag: wf, summary: "A registered workflow.",
+			ok: v2OK(ref("Workflow")), errors: notFound},
+		{method: "DELETE", path: "/workflows/{workflow}", id: "v2DeleteWorkflow", tag: wf,
+			summary: "Delete the workflow and its runs; idempotent.", ok: v2OK(object(need("name", tString), need("deleted", tBool)))},
+		{method: "POST", path: "/workflows/{workflow}/secret", id: "v2RotateWorkflowSecret", tag: wf,
+			summary: "Give the workflow a new signing secret; the previous one keeps signing too for grace (default 24h).",
+			body:    object(maybe("grace", describe(tString, "A duration from 0s to 168h."))), bodyOptional: true,
+			ok: v2OK(object(need("name", tString), need("secret", tString),
+				need("previous_valid_until", schema{"oneOf": []schema{{"type": "null"}, ref("Timestamp")}}))), errors: notFound},
+		{method: "POST", path: "/workflows/{workflow}/run", id: "v2RunWorkflow", tag: wf,
+			summary: "Run the workflow now (webhook included) and answer the run.", ok: v2OK(ref("WorkflowRun")), errors: notFound},
+		{method: "GET", path: "/workflows/{workflow}/runs", id: "v2WorkflowRuns", tag: wf, summary: "The workflow's runs, newest first.",
+			query: pageParams, ok: v2OK(pageOf(ref("WorkflowRun"))), errors: notFound},
 	}
 }
 
@@ -411,6 +469,8 @@ func pathParamDoc(name string) (string, schema) {
 		return "A role name (the /permission routes call a role a group).", schema{"type": "string", "pattern": patRole}
 	case "workflow_name":
 		return "A workflow name (a permission).", tString
+	case "workflow":
+		return "A registered workflow's name.", schema{"type": "string", "pattern": patRole}
 	default:
 		return "A permission name (under a pattern model, a pattern; percent-encode / and *).", tString
 	}

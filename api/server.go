@@ -73,6 +73,9 @@ type Config struct {
 type Deps struct {
 	Policy    Authorizer
 	Workflows Workflows
+	// Registry keeps the tenants' workflows (nil: no /api/v2/workflows
+	// routes).
+	Registry Registry
 	// Ready reports whether the service can serve (database reachable,
 	// schema current); nil means always ready.
 	Ready func(ctx context.Context) error

@@ -13,6 +13,8 @@ import (
 
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/policy"
+	"github.com/ourway/auth/workflow"
+	"github.com/ourway/auth/workflow/webhook"
 )
 
 // V2Prefix is where API v2 is served.
@@ -51,6 +53,9 @@ const (
 	ReasonChainMissing         = "audit_chain_missing"
 	ReasonInternal             = "internal"
 	ReasonUnavailable          = "unavailable"
+	ReasonWorkflowNotFound     = "workflow_not_found"
+	ReasonInvalidSchedule      = "invalid_schedule"
+	ReasonWebhookRefused       = "webhook_refused"
 )
 
 // Reasons lists every reason, for the OpenAPI document and its test.
@@ -59,7 +64,8 @@ var Reasons = []string{
 	ReasonBatchTooLarge, ReasonInvalidPolicy, ReasonUnauthenticated, ReasonForbidden, ReasonNotFound,
 	ReasonRoleNotFound, ReasonMethodNotAllowed, ReasonRoleExists, ReasonRoleCycle, ReasonRoleDepth,
 	ReasonKeyRotated, ReasonConflict, ReasonBodyTooLarge, ReasonUnsupportedMediaType, ReasonRateLimited,
-	ReasonChainMissing, ReasonInternal, ReasonUnavailable,
+	ReasonChainMissing, ReasonInternal, ReasonUnavailable, ReasonWorkflowNotFound, ReasonInvalidSchedule,
+	ReasonWebhookRefused,
 }
 
 // v2Error is an error of a v2 handler with its status, message, reason and
@@ -101,7 +107,19 @@ func v2StatusOf(err error) (int, string, string, map[string]any) {
 	var rn *policy.RoleNotFoundError
 	var ce *policy.CheckError
 	var ie *policy.ImportError
+	var wn *workflow.NotFoundError
+	var se *workflow.ScheduleError
+	var fe *workflow.FieldError
+	var we *webhook.RefusedError
 	switch {
+	case errors.As(err, &wn):
+		return http.StatusNotFound, wn.Error(), ReasonWorkflowNotFound, map[string]any{"workflow": wn.Name}
+	case errors.As(err, &se):
+		return http.StatusBadRequest, se.Message, ReasonInvalidSchedule, map[string]any{"schedule": se.Schedule}
+	case errors.As(err, &fe):
+		return http.StatusBadRequest, fe.Message, ReasonInvalidBody, map[string]any{"field": fe.Field}
+	case errors.As(err, &we):
+		return http.StatusBadRequest, we.Error(), ReasonWebhookRefused, map[string]any{"webhook_url": we.URL}
 	case errors.As(err, &rn):
 		return code, msg, ReasonRoleNotFound, map[string]any{"role": rn.Role}
 	case errors.As(err, &ce) && errors.As(err, &ne):
@@ -258,4 +276,5 @@ func (s *Server) v2Add(methods []string, path string, h echo.HandlerFunc, write 
 func (s *Server) v2Routes() {
 	s.v2Resources()
 	s.v2Checks()
+	s.v2Workflows()
 }

@@ -49,13 +49,25 @@ const (
 	// DeleteUser is a user removed from every role at once (one entry for
 	// all the memberships removed).
 	DeleteUser Action = "DELETE_USER"
+	// ListWorkflows is a read of the workflow registry or of a
+	// workflow's runs (recorded when refused).
+	ListWorkflows Action = "LIST_WORKFLOWS"
+	// PutWorkflow registers a workflow or replaces its definition.
+	PutWorkflow Action = "PUT_WORKFLOW"
+	// DeleteWorkflow removes a workflow and its runs.
+	DeleteWorkflow Action = "DELETE_WORKFLOW"
+	// RotateWorkflowSecret gives a workflow a new webhook signing secret.
+	RotateWorkflowSecret Action = "ROTATE_WORKFLOW_SECRET"
+	// RunWorkflow is a run of a workflow asked for through the API (the
+	// users it found are recorded as a listing, LIST_MEMBERSHIPS).
+	RunWorkflow Action = "RUN_WORKFLOW"
 )
 
 // Actions lists every action, for validating query filters.
 var Actions = []Action{CreateRole, DeleteRole, AddPermission, RemovePermission, AddMembership,
 	RemoveMembership, CheckPermission, CheckMembership, ListRoles, ListPermissions, ListMemberships,
 	UserPermissions, AddRoleParent, RemoveRoleParent, GetAudit, RotateKey, IssueToken, RevokeKey, ExternalChange, ImportPolicy, ResetChain,
-	UpdateRole, DeleteUser}
+	UpdateRole, DeleteUser, ListWorkflows, PutWorkflow, DeleteWorkflow, RotateWorkflowSecret, RunWorkflow}
 
 // Entry is one audit record as the policy core describes it. Tenant and user
 // are the raw values; a Recorder fingerprints them before they are stored.

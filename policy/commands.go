@@ -211,3 +211,18 @@ func (s *Service) RemoveRoleParent(ctx context.Context, key KeyHash, role, paren
 	return s.ruleChange(ctx, key, audit.RemoveRoleParent, role+":"+parent, "", role, false,
 		"g", func(dom string) []string { return []string{roleSubject(role), roleSubject(parent), dom} })
 }
+
+// EnsureTenant creates the tenant of key if it does not exist yet, so that
+// other stores can keep data of it (its workflows). A tenant it would
+// create is admitted like one a write would create (Options.Admit).
+func (s *Service) EnsureTenant(ctx context.Context, key KeyHash) error {
+	if err := s.admit(ctx, key); err != nil {
+		return err
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.store.Change(ctx, func(ctx context.Context, tx Tx) error {
+		_, err := tx.EnsureTenant(ctx, key)
+		return err
+	})
+}

@@ -18,6 +18,8 @@ import (
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policysync"
+	"github.com/ourway/auth/workflow"
+	"github.com/ourway/auth/workflow/webhook"
 )
 
 // Config is the whole configuration of the service.
@@ -33,6 +35,8 @@ type Config struct {
 	Ops       Ops               `yaml:"ops"`
 	Replica   policysync.Config `yaml:"replica"`
 	Tenants   Tenants           `yaml:"tenants"`
+	Workflows workflow.Config   `yaml:"workflows"`
+	Webhooks  webhook.Config    `yaml:"webhooks"`
 	Crypto    fieldcrypt.Config `yaml:"-"`
 	// Env is "production" (the default) or "development", which relaxes the
 	// requirement for secrets (a local audit key is generated and kept).

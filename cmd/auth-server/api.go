@@ -14,26 +14,25 @@ import (
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policydb"
 	"github.com/ourway/auth/settings"
-	"github.com/ourway/auth/workflow"
 )
 
 // newAPI builds the HTTP API over the policy core, issuing and checking
 // tokens per tokenCfg, and the identity provider's key set to refresh in
 // the background (nil without AUTH_JWKS_URL).
-func newAPI(cfg settings.Config, db *sqldb.DB, store *policydb.Store, svc *policy.Service, trail *audit.Trail, tokenCfg *api.TokenConfig,
+func newAPI(cfg settings.Config, db *sqldb.DB, store *policydb.Store, svc *policy.Service, decisions *decision.Log, wf workflows,
+	trail *audit.Trail, tokenCfg *api.TokenConfig,
 	reads, writes *breaker.Breaker, limiter *ratelimit.Limiter, mx *metrics.Metrics, log *slog.Logger) (*api.Server, *jwks.Set, error) {
 	providerCfg, providerKeys, err := providerConfig(cfg, mx, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	// Checks and listings are recorded below the API, whoever asks them.
-	decisions := decision.NewLog(trail)
 	srv := api.New(api.Config{
 		AllowCORS: cfg.Server.AllowCORS, CORSOrigins: cfg.Server.Origins(), TrustedProxies: cfg.Server.Proxies,
 		MetricsToken: cfg.Ops.MetricsToken.Reveal(), SeparateOps: cfg.Ops.Addr != "",
 	}, api.Deps{
 		Policy:    decision.New(svc, decisions),
-		Workflows: workflow.New(svc, decisions),
+		Workflows: wf.service,
+		Registry:  wf.registry,
 		Ready:     readiness(db, svc, reads, writes),
 		Audit:     trail,
 		Metrics:   mx,

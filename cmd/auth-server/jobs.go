@@ -18,11 +18,13 @@ const retentionEvery = time.Hour
 
 // newScheduler is the one scheduler of the periodic jobs: the replica
 // anti-entropy pass, the signed audit checkpoints (with
-// AUTH_AUDIT_CHECKPOINT_INTERVAL) and the hourly audit retention purge
-// (with AUTH_AUDIT_RETENTION_DAYS).
+// AUTH_AUDIT_CHECKPOINT_INTERVAL), the hourly audit retention purge (with
+// AUTH_AUDIT_RETENTION_DAYS) and, added by the workflow dispatcher, the
+// tenants' workflows. It waits for jobs under way for at most the shutdown
+// timeout.
 func newScheduler(cfg settings.Config, store *auditdb.Store, keys *audit.Keyring, signer *audit.CheckpointSigner,
 	syncer *policysync.Sync, log *slog.Logger) (*schedule.Scheduler, error) {
-	s := schedule.New(schedule.Options{Logger: log})
+	s := schedule.New(schedule.Options{Logger: log, StopTimeout: cfg.Server.ShutdownTimeout})
 	if err := s.Add(syncer.Job()); err != nil {
 		return nil, err
 	}

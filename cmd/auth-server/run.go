@@ -11,6 +11,7 @@ import (
 
 	"github.com/ourway/auth/api"
 	"github.com/ourway/auth/audit"
+	"github.com/ourway/auth/decision"
 	"github.com/ourway/auth/internal/lifecycle"
 	"github.com/ourway/auth/internal/metrics"
 	"github.com/ourway/auth/internal/sqldb"
@@ -187,7 +188,7 @@ func rekey(ctx context.Context, cfg settings.Config, db *sqldb.DB, store *policy
 // serve runs the server until ctx ends (SIGTERM, SIGINT) or a part fails.
 // The parts start in this order and stop in the reverse one, each after the
 // ones started after it have returned: the audit queue, the scheduler (of
-// every periodic job), the replica sync, the idle-tenant eviction, the
+// every periodic job), the workflow dispatcher, the replica sync, the idle-tenant eviction, the
 // rate-limit Redis probe, the identity provider's key refresh, the ops
 // listener and the API listener. So on SIGTERM the API drains first (for
 // AUTH_SHUTDOWN_TIMEOUT), the scheduler stops (the jobs under way end),
@@ -215,7 +216,13 @@ func serve(ctx context.Context, cfg settings.Config, db *sqldb.DB, store *policy
 		return err
 	}
 	syncer.SetApplier(svc)
-	srv, providerKeys, err := newAPI(cfg, db, store, svc, trail, st.tokens, reads, writes, limiter, mx, log)
+	// Checks and listings are recorded below the API, whoever asks them.
+	decisions := decision.NewLog(trail)
+	wf, err := newWorkflows(cfg, db, svc, decisions, sched, mx, log)
+	if err != nil {
+		return err
+	}
+	srv, providerKeys, err := newAPI(cfg, db, store, svc, decisions, wf, trail, st.tokens, reads, writes, limiter, mx, log)
 	if err != nil {
 		return err
 	}
@@ -226,6 +233,7 @@ func serve(ctx context.Context, cfg settings.Config, db *sqldb.DB, store *policy
 	parts := []lifecycle.Part{
 		{Name: "audit queue", Run: queue.Run},
 		{Name: "scheduler", Run: sched.Run},
+		{Name: "workflows", Run: wf.dispatcher.Run},
 		{Name: "replica sync", Run: syncer.Run},
 		{Name: "tenant eviction", Run: svc.Run},
 		{Name: "rate-limit probe", Run: limiter.Run},

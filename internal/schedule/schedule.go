@@ -1,7 +1,9 @@
 // Package schedule runs the service's periodic jobs (audit retention, audit
-// checkpoints, the replica anti-entropy pass) on one gocron scheduler, as a
-// long-running part: jobs are added first, then Run starts them all and,
-// when its context ends, stops them and waits for the runs under way.
+// checkpoints, the replica anti-entropy pass, the tenants' workflows) on
+// one gocron scheduler, as a long-running part: jobs are added first, then
+// Run starts them all and, when its context ends, stops them and waits for
+// the runs under way. Jobs that come and go while it runs (workflows) are
+// added to its gocron scheduler directly (Gocron).
 package schedule
 
 import (
@@ -48,6 +50,9 @@ type Scheduler struct {
 	opts Options
 	log  *slog.Logger
 
+	g    gocron.Scheduler
+	gErr error // why g could not be made
+
 	mu      sync.Mutex
 	jobs    []Job
 	started bool
@@ -69,6 +74,23 @@ func New(opts Options) *Scheduler {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return &Scheduler{opts: opts, log: log}
+}
+
+// Gocron is the gocron scheduler the jobs run on, for jobs added and
+// removed while it runs; it starts and stops with Run, which must then be
+// called. Its clock is Options.Clock.
+func (s *Scheduler) Gocron() (gocron.Scheduler, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gocronLocked()
+}
+
+func (s *Scheduler) gocronLocked() (gocron.Scheduler, error) {
+	if s.g == nil && s.gErr == nil {
+		s.g, s.gErr = gocron.NewScheduler(gocron.WithLocation(time.UTC), gocron.WithClock(s.opts.Clock),
+			gocron.WithStopTimeout(s.opts.StopTimeout))
+	}
+	return s.g, s.gErr
 }
 
 // Add adds a job; it runs once Run starts. It fails on a job without a
@@ -102,9 +124,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	s.started = true
 	jobs := s.jobs
+	g, err := s.gocronLocked()
 	s.mu.Unlock()
-	g, err := gocron.NewScheduler(gocron.WithLocation(time.UTC), gocron.WithClock(s.opts.Clock),
-		gocron.WithStopTimeout(s.opts.StopTimeout))
 	if err != nil {
 		return err
 	}
