@@ -17,6 +17,7 @@ import (
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy/policydb"
 	"github.com/ourway/auth/settings"
+	"github.com/ourway/auth/workflow/workflowdb"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -166,7 +167,8 @@ func policyStore(cfg settings.Config, db *sqldb.DB) (*policydb.Store, error) {
 	return store, nil
 }
 
-// rekey runs `auth-server rekey`.
+// rekey runs `auth-server rekey`: the policy's names, then the workflow
+// registry's values and the runs' user lists.
 func rekey(ctx context.Context, cfg settings.Config, db *sqldb.DB, store *policydb.Store, stdout io.Writer) error {
 	if !cfg.Crypto.Enabled {
 		return errors.New("rekey needs ENABLE_ENCRYPTION=true and ENCRYPTION_KEY (plus ENCRYPTION_KEY_PREVIOUS for data under an older key)")
@@ -174,15 +176,25 @@ func rekey(ctx context.Context, cfg settings.Config, db *sqldb.DB, store *policy
 	if err := db.Current(ctx); err != nil {
 		return err
 	}
+	workflows := workflowdb.New(db).WithEncryption(cfg.Crypto.Keyring())
 	st, err := store.Rekey(ctx, 500, func(st policydb.RekeyStats) {
-		fmt.Fprintf(stdout, "re-encrypted %d rules, %d roles (%d duplicates merged)\n", st.Rules, st.Roles, st.Merged)
-	})
+		fmt.Fprintf(stdout, "re-encrypted %d rules, %d roles%s (%d duplicates merged)\n", st.Rules, st.Roles, workflowRows(st), st.Merged)
+	}, workflows.Rekey)
 	if err != nil {
 		return fmt.Errorf("rekey stopped (run it again to resume): %w", err)
 	}
-	_, err = fmt.Fprintf(stdout, "rekey done: %d rules, %d roles re-encrypted, %d duplicates merged; every name is under the current key\n",
-		st.Rules, st.Roles, st.Merged)
+	_, err = fmt.Fprintf(stdout, "rekey done: %d rules, %d roles%s re-encrypted, %d duplicates merged; every name is under the current key\n",
+		st.Rules, st.Roles, workflowRows(st), st.Merged)
 	return err
+}
+
+// workflowRows is the count of workflow rows in rekey's report (nothing
+// when there were none).
+func workflowRows(st policydb.RekeyStats) string {
+	if st.Other == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d workflow rows", st.Other)
 }
 
 // serve runs the server until ctx ends (SIGTERM, SIGINT) or a part fails.

@@ -195,3 +195,24 @@ func (k *Keyring) Decrypt(tenant, v string) (string, error) {
 	}
 	return string(pt), nil
 }
+
+// Reseal returns a tenant's stored value v encrypted under the current key;
+// changed is false when it already is. A clear-text v is taken for the
+// value itself only when clearText (the database is being migrated from
+// clear text); otherwise, like any value that does not decrypt, it is an
+// error (fail closed).
+func (k *Keyring) Reseal(tenant, v string, clearText bool) (out string, changed bool, err error) {
+	if k.IsCurrent(v) {
+		return v, false, nil
+	}
+	plain := v
+	if IsEncrypted(v) || !clearText {
+		if plain, err = k.Decrypt(tenant, v); err != nil {
+			return "", false, err
+		}
+	}
+	if out, err = k.Encrypt(tenant, plain); err != nil {
+		return "", false, err
+	}
+	return out, true, nil
+}

@@ -8,8 +8,6 @@ import (
 	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
-
-	"github.com/ourway/auth/internal/fieldcrypt"
 )
 
 // The key-check record: a known value encrypted under the key the data is
@@ -106,7 +104,8 @@ func (s *Store) CheckEncryption(ctx context.Context) error {
 	}
 	return s.db.InTx(ctx, func(tx *gorm.DB) error {
 		var n int64
-		for _, table := range []string{"casbin_rule", "roles"} {
+		// Workflow names are stored encrypted too (workflow/workflowdb).
+		for _, table := range []string{"casbin_rule", "roles", "workflows"} {
 			var c int64
 			if err := tx.Table(table).Count(&c).Error; err != nil {
 				return err
@@ -123,7 +122,17 @@ func (s *Store) CheckEncryption(ctx context.Context) error {
 // RekeyStats counts what Rekey changed.
 type RekeyStats struct {
 	Rules, Roles, Merged int
+	// Other counts the rows the passes (RekeyPass) changed.
+	Other int
 }
+
+// A RekeyPass re-encrypts values stored outside the policy tables (the
+// workflow registry, say) as part of Rekey, after the rules and roles and
+// before the key-check record is written. clearText is true while a
+// clear-text database is being encrypted: a clear value is then a value to
+// encrypt, and otherwise an error. It returns how many rows it changed,
+// and must be safe to run again after an interruption.
+type RekeyPass func(ctx context.Context, clearText bool) (int, error)
 
 // Rekey re-encrypts every stored name to the current key, in batches of
 // batch rows, each batch in its own transaction: it can run while servers
@@ -131,8 +140,10 @@ type RekeyStats struct {
 // be run again. The names of a clear-text database (one that had
 // encryption off: it has no key-check record) are encrypted too; in an
 // encrypted database a clear-text name is not taken for a name but, like
-// any value that does not decrypt, stops rekey (fail closed).
-func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyStats)) (RekeyStats, error) {
+// any value that does not decrypt, stops rekey (fail closed). The passes
+// run after the rules and roles, in order; progress is called after a pass
+// that changed rows.
+func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyStats), passes ...RekeyPass) (RekeyStats, error) {
 	var st RekeyStats
 	if s.keys == nil {
 		return st, errors.New("rekey needs ENABLE_ENCRYPTION=true and ENCRYPTION_KEY")
@@ -193,6 +204,16 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyStats))
 			progress(st)
 		}
 	}
+	for _, pass := range passes {
+		n, err := pass(ctx, clearText)
+		st.Other += n
+		if err != nil {
+			return st, err
+		}
+		if n > 0 && progress != nil {
+			progress(st)
+		}
+	}
 	return st, s.db.InTx(ctx, s.writeKeyCheck)
 }
 
@@ -210,19 +231,7 @@ func (s *Store) reseal(dom, v string, clearText bool) (string, bool, error) {
 // (the database is being migrated from clear text). Unlike a rule field, an
 // empty role description is a value, which the server will decrypt.
 func (s *Store) resealValue(dom, v string, clearText bool) (string, bool, error) {
-	if s.keys.IsCurrent(v) {
-		return v, false, nil
-	}
-	plain := v
-	if fieldcrypt.IsEncrypted(v) || !clearText {
-		p, err := s.keys.Decrypt(dom, v)
-		if err != nil {
-			return "", false, err
-		}
-		plain = p
-	}
-	out, err := s.keys.Encrypt(dom, plain)
-	return out, err == nil, err
+	return s.keys.Reseal(dom, v, clearText)
 }
 
 func (s *Store) rekeyRules(tx *gorm.DB, rows []gormadapter.CasbinRule, clearText bool, st *RekeyStats) error {
