@@ -13,6 +13,8 @@ from auth.client import (
     V2,
     EnhancedAuthClient,
 )
+from auth import webhooks
+from auth.webhooks import WebhookVerificationError
 
 __version__ = "1.0.0"
 
@@ -24,5 +26,7 @@ __all__ = [
     "EnhancedAuthClient",
     "MAX_BATCH",
     "V2",
+    "WebhookVerificationError",
     "__version__",
+    "webhooks",
 ]

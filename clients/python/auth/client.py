@@ -26,7 +26,7 @@ import json
 import random
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
@@ -750,6 +750,114 @@ class V2:
             query["mode"] = "merge"
         path = "/api/v2/policy/import" + ("?" + urlencode(query) if query else "")
         return self._call("POST", path, "mode", body={"policy": policy})
+
+    # -- workflows ---------------------------------------------------------
+
+    def put_workflow(
+        self,
+        name,
+        schedule,
+        permission=None,
+        webhook_url=None,
+        description=None,
+        enabled=None,
+        notify=None,
+        catch_up=None,
+    ):
+        """PUT /api/v2/workflows/{name}: creates the workflow or replaces it
+        as a whole; every argument left ``None`` (or ``""``) takes the
+        service's default (``permission``: the name; no webhook, no
+        description; ``enabled`` and ``catch_up``: ``True``; ``notify``:
+        ``"changes"``).
+
+        Returns the workflow (``{"name", "permission", "schedule",
+        "webhook_url", "description", "enabled", "notify", "catch_up",
+        "created_at", "updated_at", "next_run_at"}``) with ``"created"``,
+        and, when it was created, ``"secret"``: the webhook signing secret,
+        shown this once (a replace keeps it). A bad schedule raises with
+        ``reason`` ``"invalid_schedule"``, a refused webhook URL with
+        ``"webhook_refused"``."""
+        path = _path(("v2", "workflows", (name,)))
+        body = {"schedule": schedule}
+        for key, value in (
+            ("permission", permission),
+            ("webhook_url", webhook_url),
+            ("description", description),
+            ("notify", notify),
+        ):
+            if value is not None and value != "":
+                body[key] = value
+        for key, value in (("enabled", enabled), ("catch_up", catch_up)):
+            if value is not None:
+                body[key] = bool(value)
+        data = self._call("PUT", path, "created", body=body)
+        if not isinstance(data["created"], bool) or "name" not in data:
+            raise AuthTransportError("PUT %s: unexpected answer: no workflow" % path, 200, data)
+        return data
+
+    def get_workflow(self, name):
+        """GET /api/v2/workflows/{name}: the workflow (as
+        :meth:`put_workflow` returns it, without ``created``); a missing
+        one raises with ``reason`` ``"workflow_not_found"``."""
+        return self._call("GET", _path(("v2", "workflows", (name,))), "name")
+
+    def workflows(self, page_size=None):
+        """GET /api/v2/workflows: the workflows, sorted by name."""
+        return self._list(("workflows",), page_size)
+
+    def delete_workflow(self, name):
+        """DELETE /api/v2/workflows/{name}: whether it existed (its runs are
+        deleted with it)."""
+        return self._flag("DELETE", "deleted", "workflows", (name,))
+
+    def rotate_workflow_secret(self, name, grace=None):
+        """POST /api/v2/workflows/{name}/secret: a new webhook signing
+        secret, ``{"name", "secret", "previous_valid_until"}``. For ``grace``
+        (a Go duration such as ``"24h"``, seconds, or a ``timedelta``; 0 to
+        168 hours) deliveries are signed with the previous secret too;
+        ``None`` lets the service choose (24 hours). Never retried: a repeat
+        would rotate again."""
+        path = _path(("v2", "workflows", (name,), "secret"))
+        body = None if grace is None else {"grace": _duration(grace)}
+        return self._call("POST", path, "secret", body=body)
+
+    def run_workflow(self, name):
+        """POST /api/v2/workflows/{name}/run: runs the workflow now and
+        returns the run (``trigger`` ``"manual"``) once it finished, webhook
+        attempts included, so give the client a ``timeout`` long enough for
+        them. Never retried: after a failure the run may still have
+        happened (see :meth:`workflow_runs`).
+
+        A run is ``{"id", "trigger", "outcome", "attempt", "count",
+        "scheduled_at", "started_at", "finished_at", "duration_ms", "users",
+        "added", "removed", "error", "webhook": {"outcome", "attempts",
+        "status", "error"} | None}``."""
+        return self._call("POST", _path(("v2", "workflows", (name,), "run")), "id")
+
+    def workflow_runs(self, name, page_size=None):
+        """GET /api/v2/workflows/{name}/runs: its runs (as
+        :meth:`run_workflow` returns them), newest first."""
+        return self._list(("workflows", (name,), "runs"), page_size)
+
+
+def _duration(value):
+    """A grace as a Go duration string: a string is sent as it is; seconds
+    (a number or a ``timedelta``) are written in whole seconds, or whole
+    milliseconds when they have a fraction."""
+    if isinstance(value, str):
+        if not value:
+            raise ValueError("empty duration")
+        return value
+    if isinstance(value, bool):
+        raise TypeError("a duration is a string, a number of seconds or a timedelta, not a bool")
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if not isinstance(value, (int, float)):
+        raise TypeError("a duration is a string, a number of seconds or a timedelta, not %s" % type(value).__name__)
+    if value < 0:
+        raise ValueError("a duration cannot be negative: %r" % (value,))
+    ms = int(round(value * 1000))
+    return "%ds" % (ms // 1000) if ms % 1000 == 0 else "%dms" % ms
 
 
 def _path(parts, query=None):
