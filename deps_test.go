@@ -26,6 +26,7 @@ var layers = []struct {
 	{"root", []string{"", "settings/..."}}, // the embedded defaults, and the settings composed of every package's section
 	{"api", []string{"api/..."}},
 	{"workflow", []string{"workflow/..."}},
+	{"webhook", []string{"webhook/..."}},   // signed webhooks: sent by workflows, verified by receivers
 	{"decision", []string{"decision/..."}}, // records the core's answers
 	{"policy", []string{"policy/..."}},
 	{"audit", []string{"audit/..."}},

@@ -13,8 +13,8 @@ import (
 
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/policy"
+	"github.com/ourway/auth/webhook"
 	"github.com/ourway/auth/workflow"
-	"github.com/ourway/auth/workflow/webhook"
 )
 
 // V2Prefix is where API v2 is served.

@@ -94,16 +94,14 @@ type (
 	}
 )
 
-// v2Workflows registers the workflow routes (when the server has a
-// registry). Registry changes are recorded as the API's own events.
+// v2Workflows registers the workflow routes. Registry changes are
+// recorded as the API's own events. A server without a registry answers
+// them 404.
 func (s *Server) v2Workflows() {
-	if s.deps.Registry == nil {
-		return
-	}
 	get := []string{http.MethodGet}
 	post, put, del := []string{http.MethodPost}, []string{http.MethodPut}, []string{http.MethodDelete}
 	r := func(m []string, path string, h echo.HandlerFunc, spec auditSpec) {
-		s.v2Add(m, path, h, spec.write, s.audited(spec))
+		s.v2Add(m, path, h, spec.write, s.audited(spec), s.withRegistry)
 	}
 	changed := func(a audit.Action) auditSpec {
 		sp := write(a, "", "workflow").prefixed("workflow:")
@@ -117,6 +115,16 @@ func (s *Server) v2Workflows() {
 	r(post, "/workflows/:workflow/secret", s.v2RotateWorkflowSecret, changed(audit.RotateWorkflowSecret))
 	r(post, "/workflows/:workflow/run", s.v2RunWorkflow, changed(audit.RunWorkflow))
 	r(get, "/workflows/:workflow/runs", s.v2WorkflowRuns, read(audit.ListWorkflows, "", "workflow").prefixed("runs:"))
+}
+
+// withRegistry answers 404 when the server keeps no workflows.
+func (s *Server) withRegistry(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.deps.Registry == nil {
+			return v2Fail(http.StatusNotFound, ReasonNotFound, "This server keeps no workflows.")
+		}
+		return next(c)
+	}
 }
 
 // wireTime is a time as every v2 answer writes it.

@@ -18,8 +18,8 @@ import (
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policysync"
+	"github.com/ourway/auth/webhook"
 	"github.com/ourway/auth/workflow"
-	"github.com/ourway/auth/workflow/webhook"
 )
 
 // Config is the whole configuration of the service.

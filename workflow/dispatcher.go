@@ -12,7 +12,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/ourway/auth/policy"
-	"github.com/ourway/auth/workflow/webhook"
+	"github.com/ourway/auth/webhook"
 )
 
 // sender delivers signed webhooks (webhook.Sender).

@@ -10,7 +10,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/ourway/auth/policy"
-	"github.com/ourway/auth/workflow/webhook"
+	"github.com/ourway/auth/webhook"
 )
 
 // Spec is what a tenant sends to register or replace a workflow; what it

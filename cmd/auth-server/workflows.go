@@ -11,8 +11,8 @@ import (
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/settings"
+	"github.com/ourway/auth/webhook"
 	"github.com/ourway/auth/workflow"
-	"github.com/ourway/auth/workflow/webhook"
 	"github.com/ourway/auth/workflow/workflowdb"
 )
 
@@ -44,7 +44,7 @@ func newWorkflows(cfg settings.Config, db *sqldb.DB, svc *policy.Service, decisi
 		mx.CounterFuncWith("auth_webhook_deliveries_total", "Workflow webhook deliveries by outcome (retried: an attempt that will be tried again).",
 			map[string]string{"outcome": o}, func() float64 { return float64(n.Load()) })
 	}
-	guard := webhook.NewGuard(cfg.Webhooks.AllowedHosts, nil)
+	guard := webhook.NewGuard(cfg.Webhooks.Hosts(), nil)
 	sender := webhook.NewSender(webhook.SenderOptions{Guard: guard, Timeout: cfg.Webhooks.Timeout,
 		Attempts: cfg.Webhooks.Attempts, Observe: func(outcome string) {
 			if n := counts[outcome]; n != nil {

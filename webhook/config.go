@@ -12,7 +12,8 @@ type Config struct {
 	// AllowedHosts are the webhook hosts (a name or an IP, optionally with
 	// :port) allowed to resolve to private, loopback or link-local
 	// addresses; every other host must resolve to public addresses only.
-	AllowedHosts []string `yaml:"allowed_hosts" env:"AUTH_WEBHOOK_ALLOWED_HOSTS"`
+	// Comma-separated.
+	AllowedHosts string `yaml:"allowed_hosts" env:"AUTH_WEBHOOK_ALLOWED_HOSTS"`
 	// Timeout bounds each delivery attempt.
 	Timeout time.Duration `yaml:"timeout" env:"AUTH_WEBHOOK_TIMEOUT"`
 	// Attempts is how many times a delivery is tried, with exponential
@@ -23,8 +24,8 @@ type Config struct {
 // Validate checks the section.
 func (c *Config) Validate() error {
 	var errs []error
-	for _, h := range c.AllowedHosts {
-		if h == "" || len(h) > 255 {
+	for _, h := range c.Hosts() {
+		if len(h) > 255 {
 			errs = append(errs, config.Invalid("AllowedHosts", h, "must be host names or IP addresses, optionally with :port"))
 		}
 	}
@@ -36,3 +37,6 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Hosts is AllowedHosts as a list.
+func (c Config) Hosts() []string { return ParseAllowedHosts(c.AllowedHosts) }

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ourway/auth/workflow/webhook"
+	"github.com/ourway/auth/webhook"
 )
 
 // fakeResolver answers from a table; a name with several answers gives

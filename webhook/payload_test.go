@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ourway/auth/workflow/webhook"
+	"github.com/ourway/auth/webhook"
 )
 
 func TestPayloadJSON(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ourway/auth/workflow/webhook"
+	"github.com/ourway/auth/webhook"
 )
 
 func TestNewSecret(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ourway/auth/workflow/webhook"
+	"github.com/ourway/auth/webhook"
 )
 
 const testSecret = "whsec_test_secret"
