@@ -7,20 +7,23 @@ import (
 	"github.com/ourway/auth/internal/config"
 )
 
-// The log format and the audit records written to the log depend on the
-// mode when they are not set; a setting wins.
+// The log format, the audit records written to the log and the webhook
+// hosts allowed to be local depend on the mode when they are not set; a
+// setting wins.
 func TestModeDefaults(t *testing.T) {
+	const loopback = "localhost,127.0.0.1,::1"
 	for _, tc := range []struct {
-		name             string
-		env              []string
-		format, auditLog string
+		name                    string
+		env                     []string
+		format, auditLog, hosts string
 	}{
-		{"production", nil, "json", "all"},
-		{"development", []string{"AUTH_ENV", "development"}, "text", "changes"},
-		{"development, json asked", []string{"AUTH_ENV", "development", "AUTH_LOG_FORMAT", "JSON"}, "json", "changes"},
-		{"development, every record asked", []string{"AUTH_ENV", "development", "AUTH_AUDIT_LOG", "all"}, "text", "all"},
-		{"production, text and no records asked", []string{"AUTH_LOG_FORMAT", "text", "AUTH_AUDIT_LOG", "none"}, "text", "none"},
-		{"development from the file", []string{"AUTH_CONFIG", "FILE"}, "text", "changes"},
+		{"production", nil, "json", "all", ""},
+		{"development", []string{"AUTH_ENV", "development"}, "text", "changes", loopback},
+		{"development, json asked", []string{"AUTH_ENV", "development", "AUTH_LOG_FORMAT", "JSON"}, "json", "changes", loopback},
+		{"development, every record asked", []string{"AUTH_ENV", "development", "AUTH_AUDIT_LOG", "all"}, "text", "all", loopback},
+		{"development, one webhook host", []string{"AUTH_ENV", "development", "AUTH_WEBHOOK_ALLOWED_HOSTS", "hooks.internal"}, "text", "changes", "hooks.internal"},
+		{"production, text and no records asked", []string{"AUTH_LOG_FORMAT", "text", "AUTH_AUDIT_LOG", "none"}, "text", "none", ""},
+		{"development from the file", []string{"AUTH_CONFIG", "FILE"}, "text", "changes", loopback},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := tc.env
@@ -31,8 +34,9 @@ func TestModeDefaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Log.Format != tc.format || c.Audit.Log != tc.auditLog {
-				t.Errorf("log format %q, audit log %q; want %q, %q", c.Log.Format, c.Audit.Log, tc.format, tc.auditLog)
+			if c.Log.Format != tc.format || c.Audit.Log != tc.auditLog || c.Webhooks.AllowedHosts != tc.hosts {
+				t.Errorf("log format %q, audit log %q, webhook hosts %q; want %q, %q, %q", c.Log.Format, c.Audit.Log,
+					c.Webhooks.AllowedHosts, tc.format, tc.auditLog, tc.hosts)
 			}
 		})
 	}

@@ -98,7 +98,7 @@ func (c Config) Development() bool { return c.Env == "development" }
 
 // Validate checks what involves more than one section, and fills the
 // defaults that depend on the mode (the log format, which audit records go
-// to the log); Load has validated each section before.
+// to the log, the webhook hosts allowed to be local); Load has validated each section before.
 func (c *Config) Validate() error {
 	var errs []error
 	switch c.Env {
@@ -113,6 +113,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Audit.DefaultLog(c.Development())
+	c.Webhooks.DefaultHosts(c.Development())
 	if a := c.Ops.Addr; a != "" && a == c.Server.Addr() && c.Server.Port != 0 {
 		errs = append(errs, config.Invalid("Ops.Addr", a, "must differ from the API's address ({Server.Host}:{Server.Port})"))
 	}

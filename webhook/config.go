@@ -40,3 +40,16 @@ func (c *Config) Validate() error {
 
 // Hosts is AllowedHosts as a list.
 func (c Config) Hosts() []string { return ParseAllowedHosts(c.AllowedHosts) }
+
+// DevelopmentHosts are the hosts allowed in development mode when
+// AllowedHosts is not set: the machine itself, where a developer runs a
+// receiver.
+const DevelopmentHosts = "localhost,127.0.0.1,::1"
+
+// DefaultHosts fills AllowedHosts when it is not set: DevelopmentHosts in
+// development mode, none in production.
+func (c *Config) DefaultHosts(development bool) {
+	if c.AllowedHosts == "" && development {
+		c.AllowedHosts = DevelopmentHosts
+	}
+}
