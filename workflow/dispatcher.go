@@ -119,7 +119,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 func (d *Dispatcher) sync(ctx context.Context) {
 	v, err := d.store.RegistryVersion(ctx)
 	if err != nil {
-		d.log.Error("workflow registry: read the version", "err", err)
+		d.logErr(ctx, "workflow registry: read the version", "err", err)
 		return
 	}
 	d.mu.Lock()
@@ -129,7 +129,7 @@ func (d *Dispatcher) sync(ctx context.Context) {
 	}
 	list, err := d.store.EnabledWorkflows(ctx)
 	if err != nil {
-		d.log.Error("workflow registry: read the workflows", "err", err)
+		d.logErr(ctx, "workflow registry: read the workflows", "err", err)
 		return
 	}
 	seen := make(map[int64]bool, len(list))
@@ -174,13 +174,13 @@ const maxResumes = 16
 func (d *Dispatcher) recover(ctx context.Context) {
 	now := d.opts.Clock.Now().UTC()
 	if _, err := d.store.ExpireRuns(ctx, now); err != nil {
-		d.log.Error("workflow runs: expire abandoned runs", "err", err)
+		d.logErr(ctx, "workflow runs: expire abandoned runs", "err", err)
 		return
 	}
 	for range maxResumes {
 		rec, ok, err := d.store.ReclaimRun(ctx, d.sched.opts.Owner, now, now.Add(d.sched.opts.Lease))
 		if err != nil {
-			d.log.Error("workflow runs: take over an interrupted run", "err", err)
+			d.logErr(ctx, "workflow runs: take over an interrupted run", "err", err)
 			return
 		}
 		if !ok {
@@ -195,6 +195,15 @@ func (d *Dispatcher) recover(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// logErr logs a failure of a sync or recovery pass, unless it failed
+// because ctx ended (the process stopping): that is no failure.
+func (d *Dispatcher) logErr(ctx context.Context, msg string, args ...any) {
+	if ctx.Err() != nil {
+		return
+	}
+	d.log.Error(msg, args...)
 }
 
 // job is the scheduled job of a registered workflow.
