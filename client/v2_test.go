@@ -57,7 +57,8 @@ func TestV2ReasonsAreTheService(t *testing.T) {
 		client.ReasonForbidden, client.ReasonNotFound, client.ReasonRoleNotFound, client.ReasonMethodNotAllowed,
 		client.ReasonRoleExists, client.ReasonRoleCycle, client.ReasonRoleDepth, client.ReasonKeyRotated,
 		client.ReasonConflict, client.ReasonBodyTooLarge, client.ReasonUnsupportedMediaType, client.ReasonRateLimited,
-		client.ReasonAuditChainMissing, client.ReasonInternal, client.ReasonUnavailable,
+		client.ReasonAuditChainMissing, client.ReasonInternal, client.ReasonUnavailable, client.ReasonWorkflowNotFound,
+		client.ReasonInvalidSchedule, client.ReasonWebhookRefused,
 	}
 	if !reflect.DeepEqual(got, api.Reasons) {
 		t.Errorf("client reasons %q, service reasons %q", got, api.Reasons)

@@ -111,5 +111,9 @@ func New(store Store, modelText string, opts Options) (*Service, error) {
 // Enforce for every check (a model the index does not understand).
 func (s *Service) FastPath() bool { return s.model.fast }
 
+// PatternModel reports whether the served model compares permissions by
+// pattern (its permission names follow the model's own rule).
+func (s *Service) PatternModel() bool { return s.model.wildcards }
+
 // Ping checks that the store answers.
 func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }

@@ -91,8 +91,21 @@ func (s *Service) usersHolding(ctx context.Context, key policy.KeyHash, workflow
 	return list, nil
 }
 
-// CanRun reports whether user may run the workflow.
+// patternModel is a policy core that says whether its model compares
+// permissions by pattern.
+type patternModel interface{ PatternModel() bool }
+
+// CanRun reports whether user may run the workflow. As the original route
+// did, it checks the workflow name as a role name (the rule of registered
+// workflows), except under a pattern model, whose permissions, and so
+// workflow names, follow the model's own rule.
 func (s *Service) CanRun(ctx context.Context, key policy.KeyHash, user, workflow string) (bool, error) {
+	if pm, ok := s.policy.(patternModel); (!ok || !pm.PatternModel()) && !policy.ValidRole(workflow) {
+		if !policy.ValidUser(user) {
+			return false, &policy.NameError{Kind: "user", Value: user}
+		}
+		return false, &policy.NameError{Kind: "role", Value: workflow}
+	}
 	perm, err := s.permission(ctx, key, workflow)
 	if err != nil {
 		return false, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/ourway/auth/audit"
@@ -93,10 +94,15 @@ func TestInvalidNames(t *testing.T) {
 		ask  func(s *workflow.Service) error
 		want policy.NameError
 	}{
+		// can_run checks the workflow as a role name, as the original did.
 		{"can run: workflow", func(s *workflow.Service) error {
 			_, err := s.CanRun(context.Background(), tenant, "alice", "de ploy")
 			return err
-		}, policy.NameError{Kind: "workflow", Value: "de ploy"}},
+		}, policy.NameError{Kind: "role", Value: "de ploy"}},
+		{"can run: workflow longer than a role", func(s *workflow.Service) error {
+			_, err := s.CanRun(context.Background(), tenant, "alice", strings.Repeat("w", 65))
+			return err
+		}, policy.NameError{Kind: "role", Value: strings.Repeat("w", 65)}},
 		{"can run: user", func(s *workflow.Service) error {
 			_, err := s.CanRun(context.Background(), tenant, "al ice", "deploy")
 			return err

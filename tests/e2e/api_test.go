@@ -377,8 +377,10 @@ func testNameValidation(t *testing.T, s *server) {
 		{"GET", "/workflow/users/bad.wf", longWorkflow("bad.wf")},
 		{"GET", "/workflow/users/" + p129, longWorkflow(p129)},
 		{"GET", "/workflow/user/bad!user/can_run/deploy", longUser("bad!user")},
-		{"GET", "/workflow/user/john/can_run/bad.wf", longWorkflow("bad.wf")},
-		{"GET", "/workflow/user/john/can_run/deploy%0A", longWorkflow("deploy\n")},
+		// can_run checks the workflow as a role name, as the original did.
+		{"GET", "/workflow/user/john/can_run/bad.wf", longRole("bad.wf")},
+		{"GET", "/workflow/user/john/can_run/deploy%0A", longRole("deploy\n")},
+		{"GET", "/workflow/user/john/can_run/" + r65, longRole(r65)},
 	}
 	for _, prefix := range prefixes {
 		for _, tc := range cases {

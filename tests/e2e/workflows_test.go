@@ -682,18 +682,18 @@ func testWorkflowV1Routes(t *testing.T, c v2Client) {
 	expect(t, c.get(t, "/api/workflow/user/alice/can_run/run_payroll"), 200,
 		env(`{"has_permission":true}`, "Workflow permission check for user 'alice' and workflow 'run_payroll' completed"))
 	// A name longer than a registered one may be (65 characters) is no
-	// registered workflow: it is answered as before, through the
-	// permission of that name.
+	// registered workflow: the users route answers through the permission
+	// of that name; can_run checks the workflow as a role name, as the
+	// original did, and refuses it with the role message.
 	w65 := strings.Repeat("w", 65)
-	expect(t, c.get(t, "/api/workflow/user/alice/can_run/"+w65), 200,
-		env(`{"has_permission":false}`, "Workflow permission check for user 'alice' and workflow '"+w65+"' completed"))
+	expectError(t, c.get(t, "/api/workflow/user/alice/can_run/"+w65), 400, longRole(w65))
 	expect(t, c.get(t, "/api/workflow/users/"+w65), 200,
 		env(`{"count":0,"members":[]}`, "Retrieved users who can run workflow '"+w65+"'"))
 	// The original validation and messages.
-	expectError(t, c.get(t, "/api/workflow/user/alice/can_run/pay.roll"), 400, longWorkflow("pay.roll"))
+	expectError(t, c.get(t, "/api/workflow/user/alice/can_run/pay.roll"), 400, longRole("pay.roll"))
 	expectError(t, c.get(t, "/api/workflow/users/pay.roll"), 400, longWorkflow("pay.roll"))
 	p129 := strings.Repeat("p", 129)
-	expectError(t, c.get(t, "/api/workflow/user/alice/can_run/"+p129), 400, longWorkflow(p129))
+	expectError(t, c.get(t, "/api/workflow/users/"+p129), 400, longWorkflow(p129))
 
 	// Deleted, the workflow is its own permission again.
 	c.expect(t, "DELETE", "/workflows/payroll", "", 200, `{"deleted":true,"name":"payroll"}`)
