@@ -8,14 +8,17 @@ Once the routes are served, remove the guard and rename it test_live_v2.py.
 """
 
 import os
+import queue
 import subprocess
 import sys
+import threading
 import unittest
 import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from support import live_url_or_skip
 
-from auth import AuthTransportError, EnhancedAuthClient
+from auth import AuthTransportError, EnhancedAuthClient, webhooks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -94,6 +97,60 @@ class LiveV2Test(unittest.TestCase):
         self.assertTrue(v2.delete_permission("staff", "read"))
         self.assertTrue(v2.delete_role("editor"))
         self.assertFalse(v2.delete_role("editor"))
+
+    def test_workflows(self):
+        # A receiver on this machine (the server allows 127.0.0.1).
+        deliveries = queue.Queue()
+
+        class Hook(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                deliveries.put((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        receiver = HTTPServer(("127.0.0.1", 0), Hook)
+        threading.Thread(target=receiver.serve_forever, daemon=True).start()
+        self.addCleanup(receiver.server_close)
+        self.addCleanup(receiver.shutdown)
+        hook = "http://127.0.0.1:%d/hook" % receiver.server_port
+
+        v2 = self.v2
+        v2.put_role("clerks")
+        v2.put_permission("clerks", "run_payroll")
+        v2.put_member("clerks", "ana")
+        created = v2.put_workflow("payroll", "0 2 * * *", permission="run_payroll", webhook_url=hook)
+        self.assertTrue(created["created"])
+        self.assertTrue(created["secret"].startswith("whsec_"))
+        replaced = v2.put_workflow("payroll", "0 3 * * *", permission="run_payroll", webhook_url=hook)
+        self.assertFalse(replaced["created"])
+        self.assertNotIn("secret", replaced)
+        self.assertEqual(v2.get_workflow("payroll")["schedule"], "0 3 * * *")
+        self.assertEqual([w["name"] for w in v2.workflows()], ["payroll"])
+
+        run = v2.run_workflow("payroll")
+        self.assertEqual((run["trigger"], run["outcome"], run["users"]), ("manual", "ok", ["ana"]))
+        self.assertEqual(run["webhook"]["outcome"], "delivered")
+        headers, body = deliveries.get(timeout=10)
+        webhooks.verify(created["secret"], headers, body)
+        self.assertEqual([r["id"] for r in v2.workflow_runs("payroll")], [run["id"]])
+
+        rotated = v2.rotate_workflow_secret("payroll", grace="0s")
+        self.assertIsNone(rotated["previous_valid_until"])
+        v2.put_member("clerks", "ben")
+        run = v2.run_workflow("payroll")
+        self.assertEqual(run["added"], ["ben"])
+        headers, body = deliveries.get(timeout=10)
+        webhooks.verify(rotated["secret"], headers, body)
+        with self.assertRaises(webhooks.WebhookVerificationError):
+            webhooks.verify(created["secret"], headers, body)
+
+        self.assertTrue(v2.delete_workflow("payroll"))
+        self.assertEqual(self.reason(lambda: v2.get_workflow("payroll")), "workflow_not_found")
+        self.assertEqual(self.reason(lambda: v2.put_workflow("nightly", "sometimes")), "invalid_schedule")
 
     def test_example_script(self):
         script = os.path.join(ROOT, "examples", "v2.py")
