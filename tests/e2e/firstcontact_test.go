@@ -3,11 +3,13 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,6 +102,7 @@ func TestShippedRateLimits(t *testing.T) {
 
 	// Refused requests from one address: 1000 per hour, then 429.
 	const budget = 1000
+	start := time.Now()
 	got = statusesOf(t, budget, 16, func(int) (response, error) {
 		return s.send("GET", "/api/roles", "Authorization: Bearer not-a-uuid")
 	})
@@ -107,7 +110,14 @@ func TestShippedRateLimits(t *testing.T) {
 		t.Errorf("%d refused requests: statuses %v, want %v", budget, got, want)
 	}
 	r = s.do(t, "GET", "/api/roles", "Authorization: Bearer not-a-uuid")
-	expectError(t, r, 429, "Rate limit exceeded (1000 per hour). Retry after 4 seconds.")
+	// The budget refills one request every 3.6 s from the first request
+	// on: the wait is 4 s rounded up, less what the burst took (at least
+	// 1 s), and the message says the same as Retry-After.
+	wait, err := strconv.Atoi(r.header.Get("Retry-After"))
+	if low := max(1, int(math.Ceil((3600*time.Millisecond - time.Since(start)).Seconds()))); err != nil || wait < low || wait > 4 {
+		t.Errorf("Retry-After = %q, want %d to 4 seconds", r.header.Get("Retry-After"), low)
+	}
+	expectError(t, r, 429, fmt.Sprintf("Rate limit exceeded (1000 per hour). Retry after %d seconds.", wait))
 	if got := r.header.Get("RateLimit-Policy"); got != "1000;w=3600" {
 		t.Errorf("RateLimit-Policy = %q, want 1000;w=3600", got)
 	}
