@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 
 	"github.com/labstack/echo/v4"
@@ -136,22 +138,10 @@ type roleBody struct {
 // description (a string or null); anything else is invalid_body.
 func readRoleBody(c echo.Context, allowName bool) (roleBody, error) {
 	var b roleBody
-	raw, err := io.ReadAll(c.Request().Body)
+	fields, names, err := readObject(c)
 	if err != nil {
 		return b, err
 	}
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return b, nil
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return b, v2Fail(http.StatusBadRequest, ReasonInvalidBody, "The body must be a JSON object.")
-	}
-	names := make([]string, 0, len(fields))
-	for k := range fields {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	for _, k := range names {
 		v := fields[k]
 		switch {
@@ -170,6 +160,24 @@ func readRoleBody(c echo.Context, allowName bool) (roleBody, error) {
 		}
 	}
 	return b, nil
+}
+
+// readObject reads a v2 request body that must be a JSON object: its
+// fields, and their names sorted (so that of several bad fields the same
+// one is always named). An empty body has no fields (nil, nil).
+func readObject(c echo.Context) (map[string]json.RawMessage, []string, error) {
+	raw, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, nil, nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return nil, nil, v2Fail(http.StatusBadRequest, ReasonInvalidBody, "The body must be a JSON object.")
+	}
+	return fields, slices.Sorted(maps.Keys(fields)), nil
 }
 
 func badField(field, msg string) error {

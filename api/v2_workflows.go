@@ -1,13 +1,10 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"sort"
 	"strconv"
 	"time"
 
@@ -177,22 +174,13 @@ func nonNil(s []string) []string {
 // readWorkflowBody reads a PUT body: a JSON object of known fields only.
 func readWorkflowBody(c echo.Context) (workflow.Spec, error) {
 	var spec workflow.Spec
-	raw, err := io.ReadAll(c.Request().Body)
+	fields, names, err := readObject(c)
 	if err != nil {
 		return spec, err
 	}
-	var fields map[string]json.RawMessage
-	if len(bytes.TrimSpace(raw)) == 0 {
+	if fields == nil {
 		return spec, badField("schedule", "The body must be a JSON object with at least 'schedule'.")
 	}
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return spec, v2Fail(http.StatusBadRequest, ReasonInvalidBody, "The body must be a JSON object.")
-	}
-	names := make([]string, 0, len(fields))
-	for k := range fields {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	str := func(k string, v json.RawMessage, dst *string, nullable bool) error {
 		if string(v) == "null" && nullable {
 			return nil
@@ -326,19 +314,13 @@ func (s *Server) v2RotateWorkflowSecret(c echo.Context) error {
 
 // readGrace reads the optional body {"grace": "24h"} of a secret rotation.
 func readGrace(c echo.Context) (time.Duration, error) {
-	raw, err := io.ReadAll(c.Request().Body)
+	fields, names, err := readObject(c)
 	if err != nil {
 		return 0, err
 	}
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return workflow.DefaultSecretGrace, nil
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return 0, v2Fail(http.StatusBadRequest, ReasonInvalidBody, "The body must be a JSON object.")
-	}
 	grace := workflow.DefaultSecretGrace
-	for k, v := range fields {
+	for _, k := range names {
+		v := fields[k]
 		if k != "grace" {
 			return 0, badField(k, fmt.Sprintf("Unknown field %q.", k))
 		}

@@ -562,6 +562,13 @@ func testWorkflowRegistry(t *testing.T, c v2Client) {
 	c.expectErr(t, "PUT", "/workflows/bad", `{"schedule":"* * *"}`, 400, "invalid_schedule")
 	c.expectErr(t, "PUT", "/workflows/bad", `{"schedule":"500ms"}`, 400, "invalid_schedule")
 	c.expectErr(t, "PUT", "/workflows/bad", `{}`, 400, "invalid_body", "field", "schedule")
+	c.expectErr(t, "PUT", "/workflows/bad", ``, 400, "invalid_body", "field", "schedule")
+	c.expectErr(t, "PUT", "/workflows/bad", `["1h"]`, 400, "invalid_body")
+	c.expectErr(t, "PUT", "/workflows/bad", `{"schedule":"1h","zone":"UTC","extra":1}`, 400, "invalid_body", "field", "extra")
+	c.expectErr(t, "PUT", "/workflows/bad", `{"schedule":"1h","enabled":"yes"}`, 400, "invalid_body", "field", "enabled")
+	c.expectErr(t, "PUT", "/workflows/bad", `{"schedule":null}`, 400, "invalid_body", "field", "schedule")
+	c.expectErr(t, "PUT", "/workflows/bad", `{"schedule":"1h","description":"`+strings.Repeat("d", 1025)+`"}`, 400, "invalid_body", "field", "description")
+	c.expectErr(t, "PUT", "/workflows/bad", `{"schedule":"1h","permission":"run payroll"}`, 400, "invalid_name", "kind", "permission")
 	c.expectErr(t, "PUT", "/workflows/bad", `{"schedule":"1h","notify":"sometimes"}`, 400, "invalid_body", "field", "notify")
 	c.expectErr(t, "PUT", "/workflows/bad", `{"schedule":"1h","webhook_url":"ftp://example.com/"}`, 400, "webhook_refused", "webhook_url", "ftp://example.com/")
 	c.expectErr(t, "PUT", "/workflows/bad.name", `{"schedule":"1h"}`, 400, "invalid_name", "kind", "workflow")
@@ -644,6 +651,7 @@ func testWorkflowSecretRotation(t *testing.T, c v2Client) {
 	}
 	c.expectErr(t, "POST", "/workflows/sync/secret", `{"grace":"169h"}`, 400, "invalid_body", "field", "grace")
 	c.expectErr(t, "POST", "/workflows/sync/secret", `{"grace":"soon"}`, 400, "invalid_body", "field", "grace")
+	c.expectErr(t, "POST", "/workflows/sync/secret", `{"grace":"1h","after":true}`, 400, "invalid_body", "field", "after")
 }
 
 // testWorkflowV1Routes: the v1 workflow routes answer through the
