@@ -1,7 +1,6 @@
 package policy_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -17,31 +16,11 @@ import (
 )
 
 // openSQLite opens and migrates a fresh SQLite file in a temporary directory.
-func openSQLite(t testing.TB) *sqldb.DB {
-	t.Helper()
-	return openDB(t, sqldb.Options{Dialect: sqldb.SQLite, Path: filepath.Join(t.TempDir(), "auth.sqlite3")})
-}
+func openSQLite(t testing.TB) *sqldb.DB { return testenv.SQLite(t) }
 
 // openPostgres opens and migrates a fresh PostgreSQL database of its own
 // (skipped, or failed in CI, when PostgreSQL is not reachable).
-func openPostgres(t testing.TB) *sqldb.DB {
-	t.Helper()
-	return openDB(t, sqldb.Options{Dialect: sqldb.Postgres, URL: testenv.PostgresURL(t)})
-}
-
-func openDB(t testing.TB, o sqldb.Options) *sqldb.DB {
-	t.Helper()
-	ctx := context.Background()
-	db, err := sqldb.Open(ctx, o)
-	if err != nil {
-		t.Fatalf("open %s: %v", o.Dialect, err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Migrate(ctx, nil); err != nil {
-		t.Fatalf("migrate %s: %v", o.Dialect, err)
-	}
-	return db
-}
+func openPostgres(t testing.TB) *sqldb.DB { return testenv.Postgres(t) }
 
 // newService builds a Service over db with the model text.
 func newService(t testing.TB, db *sqldb.DB, modelText string, opts policy.Options) *policy.Service {

@@ -628,7 +628,7 @@ func testInvalidNames(t *testing.T, ctx context.Context, svc *policy.Service, k 
 func TestReplicasSQLite(t *testing.T) {
 	runReplicas(t, func(t *testing.T) (*sqldb.DB, *sqldb.DB) {
 		o := sqldb.Options{Dialect: sqldb.SQLite, Path: filepath.Join(t.TempDir(), "auth.sqlite3")}
-		return openDB(t, o), openDB(t, o)
+		return testenv.OpenDB(t, o), testenv.OpenDB(t, o)
 	})
 }
 
@@ -638,7 +638,7 @@ func TestReplicasPostgres(t *testing.T) {
 	}
 	runReplicas(t, func(t *testing.T) (*sqldb.DB, *sqldb.DB) {
 		o := sqldb.Options{Dialect: sqldb.Postgres, URL: testenv.PostgresURL(t)}
-		return openDB(t, o), openDB(t, o)
+		return testenv.OpenDB(t, o), testenv.OpenDB(t, o)
 	})
 }
 

@@ -33,30 +33,16 @@ func backends() []backend {
 		{"sqlite", func(t *testing.T) (*sqldb.DB, func() *sqldb.DB) {
 			path := filepath.Join(t.TempDir(), "audit.sqlite3")
 			o := sqldb.Options{Dialect: sqldb.SQLite, Path: path}
-			return openDB(t, o), func() *sqldb.DB { return openDB(t, o) }
+			return testenv.OpenDB(t, o), func() *sqldb.DB { return testenv.OpenDB(t, o) }
 		}},
 		{"postgres", func(t *testing.T) (*sqldb.DB, func() *sqldb.DB) {
 			if testing.Short() {
 				t.Skip("PostgreSQL skipped in -short mode")
 			}
 			o := sqldb.Options{Dialect: sqldb.Postgres, URL: testenv.PostgresURL(t)}
-			return openDB(t, o), func() *sqldb.DB { return openDB(t, o) }
+			return testenv.OpenDB(t, o), func() *sqldb.DB { return testenv.OpenDB(t, o) }
 		}},
 	}
-}
-
-func openDB(t *testing.T, o sqldb.Options) *sqldb.DB {
-	t.Helper()
-	ctx := context.Background()
-	db, err := sqldb.Open(ctx, o)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Migrate(ctx, nil); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	return db
 }
 
 func keyring(t testing.TB) *audit.Keyring {

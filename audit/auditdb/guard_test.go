@@ -16,6 +16,7 @@ import (
 	"github.com/ourway/auth/audit/auditdb"
 	"github.com/ourway/auth/internal/breaker"
 	"github.com/ourway/auth/internal/sqldb"
+	"github.com/ourway/auth/internal/testenv"
 )
 
 // fakeAuditStore counts its calls and fails them with err.
@@ -108,7 +109,7 @@ func TestGuardedAuditStore(t *testing.T) {
 // would take a half-open breaker's only probe from the change).
 func TestGuardedAuditAppendInTransactionIsNotGuardedAgain(t *testing.T) {
 	ctx := context.Background()
-	db := openDB(t, sqldb.Options{Dialect: sqldb.SQLite, Path: filepath.Join(t.TempDir(), "audit.sqlite3")})
+	db := testenv.OpenDB(t, sqldb.Options{Dialect: sqldb.SQLite, Path: filepath.Join(t.TempDir(), "audit.sqlite3")})
 	reads, writes := auditBreakers(nil)
 	f := &fakeAuditStore{err: errors.New("down")}
 	g := auditdb.Guard(f, reads, writes)

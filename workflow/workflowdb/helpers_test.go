@@ -3,7 +3,6 @@ package workflowdb_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -78,31 +77,14 @@ func eachBackend(t *testing.T, fn func(t *testing.T, db *sqldb.DB)) {
 	}
 }
 
-func openSQLite(t testing.TB) *sqldb.DB {
-	t.Helper()
-	return openDB(t, sqldb.Options{Dialect: sqldb.SQLite, Path: filepath.Join(t.TempDir(), "auth.sqlite3")})
-}
+func openSQLite(t testing.TB) *sqldb.DB { return testenv.SQLite(t) }
 
 func openPostgres(t testing.TB) *sqldb.DB {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("PostgreSQL skipped in -short mode")
 	}
-	return openDB(t, sqldb.Options{Dialect: sqldb.Postgres, URL: testenv.PostgresURL(t)})
-}
-
-func openDB(t testing.TB, o sqldb.Options) *sqldb.DB {
-	t.Helper()
-	ctx := context.Background()
-	db, err := sqldb.Open(ctx, o)
-	if err != nil {
-		t.Fatalf("open %s: %v", o.Dialect, err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Migrate(ctx, nil); err != nil {
-		t.Fatalf("migrate %s: %v", o.Dialect, err)
-	}
-	return db
+	return testenv.Postgres(t)
 }
 
 func keyring(t testing.TB, current string, previous ...string) *fieldcrypt.Keyring {
