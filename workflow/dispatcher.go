@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
@@ -51,7 +50,7 @@ type Dispatcher struct {
 	log   *slog.Logger
 	poke  chan struct{}
 
-	mu      sync.Mutex
+	// Only Run's loop reads and writes these.
 	version int64
 	synced  bool
 	known   map[int64]knownJob
@@ -122,8 +121,6 @@ func (d *Dispatcher) sync(ctx context.Context) {
 		d.logErr(ctx, "workflow registry: read the version", "err", err)
 		return
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.synced && v == d.version {
 		return
 	}
@@ -221,9 +218,6 @@ func (d *Dispatcher) runNow(ctx context.Context, w Stored) (RunRecord, error) {
 	j, err := d.job(w)
 	if err != nil {
 		return RunRecord{}, err
-	}
-	if j.Permission == "" {
-		j.Permission = j.Workflow
 	}
 	// A manual run goes on if its caller goes away.
 	return d.sched.runNow(context.WithoutCancel(ctx), j)
