@@ -225,6 +225,13 @@ func TestLoadBadValues(t *testing.T) {
 		{"checkpoint interval negative", []string{"AUTH_AUDIT_CHECKPOINT_INTERVAL", "-1m", "AUTH_AUDIT_CHECKPOINT_KEY_FILE", "/k.pem"}, "AUTH_AUDIT_CHECKPOINT_INTERVAL"},
 		{"checkpoint interval under a second", []string{"AUTH_AUDIT_CHECKPOINT_INTERVAL", "10ms", "AUTH_AUDIT_CHECKPOINT_KEY_FILE", "/k.pem"}, "AUTH_AUDIT_CHECKPOINT_INTERVAL"},
 		{"checkpoint interval without a unit", []string{"AUTH_AUDIT_CHECKPOINT_INTERVAL", "60", "AUTH_AUDIT_CHECKPOINT_KEY_FILE", "/k.pem"}, "AUTH_AUDIT_CHECKPOINT_INTERVAL"},
+		{"workflow interval under a second", []string{"AUTH_WORKFLOW_MIN_INTERVAL", "500ms"}, "AUTH_WORKFLOW_MIN_INTERVAL"},
+		{"workflow lease zero", []string{"AUTH_WORKFLOW_LEASE", "0s"}, "AUTH_WORKFLOW_LEASE"},
+		{"workflow sync interval over a minute", []string{"AUTH_WORKFLOW_SYNC_INTERVAL", "2m"}, "AUTH_WORKFLOW_SYNC_INTERVAL"},
+		{"webhook timeout without a unit", []string{"AUTH_WEBHOOK_TIMEOUT", "10"}, "AUTH_WEBHOOK_TIMEOUT"},
+		{"webhook attempts zero", []string{"AUTH_WEBHOOK_ATTEMPTS", "0"}, "AUTH_WEBHOOK_ATTEMPTS"},
+		{"webhook attempts too many", []string{"AUTH_WEBHOOK_ATTEMPTS", "21"}, "AUTH_WEBHOOK_ATTEMPTS"},
+		{"webhook host too long", []string{"AUTH_WEBHOOK_ALLOWED_HOSTS", "ok.example," + strings.Repeat("h", 256)}, "AUTH_WEBHOOK_ALLOWED_HOSTS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.env...)
