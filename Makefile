@@ -8,7 +8,7 @@ FUZZTIME ?= 15s
 
 .DEFAULT_GOAL := help
 
-.PHONY: help announce-build build install run test test-short fuzz bench lint fmt vet tidy clean
+.PHONY: help announce-build build install run test test-short fuzz bench bench-gate bench-baseline lint fmt vet tidy clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,29 @@ fuzz: ## Run every fuzz target of the module (found with go test -list) for FUZZ
 
 bench: ## Run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./policy/ ./api/ ./tests/bench/
+
+# The performance gate: BenchmarkGate (a check with its audit record, a
+# write with its transactional audit record, on SQLite) against the committed
+# baseline; a benchmark significantly slower by more than 25 % fails. A
+# failing measurement is taken once more before the gate fails: one run
+# disturbed by the machine must not fail CI, a real regression fails twice.
+GATE_BASELINE ?= tests/bench/testdata/gate-baseline.txt
+GATE_COUNT    ?= 8
+GATE_TIME     ?= 300ms
+GATE_RUN      = $(GO) test -run '^$$' -bench '^BenchmarkGate$$' -benchmem -benchtime $(GATE_TIME) -count $(GATE_COUNT) ./tests/bench/
+
+bench-gate: ## Fail when a check or a write is over 25% slower than the committed baseline
+	@mkdir -p bin; set -e; \
+	for try in 1 2; do \
+		echo "==> performance gate, measurement $$try"; \
+		$(GATE_RUN) > bin/gate-$$try.txt || { cat bin/gate-$$try.txt; exit 1; }; \
+		$(GO) tool benchstat $(GATE_BASELINE) bin/gate-$$try.txt || true; \
+		if $(GO) run ./cmd/auth-benchgate -base $(GATE_BASELINE) -new bin/gate-$$try.txt; then exit 0; fi; \
+	done; exit 1
+
+bench-baseline: ## Measure the performance gate's baseline anew (commit the file it writes)
+	$(GATE_RUN) > $(GATE_BASELINE)
+	@cat $(GATE_BASELINE)
 
 lint: vet ## Static checks: go vet and gofmt
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

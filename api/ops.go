@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -90,23 +89,15 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	if s.deps.Metrics == nil {
 		return next
 	}
-	var (
-		once   sync.Once
-		routes map[string]bool
-	)
+	// Echo applies the middleware of Use to every request anew: this
+	// function runs per request, so what it needs is built once, elsewhere.
 	return func(c echo.Context) error {
 		start := time.Now()
 		if err := next(c); err != nil {
 			c.Error(err)
 		}
-		once.Do(func() {
-			routes = map[string]bool{}
-			for _, r := range s.echo.Routes() {
-				routes[r.Path] = true
-			}
-		})
 		route := c.Path()
-		if !routes[route] {
+		if !s.isRoute(route) {
 			route = "unmatched" // not a route pattern (a 404): never the raw path
 		}
 		s.deps.Metrics.ObserveRequest(route, c.Request().Method, c.Response().Status, time.Since(start))
@@ -115,6 +106,18 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return nil
 	}
+}
+
+// isRoute reports whether path is one of the registered route patterns
+// (the set is built on first use, once every route is registered).
+func (s *Server) isRoute(path string) bool {
+	s.routeSetOnce.Do(func() {
+		s.routeSet = map[string]bool{}
+		for _, r := range s.echo.Routes() {
+			s.routeSet[r.Path] = true
+		}
+	})
+	return s.routeSet[path]
 }
 
 // checkKind names the kind of check a route answers: the first segment

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -123,6 +124,9 @@ type Server struct {
 	metricsToken string
 	// separateOps leaves /metrics to OpsHandler.
 	separateOps bool
+	// routeSet holds the registered route patterns (see isRoute).
+	routeSetOnce sync.Once
+	routeSet     map[string]bool
 }
 
 // New builds the API with every route registered.

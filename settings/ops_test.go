@@ -33,7 +33,8 @@ func TestOpsSettings(t *testing.T) {
 
 	const token = "metrics-token-0123456789abcdef"
 	c, err = load(t, "AUTH_DB_TIMEOUT", "750ms", "AUTH_DB_BREAKER_ERRORS", "3", "AUTH_DB_BREAKER_TIMEOUT", "2s",
-		"AUTH_AUDIT_BLOCK_TIMEOUT", "20ms", "AUTH_METRICS_TOKEN", token, "AUTH_OPS_ADDR", "127.0.0.1:9090")
+		"AUTH_AUDIT_BLOCK_TIMEOUT", "20ms", "AUTH_METRICS_TOKEN", token, "AUTH_OPS_ADDR", "127.0.0.1:9090",
+		"AUTH_PPROF_ADDR", "127.0.0.1:6060")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +47,7 @@ func TestOpsSettings(t *testing.T) {
 		{"DBBreakerTimeout", c.Ops.DBBreakerTimeout, 2 * time.Second},
 		{"AuditBlockTimeout", c.Ops.AuditBlockTimeout, 20 * time.Millisecond},
 		{"MetricsToken", c.Ops.MetricsToken.Reveal(), token},
+		{"PprofAddr", c.Ops.PprofAddr, "127.0.0.1:6060"},
 		{"Addr", c.Ops.Addr, "127.0.0.1:9090"},
 	} {
 		if tc.got != tc.want {
@@ -74,6 +76,9 @@ func TestOpsBadValues(t *testing.T) {
 		{"AUTH_OPS_ADDR", "127.0.0.1:70000", "host:port"},
 		{"AUTH_OPS_ADDR", "::1:9090", "host:port"},
 		{"AUTH_OPS_ADDR", "0.0.0.0:4000", "differ"},
+		{"AUTH_PPROF_ADDR", "0.0.0.0:6060", "loopback"},
+		{"AUTH_PPROF_ADDR", ":6060", "loopback"},
+		{"AUTH_PPROF_ADDR", "6060", "host:port"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			_, err := load(t, tc.name, tc.value)

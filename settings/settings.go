@@ -14,6 +14,7 @@ import (
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/fieldcrypt"
+	"github.com/ourway/auth/internal/profiling"
 	"github.com/ourway/auth/internal/ratelimit"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
@@ -47,11 +48,12 @@ type Config struct {
 
 // Ops is the operations section (ops:): database deadlines and circuit
 // breakers, the audit queue's back-pressure bound, and the operations
-// listener with the /metrics token.
+// listener with the /metrics token, and the loopback profiling listener.
 type Ops struct {
 	sqldb.Resilience   `yaml:",inline"`
 	audit.Backpressure `yaml:",inline"`
 	api.OpsConfig      `yaml:",inline"`
+	profiling.Config   `yaml:",inline"`
 }
 
 // Tenants bounds what unknown client keys can make the service hold

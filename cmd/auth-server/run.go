@@ -14,6 +14,7 @@ import (
 	"github.com/ourway/auth/decision"
 	"github.com/ourway/auth/internal/lifecycle"
 	"github.com/ourway/auth/internal/metrics"
+	"github.com/ourway/auth/internal/profiling"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy/policydb"
 	"github.com/ourway/auth/settings"
@@ -252,6 +253,13 @@ func serve(ctx context.Context, cfg settings.Config, db *sqldb.DB, store *policy
 	}
 	if providerKeys != nil {
 		parts = append(parts, lifecycle.Part{Name: "identity provider keys", Run: providerKeys.Run})
+	}
+	if cfg.Ops.PprofAddr != "" {
+		prof, err := profiling.Listen(cfg.Ops.Config, log)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, lifecycle.Part{Name: "profiling listener", Run: prof.Run})
 	}
 	log.Info("auth-server listening", "addr", addr, "db", cfg.Database.Type,
 		"version", buildVersion(), "fast_path", svc.FastPath())
