@@ -203,5 +203,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 
 // timestamp formats t as UTC RFC 3339 with microseconds.
 func timestamp(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+	return t.UTC().Format(timestampLayout)
 }
+
+// timestampLayout is the layout of the envelopes' timestamps.
+const timestampLayout = "2006-01-02T15:04:05.000000Z07:00"

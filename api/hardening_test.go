@@ -3,6 +3,8 @@ package api
 import (
 	"net"
 	"net/http"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -90,4 +92,31 @@ func TestIsJSON(t *testing.T) {
 			t.Errorf("isJSON(%q) = %v, want %v", tc.in, got, tc.want)
 		}
 	}
+}
+
+// requestIDRE is the request ids kept from callers, as a regular expression:
+// wellFormedID must accept exactly these.
+var requestIDRE = regexp.MustCompile(`\A[A-Za-z0-9._:-]{1,128}\z`)
+
+func TestWellFormedID(t *testing.T) {
+	ids := []string{"", "a", "req-1", "A.b_c:d-9", strings.Repeat("x", 128), strings.Repeat("x", 129),
+		"has space", "tab\t", "new\nline", "é", "semi;colon", "slash/", "ünïcode", "\x00", "a\u2028b"}
+	for b := 0; b < 256; b++ {
+		ids = append(ids, "id"+string(rune(b)), string([]byte{byte(b)}))
+	}
+	for _, id := range ids {
+		if got, want := wellFormedID(id), requestIDRE.MatchString(id); got != want {
+			t.Errorf("wellFormedID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+func FuzzWellFormedID(f *testing.F) {
+	f.Add("req-1")
+	f.Add("a b")
+	f.Fuzz(func(t *testing.T, id string) {
+		if got, want := wellFormedID(id), requestIDRE.MatchString(id); got != want {
+			t.Fatalf("wellFormedID(%q) = %v, want %v", id, got, want)
+		}
+	})
 }

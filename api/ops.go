@@ -83,28 +83,19 @@ func bearer(v string) string {
 	return strings.TrimSpace(token)
 }
 
-// observe counts every answered request by route pattern, method and status,
+// observed counts every answered request by route pattern, method and status,
 // with its latency, and every check's decision by kind.
-func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+func (s *Server) observed(c echo.Context, start time.Time) {
 	if s.deps.Metrics == nil {
-		return next
+		return
 	}
-	// Echo applies the middleware of Use to every request anew: this
-	// function runs per request, so what it needs is built once, elsewhere.
-	return func(c echo.Context) error {
-		start := time.Now()
-		if err := next(c); err != nil {
-			c.Error(err)
-		}
-		route := c.Path()
-		if !s.isRoute(route) {
-			route = "unmatched" // not a route pattern (a 404): never the raw path
-		}
-		s.deps.Metrics.ObserveRequest(route, c.Request().Method, c.Response().Status, time.Since(start))
-		if allowed, ok := c.Get(ctxKeyAllowed).(bool); ok {
-			s.deps.Metrics.Decision(checkKind(route), allowed)
-		}
-		return nil
+	route := c.Path()
+	if !s.isRoute(route) {
+		route = "unmatched" // not a route pattern (a 404): never the raw path
+	}
+	s.deps.Metrics.ObserveRequest(route, c.Request().Method, c.Response().Status, time.Since(start))
+	if allowed, ok := c.Get(ctxKeyAllowed).(bool); ok {
+		s.deps.Metrics.Decision(checkKind(route), allowed)
 	}
 }
 

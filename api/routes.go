@@ -148,7 +148,7 @@ func (s *Server) checkMembership(c echo.Context) error {
 		return err
 	}
 	decided(c, has)
-	return ok(c, checkData{has}, "Membership check for user '%s' and group '%s' completed", u, g)
+	return okEncoded(c, checkJSON(has), "Membership check for user '"+u+"' and group '"+g+"' completed")
 }
 
 func (s *Server) addMembership(c echo.Context) error {
@@ -204,8 +204,21 @@ func (s *Server) hasPermission(c echo.Context) error {
 		return err
 	}
 	decided(c, has)
-	return ok(c, checkData{has}, "Permission check for user '%s' and permission '%s' completed", u, n)
+	return okEncoded(c, checkJSON(has), "Permission check for user '"+u+"' and permission '"+n+"' completed")
 }
+
+// checkJSON is the JSON of checkData{has}.
+func checkJSON(has bool) []byte {
+	if has {
+		return checkTrue
+	}
+	return checkFalse
+}
+
+var (
+	checkTrue  = []byte(`{"has_permission":true}`)
+	checkFalse = []byte(`{"has_permission":false}`)
+)
 
 func names(list []string) []nameItem {
 	out := make([]nameItem, 0, len(list))

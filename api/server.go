@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -155,17 +154,16 @@ func New(cfg Config, deps Deps) *Server {
 		s.provider = newProvider(*deps.Provider)
 	}
 	e.HTTPErrorHandler = s.handleError
-	e.Pre(requestID)
-	e.Use(s.observe, s.recoverer, securityHeaders, s.accessLog)
+	var cors echo.MiddlewareFunc
 	if cfg.AllowCORS {
-		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+		cors = middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  cfg.CORSOrigins,
 			AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodDelete, http.MethodOptions},
 			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, echo.HeaderXRequestID},
 			ExposeHeaders: append([]string{echo.HeaderXRequestID}, rateLimitHeaders...),
-		}))
+		})
 	}
-	e.Use(bodyLimit(cfg.BodyLimit), requireJSON)
+	e.Use(s.frame(cors, bodyLimit(cfg.BodyLimit)))
 	s.routes()
 	return s
 }
@@ -187,25 +185,49 @@ func (s *Server) OpsHandler() http.Handler {
 	return e
 }
 
-var requestIDRE = regexp.MustCompile(`\A[A-Za-z0-9._:-]{1,128}\z`)
-
 // requestID gives every request an id: the caller's X-Request-ID when it is
 // well formed, a fresh random one otherwise. It is echoed in the response.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		id := c.Request().Header.Get(echo.HeaderXRequestID)
-		if !requestIDRE.MatchString(id) {
-			var b [16]byte
-			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
-		}
-		c.Response().Header().Set(echo.HeaderXRequestID, id)
-		r := c.Request()
-		c.SetRequest(r.WithContext(audit.WithRequest(r.Context(), audit.Request{
-			ID: id, IP: c.RealIP(), UserAgent: clamp(r.UserAgent(), 512),
-		})))
+		identify(c)
 		return next(c)
 	}
+}
+
+// identify is requestID's work: the id in the response's headers, and the
+// id, the client's IP and user agent in the request's context (for the
+// audit trail).
+func identify(c echo.Context) {
+	r := c.Request()
+	id := r.Header.Get(echo.HeaderXRequestID)
+	if !wellFormedID(id) {
+		var b [16]byte
+		var h [32]byte
+		_, _ = rand.Read(b[:])
+		hex.Encode(h[:], b[:])
+		id = string(h[:])
+	}
+	c.Response().Header()[echo.HeaderXRequestID] = []string{id}
+	c.SetRequest(r.WithContext(audit.WithRequest(r.Context(), audit.Request{
+		ID: id, IP: c.RealIP(), UserAgent: clamp(r.UserAgent(), 512),
+	})))
+}
+
+// wellFormedID reports whether a caller's request id may be kept: 1 to 128
+// characters of A-Z a-z 0-9 . _ : - (checked without a regular expression:
+// it runs on every request).
+func wellFormedID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch b := id[i]; {
+		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9', b == '.', b == '_', b == ':', b == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func clamp(s string, n int) string {
@@ -218,16 +240,89 @@ func clamp(s string, n int) string {
 // securityHeaders sets the headers every response carries, errors included.
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		h := c.Response().Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cache-Control", "no-store")
-		if c.Request().TLS != nil {
-			h.Set("Strict-Transport-Security", "max-age=31536000")
-		}
+		secure(c)
 		return next(c)
 	}
+}
+
+// The values of the security headers, shared by every response (a header
+// value slice is never written in place: Set replaces it, Add copies it).
+var (
+	hvNosniff = []string{"nosniff"}
+	hvDeny    = []string{"DENY"}
+	hvNoRef   = []string{"no-referrer"}
+	hvNoStore = []string{"no-store"}
+	hvHSTS    = []string{"max-age=31536000"}
+	hvVary    = []string{echo.HeaderOrigin}
+)
+
+// secure is securityHeaders' work.
+func secure(c echo.Context) {
+	h := c.Response().Header()
+	h["X-Content-Type-Options"] = hvNosniff
+	h["X-Frame-Options"] = hvDeny
+	h["Referrer-Policy"] = hvNoRef
+	h["Cache-Control"] = hvNoStore
+	if c.Request().TLS != nil {
+		h["Strict-Transport-Security"] = hvHSTS
+	}
+}
+
+// frame is the middleware every request of the API goes through, in this
+// order: request id, request metrics, panic recovery, security headers,
+// access log, CORS, body limit and JSON-only bodies. Echo applies the
+// middleware of Use to each request anew (a closure per middleware per
+// request), so the steps are one middleware here, and CORS and the body
+// limit are only set up for the requests that need them (a request with an
+// Origin header, or a preflight; a request with a body).
+func (s *Server) frame(cors, limit echo.MiddlewareFunc) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			identify(c)
+			start := time.Now()
+			if err := s.guarded(c, next, cors, limit); err != nil {
+				c.Error(err)
+			}
+			s.observed(c, start)
+			return nil
+		}
+	}
+}
+
+// guarded is what frame runs inside the request metrics: recoverer,
+// securityHeaders and accessLog around the rest of the chain.
+func (s *Server) guarded(c echo.Context, next echo.HandlerFunc, cors, limit echo.MiddlewareFunc) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = s.recovered(c, r)
+		}
+	}()
+	secure(c)
+	start := time.Now()
+	if err := s.bounded(c, next, cors, limit); err != nil {
+		c.Error(err)
+	}
+	s.logRequest(c, start)
+	return nil
+}
+
+// bounded applies CORS, the body limit and requireJSON, each only where it
+// has something to do.
+func (s *Server) bounded(c echo.Context, next echo.HandlerFunc, cors, limit echo.MiddlewareFunc) error {
+	r := c.Request()
+	if r.Body != nil && r.Body != http.NoBody {
+		next = limit(requireJSON(next))
+	}
+	if cors == nil {
+		return next(c)
+	}
+	if r.Method != http.MethodOptions && r.Header.Get(echo.HeaderOrigin) == "" {
+		// What the CORS middleware does for a request that is not a
+		// browser's cross-origin one.
+		c.Response().Header()[echo.HeaderVary] = append(c.Response().Header()[echo.HeaderVary], hvVary...)
+		return next(c)
+	}
+	return cors(next)(c)
 }
 
 // recoverer turns a panic into a 500 with the stack in the log.
@@ -235,35 +330,34 @@ func (s *Server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				if r == http.ErrAbortHandler {
-					panic(r)
-				}
-				s.log.ErrorContext(c.Request().Context(), "panic in handler", "panic", r,
-					"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
-				err = &Error{Code: http.StatusInternalServerError, Message: "An internal error occurred"}
+				err = s.recovered(c, r)
 			}
 		}()
 		return next(c)
 	}
 }
 
-// accessLog writes one line per request (never the Authorization header).
-func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := time.Now()
-		err := next(c)
-		if err != nil {
-			c.Error(err)
-		}
-		if s.log.Enabled(c.Request().Context(), slog.LevelDebug) {
-			s.log.LogAttrs(c.Request().Context(), slog.LevelDebug, "request",
-				slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
-				slog.String("method", c.Request().Method),
-				slog.String("route", c.Path()),
-				slog.Int("status", c.Response().Status),
-				slog.Duration("took", time.Since(start)))
-		}
-		return nil
+// recovered logs a recovered panic and returns the 500 it answers (an
+// http.ErrAbortHandler panics on: it means "abort the response").
+func (s *Server) recovered(c echo.Context, r any) error {
+	if r == http.ErrAbortHandler {
+		panic(r)
+	}
+	s.log.ErrorContext(c.Request().Context(), "panic in handler", "panic", r,
+		"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	return &Error{Code: http.StatusInternalServerError, Message: "An internal error occurred"}
+}
+
+// logRequest writes the access log's line of a request (never the
+// Authorization header), at debug level.
+func (s *Server) logRequest(c echo.Context, start time.Time) {
+	if s.log.Enabled(c.Request().Context(), slog.LevelDebug) {
+		s.log.LogAttrs(c.Request().Context(), slog.LevelDebug, "request",
+			slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
+			slog.String("method", c.Request().Method),
+			slog.String("route", c.Path()),
+			slog.Int("status", c.Response().Status),
+			slog.Duration("took", time.Since(start)))
 	}
 }
 

@@ -343,12 +343,12 @@ func TestResolveCacheBounded(t *testing.T) {
 	st := newFakeKeyStore()
 	k := newTestKeys(st, KeyOptions{}, newClock())
 	for i := 0; i < maxCachedKeys; i++ {
-		k.cache.entries[KeyHash(fmt.Sprint(i))] = cachedLookup[cachedKey]{}
+		k.cache.store(KeyHash(fmt.Sprint(i)), cachedLookup[cachedKey]{})
 	}
 	if _, err := k.Resolve(ctx, hashOf(t)); err != nil {
 		t.Fatal(err)
 	}
-	if got := len(k.cache.entries); got != 1 {
+	if got := k.cache.len(); got != 1 {
 		t.Errorf("cache size after overflow = %d, want 1 (reset)", got)
 	}
 }

@@ -48,6 +48,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // stack is one service: a database, the policy core, and with audit on,
 // the trail and its queue.
 type stack struct {
+	db    *sqldb.DB
 	svc   *policy.Service
 	trail *audit.Trail
 	queue *audit.Queue
@@ -86,7 +87,7 @@ func openDB(b *testing.B, dialect string) *sqldb.DB {
 func newStack(b *testing.B, dialect string, decisions audit.Decisions) *stack {
 	b.Helper()
 	db := openDB(b, dialect)
-	st := &stack{}
+	st := &stack{db: db}
 	opts := policy.Options{Logger: quiet, Recorder: audit.Nop{}}
 	if decisions != "" {
 		keys, err := audit.NewKeyring([]byte(benchKey))

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -561,6 +562,14 @@ func testCORS(t *testing.T, newServer factory) {
 	}
 	if got := strings.ToLower(pre.header.Get("Access-Control-Allow-Headers")); !strings.Contains(got, "authorization") {
 		t.Errorf("preflight: Access-Control-Allow-Headers = %q, want Authorization in it", got)
+	}
+	// A request without an Origin (not a browser's cross-origin one) gets
+	// no CORS headers, but its answer still varies by Origin (for caches),
+	// as does every answer.
+	for _, r := range []response{r, s.do(t, "GET", "/api/roles", "Authorization: Bearer "+newKey(t))} {
+		if got := r.header.Values("Vary"); !slices.Contains(got, "Origin") {
+			t.Errorf("%s %s: Vary = %q, want Origin in it", r.method, r.path, got)
+		}
 	}
 	// An error response carries CORS too, so browsers can read it.
 	e := s.do(t, "GET", "/api/roles", "Origin: "+origin)
