@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +15,25 @@ type ops struct {
 	requests  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	decisions *prometheus.CounterVec
+	// series remembers the series of each (route, method, code) and
+	// (kind, decision): every request counts itself, and finding a series
+	// in its vector hashes the labels and takes the vector's lock.
+	series *sync.Map // requestKey → requestSeries, decisionKey → prometheus.Counter
+}
+
+type requestKey struct {
+	route, method string
+	code          int
+}
+
+type requestSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
+}
+
+type decisionKey struct {
+	kind    string
+	allowed bool
 }
 
 func newOps(reg *prometheus.Registry) ops {
@@ -33,6 +53,7 @@ func newOps(reg *prometheus.Registry) ops {
 		}, []string{"kind", "decision"}),
 	}
 	reg.MustRegister(o.requests, o.duration, o.decisions)
+	o.series = new(sync.Map)
 	return o
 }
 
@@ -42,9 +63,20 @@ func newOps(reg *prometheus.Registry) ops {
 // labelled from fixed sets (see MethodLabel and CodeLabel), so that no
 // client can add series by inventing methods.
 func (m *Metrics) ObserveRequest(route, method string, code int, took time.Duration) {
-	method = MethodLabel(method)
-	m.ops.requests.WithLabelValues(route, method, CodeLabel(code)).Inc()
-	m.ops.duration.WithLabelValues(route, method).Observe(took.Seconds())
+	if code < 100 || code > 599 {
+		code = 0 // "other": the keys stay as few as the label values
+	}
+	k := requestKey{route, MethodLabel(method), code}
+	s, ok := m.ops.series.Load(k)
+	if !ok {
+		s, _ = m.ops.series.LoadOrStore(k, requestSeries{
+			count:    m.ops.requests.WithLabelValues(route, k.method, CodeLabel(code)),
+			duration: m.ops.duration.WithLabelValues(route, k.method),
+		})
+	}
+	rs := s.(requestSeries)
+	rs.count.Inc()
+	rs.duration.Observe(took.Seconds())
 }
 
 // MethodLabel is the label value of an HTTP method: the method itself when
@@ -69,11 +101,16 @@ func CodeLabel(code int) string {
 
 // Decision counts one check's decision.
 func (m *Metrics) Decision(kind string, allowed bool) {
-	d := "denied"
-	if allowed {
-		d = "allowed"
+	k := decisionKey{kind, allowed}
+	c, ok := m.ops.series.Load(k)
+	if !ok {
+		d := "denied"
+		if allowed {
+			d = "allowed"
+		}
+		c, _ = m.ops.series.LoadOrStore(k, m.ops.decisions.WithLabelValues(kind, d))
 	}
-	m.ops.decisions.WithLabelValues(kind, d).Inc()
+	c.(prometheus.Counter).Inc()
 }
 
 // Breaker exports a circuit breaker: its state (0 closed, 1 half-open,
