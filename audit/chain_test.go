@@ -360,3 +360,30 @@ func TestVerifierStaysFailed(t *testing.T) {
 		}
 	}
 }
+
+// The fingerprints and seals are the stored format: records written by
+// earlier releases must still verify. These known answers were computed by
+// the first implementation (a fresh HMAC per value over length-prefixed
+// parts); any change to how they are computed must keep them.
+func TestSealKnownAnswers(t *testing.T) {
+	k := keyring(t, testKey)
+	tfp := k.TenantFingerprint("tenant-hash")
+	r := audit.Record{Tenant: tfp, Seq: 42, Time: time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.UTC), User: k.UserFingerprint(tfp, "john"),
+		Action: audit.CheckPermission, Resource: "u_x:read", Success: true, Details: `{"allowed":true,"status_code":200}`,
+		IP: "192.0.2.7", UserAgent: "ua/1 é", RequestID: "req-1"}
+	k.Seal(k.Genesis(tfp), &r)
+	cases := []struct{ name, got, want string }{
+		{"tenant", tfp, "t_53c1350c43773da25c4ea62187f25b27"},
+		{"user", r.User, "u_0cc6cb02091e93a655571a814f2b1600"},
+		{"name", k.NameFingerprint(tfp, "admin"), "n_f1f32a9cef006e52cfee7a0dbd87299c"},
+		{"genesis", k.Genesis(tfp), "51c8f58a7c3912c59455b0e9f5e610e9113baf53e5411a9d8c139789d92bfb44"},
+		{"seal", r.MAC, "c82d8ab4467b1c8e8270452d9cef4492dc63105d5c4948b9d61216f0a235259c"},
+		{"head", k.HeadMAC(tfp, 42, r.MAC), "6390abc1a9df866ab129769f34e5c6ced94c9070eb3eb45647484aef8f1a71ac"},
+		{"anchor", k.AnchorMAC(tfp, 7, r.MAC), "7b317cfd0afd24b268cc284e13e9620bc84a249a50b8acd2e3112eca465d2245"},
+	}
+	for _, tc := range cases {
+		if tc.got != tc.want {
+			t.Errorf("%s = %s, want %s", tc.name, tc.got, tc.want)
+		}
+	}
+}
