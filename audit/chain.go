@@ -139,6 +139,17 @@ type Record struct {
 	// other records), with which a store tells a tenant's first change
 	// from a later one whose chain went missing.
 	Version int64
+
+	// raw holds what a decision's record was queued with, before the
+	// trail's writer fingerprints and encodes it (see Trail.RecordDecision).
+	raw raw
+}
+
+// raw is the part of a queued record still to be fingerprinted and encoded.
+type raw struct {
+	set          bool
+	tenant, user string
+	details      any // map[string]any, or nil
 }
 
 // canonical adds the fields a record's MAC covers (everything but ID and
@@ -317,14 +328,78 @@ func (v *Verifier) Finish() error {
 	return nil
 }
 
-// CanonicalDetails encodes details as a JSON object with sorted keys.
+// CanonicalDetails encodes details as a JSON object with sorted keys,
+// exactly as encoding/json does.
 func CanonicalDetails(d map[string]any) string {
 	if len(d) == 0 {
 		return "{}"
+	}
+	if s, ok := canonicalSmall(d); ok {
+		return s
 	}
 	b, err := json.Marshal(d) // encoding/json sorts map keys
 	if err != nil {
 		return "{}"
 	}
 	return string(b)
+}
+
+// canonicalSmall encodes the common details (a few keys; booleans,
+// integers and plain strings) without reflection, byte for byte as
+// encoding/json would; ok is false for anything else, which json.Marshal
+// encodes.
+func canonicalSmall(d map[string]any) (string, bool) {
+	var keysBuf [8]string
+	if len(d) > len(keysBuf) {
+		return "", false
+	}
+	keys := keysBuf[:0]
+	for k := range d {
+		if !plainJSON(k) {
+			return "", false
+		}
+		keys = append(keys, k)
+	}
+	// Insertion sort: a handful of keys.
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	var buf [256]byte
+	b := append(buf[:0], '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, '"'), k...), '"', ':')
+		switch v := d[k].(type) {
+		case bool:
+			b = strconv.AppendBool(b, v)
+		case int:
+			b = strconv.AppendInt(b, int64(v), 10)
+		case int64:
+			b = strconv.AppendInt(b, v, 10)
+		case string:
+			if !plainJSON(v) {
+				return "", false
+			}
+			b = append(append(append(b, '"'), v...), '"')
+		default:
+			return "", false
+		}
+	}
+	return string(append(b, '}')), true
+}
+
+// plainJSON reports whether encoding/json writes s between quotes as it
+// is: printable ASCII without the characters it escapes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }

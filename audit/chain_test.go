@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -139,6 +140,38 @@ func TestCanonicalDetails(t *testing.T) {
 	for _, tc := range cases {
 		if got := audit.CanonicalDetails(tc.in); got != tc.want {
 			t.Errorf("CanonicalDetails(%v) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+// CanonicalDetails writes exactly what encoding/json writes, whichever of
+// its paths (the common small details, or json.Marshal) encodes the map.
+func TestCanonicalDetailsMatchesEncodingJSON(t *testing.T) {
+	strs := []string{"", "plain", "a\"quote", "back\\slash", "<tag>", "a&b", "new\nline", "tab\t", "\x00nul", "é", "\u2028",
+		"\xff\xfe", "ctl\x1f", "del\x7f", "~ok~"}
+	vals := []any{true, false, 0, 200, -1, int64(1) << 62, int32(7), 1.5, 1e21, nil, "x", []string{"a"},
+		map[string]any{"k": 1}, uint8(3)}
+	for _, s := range strs {
+		vals = append(vals, s)
+	}
+	var maps []map[string]any
+	for _, k := range strs {
+		for _, v := range vals {
+			maps = append(maps, map[string]any{k: v}, map[string]any{k: v, "status_code": 200, "allowed": true})
+		}
+	}
+	big := map[string]any{}
+	for i := 0; i < 12; i++ {
+		big[fmt.Sprintf("k%02d", 11-i)] = i
+	}
+	maps = append(maps, big, map[string]any{"b": 1, "a": 2, "c": "x", "B": false, "_": true})
+	for _, m := range maps {
+		want, err := json.Marshal(m)
+		if err != nil {
+			want = []byte("{}")
+		}
+		if got := audit.CanonicalDetails(m); got != string(want) {
+			t.Errorf("CanonicalDetails(%#v) = %s, want %s", m, got, want)
 		}
 	}
 }

@@ -99,7 +99,7 @@ func benchDecisionTrail(b *testing.B, dialect string, stream bool) {
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64((cpuTime() - cpu0).Nanoseconds())/float64(b.N), "cpu-ns/record")
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/record")
 	if q.Dropped() != 0 {
 		b.Fatalf("%d records dropped", q.Dropped())
 	}
@@ -140,7 +140,7 @@ func BenchmarkAppend(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			b.ReportMetric(float64((cpuTime() - cpu0).Nanoseconds())/float64(b.N), "cpu-ns/record")
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/record")
 		})
 	}
 }

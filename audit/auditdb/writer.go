@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 
 	"gorm.io/gorm"
@@ -112,16 +110,13 @@ func advanced(res sql.Result, want int) error {
 
 // sqliteRowsPerInsert is how many records one SQLite INSERT carries. The
 // driver re-parses a statement on every execution (a prepared statement
-// saves nothing) and binds parameters in time quadratic in their number:
-// a few rows per statement is cheapest (see BenchmarkAppend).
-var sqliteRowsPerInsert = envInt("AUDIT_SQLITE_ROWS", 8)
-
-func envInt(k string, d int) int {
-	if v, err := strconv.Atoi(os.Getenv(k)); err == nil && v > 0 {
-		return v
-	}
-	return d
-}
+// saves nothing) and binds parameters in time quadratic in their number
+// (gorm's 200 rows of 12 columns spent more time binding than inserting);
+// a single row per statement pays the parse for every row. Measured with
+// BenchmarkAppend (CPU per record): 1 row 14.4 µs, 16 rows 11.5 µs,
+// 32 rows 11.2 µs, 48 rows 11.2 µs; the whole JSON batch as one
+// parameter expanded by json_each, 17 µs.
+const sqliteRowsPerInsert = 32
 
 // sqliteInsert returns the INSERT of rows records.
 func sqliteInsert(rows int) string {
