@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ourway/auth/internal/secret"
@@ -20,6 +22,8 @@ import (
 // edit, insert, reorder or drop a record unnoticed.
 type Keyring struct {
 	key []byte
+	// pool holds keyed HMAC states for reuse.
+	pool sync.Pool
 }
 
 // MinKeyLen is the shortest audit key accepted, in bytes.
@@ -36,21 +40,68 @@ func NewKeyring(key []byte) (*Keyring, error) {
 	return &Keyring{key: append([]byte(nil), key...)}, nil
 }
 
-func (k *Keyring) mac(parts ...[]byte) []byte {
-	h := hmac.New(sha256.New, k.key)
-	var n [8]byte
-	for _, p := range parts {
-		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
-		h.Write(n[:])
-		h.Write(p)
+// macState is a keyed HMAC ready for reuse (Reset restores the keyed
+// state without hashing the key again) and the buffer its input is
+// assembled in.
+type macState struct {
+	h   hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
+}
+
+func (k *Keyring) state() *macState {
+	if m, ok := k.pool.Get().(*macState); ok {
+		return m
 	}
-	return h.Sum(nil)
+	return &macState{h: hmac.New(sha256.New, k.key), buf: make([]byte, 0, 1024)}
+}
+
+func (k *Keyring) release(m *macState) {
+	if cap(m.buf) > 64<<10 {
+		m.buf = make([]byte, 0, 1024) // a huge record is not kept for ever
+	}
+	k.pool.Put(m)
+}
+
+// part appends one length-prefixed field to the MAC input.
+func (m *macState) part(p string) {
+	m.buf = binary.BigEndian.AppendUint64(m.buf, uint64(len(p)))
+	m.buf = append(m.buf, p...)
+}
+
+// partBytes is part for a field at hand as bytes.
+func (m *macState) partBytes(p []byte) {
+	m.buf = binary.BigEndian.AppendUint64(m.buf, uint64(len(p)))
+	m.buf = append(m.buf, p...)
+}
+
+// hex returns the HMAC of the parts added since reset, hex-encoded (n
+// characters of it).
+func (m *macState) hex(n int) string {
+	m.h.Reset()
+	m.h.Write(m.buf)
+	m.h.Sum(m.sum[:0])
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], m.sum[:])
+	m.buf = m.buf[:0]
+	return string(out[:n])
+}
+
+// macHex is the hex HMAC of the length-prefixed parts, cut to n characters.
+func (k *Keyring) macHex(n int, parts ...string) string {
+	m := k.state()
+	for _, p := range parts {
+		m.part(p)
+	}
+	s := m.hex(n)
+	k.release(m)
+	return s
 }
 
 // TenantFingerprint is the keyed fingerprint that identifies a tenant in
 // the audit trail (derived from the tenant's key hash, never the key).
 func (k *Keyring) TenantFingerprint(tenant string) string {
-	return "t_" + hex.EncodeToString(k.mac([]byte("tenant"), []byte(tenant)))[:32]
+	return "t_" + k.macHex(32, "tenant", tenant)
 }
 
 // UserFingerprint is the keyed fingerprint of a user name within a tenant:
@@ -59,13 +110,13 @@ func (k *Keyring) UserFingerprint(tenantFP, user string) string {
 	if user == "" {
 		return ""
 	}
-	return "u_" + hex.EncodeToString(k.mac([]byte("user"), []byte(tenantFP), []byte(user)))[:32]
+	return "u_" + k.macHex(32, "user", tenantFP, user)
 }
 
 // NameFingerprint is the keyed fingerprint of a role, permission or other
 // name within a tenant, used in resources when names must not be stored.
 func (k *Keyring) NameFingerprint(tenantFP, name string) string {
-	return "n_" + hex.EncodeToString(k.mac([]byte("name"), []byte(tenantFP), []byte(name)))[:32]
+	return "n_" + k.macHex(32, "name", tenantFP, name)
 }
 
 // Record is one stored audit record.
@@ -88,48 +139,78 @@ type Record struct {
 	// other records), with which a store tells a tenant's first change
 	// from a later one whose chain went missing.
 	Version int64
+
+	// raw holds what a decision's record was queued with, before the
+	// trail's writer fingerprints and encodes it (see Trail.RecordDecision).
+	raw raw
 }
 
-// canonical is the byte string a record's MAC covers (everything but ID and
-// MAC), each field length-prefixed so that no two records encode alike.
-func (r *Record) canonical() [][]byte {
+// raw is the part of a queued record still to be fingerprinted and encoded.
+type raw struct {
+	set          bool
+	tenant, user string
+	details      any // map[string]any, or nil
+}
+
+// canonical adds the fields a record's MAC covers (everything but ID and
+// MAC) to m, each length-prefixed so that no two records encode alike.
+func (r *Record) canonical(m *macState) {
 	success := "0"
 	if r.Success {
 		success = "1"
 	}
-	return [][]byte{
-		[]byte("record/v1"), []byte(r.Tenant), []byte(strconv.FormatInt(r.Seq, 10)),
-		[]byte(FormatTime(r.Time)), []byte(r.User), []byte(r.Action), []byte(r.Resource),
-		[]byte(success), []byte(r.Details), []byte(r.IP), []byte(r.UserAgent), []byte(r.RequestID),
-	}
+	var seq, at [32]byte
+	m.part("record/v1")
+	m.part(r.Tenant)
+	m.partBytes(strconv.AppendInt(seq[:0], r.Seq, 10))
+	m.partBytes(appendTime(at[:0], r.Time))
+	m.part(r.User)
+	m.part(string(r.Action))
+	m.part(r.Resource)
+	m.part(success)
+	m.part(r.Details)
+	m.part(r.IP)
+	m.part(r.UserAgent)
+	m.part(r.RequestID)
 }
 
 // FormatTime renders a record time as stored and sealed: UTC, microseconds.
 func FormatTime(t time.Time) string {
-	return t.UTC().Truncate(time.Microsecond).Format("2006-01-02T15:04:05.000000Z")
+	var b [32]byte
+	return string(appendTime(b[:0], t))
+}
+
+// timeLayout is the layout of FormatTime.
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+func appendTime(b []byte, t time.Time) []byte {
+	return t.UTC().Truncate(time.Microsecond).AppendFormat(b, timeLayout)
 }
 
 // Genesis is the MAC a tenant's chain starts from.
 func (k *Keyring) Genesis(tenantFP string) string {
-	return hex.EncodeToString(k.mac([]byte("genesis/v1"), []byte(tenantFP)))
+	return k.macHex(64, "genesis/v1", tenantFP)
 }
 
 // Seal sets r.MAC from the previous record's MAC.
 func (k *Keyring) Seal(prevMAC string, r *Record) {
-	parts := append([][]byte{[]byte(prevMAC)}, r.canonical()...)
-	r.MAC = hex.EncodeToString(k.mac(parts...))
+	m := k.state()
+	m.part(prevMAC)
+	r.canonical(m)
+	r.MAC = m.hex(64)
+	k.release(m)
 }
 
 // HeadMAC seals a chain head (the last sequence number and MAC), so that
 // dropping records from the end of a chain cannot go unnoticed.
 func (k *Keyring) HeadMAC(tenantFP string, seq int64, mac string) string {
-	return hex.EncodeToString(k.mac([]byte("head/v1"), []byte(tenantFP), []byte(strconv.FormatInt(seq, 10)), []byte(mac)))
+	return k.macHex(64, "head/v1", tenantFP, strconv.FormatInt(seq, 10), mac)
 }
 
 // AnchorMAC seals the point a chain resumes from after old records were
 // purged by the retention policy.
 func (k *Keyring) AnchorMAC(tenantFP string, seq int64, mac string) string {
-	return hex.EncodeToString(k.mac([]byte("anchor/v1"), []byte(tenantFP), []byte(strconv.FormatInt(seq, 10)), []byte(mac)))
+	return k.macHex(64, "anchor/v1", tenantFP, strconv.FormatInt(seq, 10), mac)
 }
 
 // Head is the stored end of a tenant's chain, and where it starts.
@@ -247,14 +328,78 @@ func (v *Verifier) Finish() error {
 	return nil
 }
 
-// CanonicalDetails encodes details as a JSON object with sorted keys.
+// CanonicalDetails encodes details as a JSON object with sorted keys,
+// exactly as encoding/json does.
 func CanonicalDetails(d map[string]any) string {
 	if len(d) == 0 {
 		return "{}"
+	}
+	if s, ok := canonicalSmall(d); ok {
+		return s
 	}
 	b, err := json.Marshal(d) // encoding/json sorts map keys
 	if err != nil {
 		return "{}"
 	}
 	return string(b)
+}
+
+// canonicalSmall encodes the common details (a few keys; booleans,
+// integers and plain strings) without reflection, byte for byte as
+// encoding/json would; ok is false for anything else, which json.Marshal
+// encodes.
+func canonicalSmall(d map[string]any) (string, bool) {
+	var keysBuf [8]string
+	if len(d) > len(keysBuf) {
+		return "", false
+	}
+	keys := keysBuf[:0]
+	for k := range d {
+		if !plainJSON(k) {
+			return "", false
+		}
+		keys = append(keys, k)
+	}
+	// Insertion sort: a handful of keys.
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	var buf [256]byte
+	b := append(buf[:0], '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, '"'), k...), '"', ':')
+		switch v := d[k].(type) {
+		case bool:
+			b = strconv.AppendBool(b, v)
+		case int:
+			b = strconv.AppendInt(b, int64(v), 10)
+		case int64:
+			b = strconv.AppendInt(b, v, 10)
+		case string:
+			if !plainJSON(v) {
+				return "", false
+			}
+			b = append(append(append(b, '"'), v...), '"')
+		default:
+			return "", false
+		}
+	}
+	return string(append(b, '}')), true
+}
+
+// plainJSON reports whether encoding/json writes s between quotes as it
+// is: printable ASCII without the characters it escapes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }

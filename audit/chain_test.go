@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -139,6 +140,38 @@ func TestCanonicalDetails(t *testing.T) {
 	for _, tc := range cases {
 		if got := audit.CanonicalDetails(tc.in); got != tc.want {
 			t.Errorf("CanonicalDetails(%v) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+// CanonicalDetails writes exactly what encoding/json writes, whichever of
+// its paths (the common small details, or json.Marshal) encodes the map.
+func TestCanonicalDetailsMatchesEncodingJSON(t *testing.T) {
+	strs := []string{"", "plain", "a\"quote", "back\\slash", "<tag>", "a&b", "new\nline", "tab\t", "\x00nul", "é", "\u2028",
+		"\xff\xfe", "ctl\x1f", "del\x7f", "~ok~"}
+	vals := []any{true, false, 0, 200, -1, int64(1) << 62, int32(7), 1.5, 1e21, nil, "x", []string{"a"},
+		map[string]any{"k": 1}, uint8(3)}
+	for _, s := range strs {
+		vals = append(vals, s)
+	}
+	var maps []map[string]any
+	for _, k := range strs {
+		for _, v := range vals {
+			maps = append(maps, map[string]any{k: v}, map[string]any{k: v, "status_code": 200, "allowed": true})
+		}
+	}
+	big := map[string]any{}
+	for i := 0; i < 12; i++ {
+		big[fmt.Sprintf("k%02d", 11-i)] = i
+	}
+	maps = append(maps, big, map[string]any{"b": 1, "a": 2, "c": "x", "B": false, "_": true})
+	for _, m := range maps {
+		want, err := json.Marshal(m)
+		if err != nil {
+			want = []byte("{}")
+		}
+		if got := audit.CanonicalDetails(m); got != string(want) {
+			t.Errorf("CanonicalDetails(%#v) = %s, want %s", m, got, want)
 		}
 	}
 }
@@ -357,6 +390,33 @@ func TestVerifierStaysFailed(t *testing.T) {
 	for _, got := range []error{v.Next(&recs[2]), v.Finish()} {
 		if got != first {
 			t.Errorf("after a failure: %v, want the first problem %v", got, first)
+		}
+	}
+}
+
+// The fingerprints and seals are the stored format: records written by
+// earlier releases must still verify. These known answers were computed by
+// the first implementation (a fresh HMAC per value over length-prefixed
+// parts); any change to how they are computed must keep them.
+func TestSealKnownAnswers(t *testing.T) {
+	k := keyring(t, testKey)
+	tfp := k.TenantFingerprint("tenant-hash")
+	r := audit.Record{Tenant: tfp, Seq: 42, Time: time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.UTC), User: k.UserFingerprint(tfp, "john"),
+		Action: audit.CheckPermission, Resource: "u_x:read", Success: true, Details: `{"allowed":true,"status_code":200}`,
+		IP: "192.0.2.7", UserAgent: "ua/1 é", RequestID: "req-1"}
+	k.Seal(k.Genesis(tfp), &r)
+	cases := []struct{ name, got, want string }{
+		{"tenant", tfp, "t_53c1350c43773da25c4ea62187f25b27"},
+		{"user", r.User, "u_0cc6cb02091e93a655571a814f2b1600"},
+		{"name", k.NameFingerprint(tfp, "admin"), "n_f1f32a9cef006e52cfee7a0dbd87299c"},
+		{"genesis", k.Genesis(tfp), "51c8f58a7c3912c59455b0e9f5e610e9113baf53e5411a9d8c139789d92bfb44"},
+		{"seal", r.MAC, "c82d8ab4467b1c8e8270452d9cef4492dc63105d5c4948b9d61216f0a235259c"},
+		{"head", k.HeadMAC(tfp, 42, r.MAC), "6390abc1a9df866ab129769f34e5c6ced94c9070eb3eb45647484aef8f1a71ac"},
+		{"anchor", k.AnchorMAC(tfp, 7, r.MAC), "7b317cfd0afd24b268cc284e13e9620bc84a249a50b8acd2e3112eca465d2245"},
+	}
+	for _, tc := range cases {
+		if tc.got != tc.want {
+			t.Errorf("%s = %s, want %s", tc.name, tc.got, tc.want)
 		}
 	}
 }

@@ -60,6 +60,13 @@ type Queue struct {
 	lastDropLog atomic.Int64
 	loggedDrops atomic.Int64
 
+	// wake (one slot) wakes Run: a sender leaves a token when a full
+	// batch is waiting (queued plus held by Run) or the queue is full, and
+	// closing leaves one.
+	wake chan struct{}
+	// held is how many records Run holds in a partial batch.
+	held atomic.Int64
+
 	closeOnce sync.Once
 	done      chan struct{}
 	mu        sync.RWMutex // held shared by senders, exclusively by Close
@@ -91,7 +98,7 @@ func NewQueue(write func(ctx context.Context, recs []Record) error, opts QueueOp
 	}
 	return &Queue{
 		ch: make(chan Record, opts.Size), write: write, opts: opts, log: opts.Logger,
-		done: make(chan struct{}),
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
 
@@ -108,9 +115,15 @@ func (q *Queue) Enqueue(ctx context.Context, r Record) bool {
 	}
 	select {
 	case q.ch <- r:
+		if n := len(q.ch); n+int(q.held.Load()) >= q.opts.Batch || n == cap(q.ch) {
+			q.signal()
+		}
 		return true
 	default:
 	}
+	// Full: Run must be awake to make room (the sender that filled the
+	// queue woke it, but a wake-up costs nothing when one is pending).
+	q.signal()
 	if q.opts.Overflow == Drop {
 		q.drop(r, "queue full")
 		return false
@@ -176,6 +189,11 @@ func (q *Queue) Written() int64 { return q.written.Load() }
 // most FlushTimeout (a write under way is given up then), and it returns an
 // error counting the records it could not write; after Close, for as long
 // as it takes.
+//
+// Run does not wait on every record: it sleeps until a batch is full (the
+// sender that fills one wakes it), the flush interval passes or the queue
+// closes, then takes what is queued in one go, so that a check's Enqueue
+// is a channel send that seldom has a goroutine to wake.
 func (q *Queue) Run(ctx context.Context) error {
 	defer close(q.done)
 	defer func() { q.logDrops("queue full", q.dropped.Load()) }()
@@ -188,33 +206,67 @@ func (q *Queue) Run(ctx context.Context) error {
 	defer timer.Stop()
 	stop := ctx.Done()
 	for {
+		timeUp := false
 		select {
 		case <-stop:
 			stop = nil
-			q.closeInput() // the records queued so far still arrive below
-		case r, ok := <-q.ch:
-			if !ok {
+			q.closeInput() // the records queued so far are still taken below
+		case <-q.wake:
+		case <-timer.C:
+			timeUp = true
+			timer.Reset(q.opts.FlushInterval)
+		}
+		for {
+			var closed bool
+			batch, closed = q.take(batch)
+			if closed {
 				if !q.flush(wctx, batch) {
 					return q.unwritten(wctx, len(batch))
 				}
 				return nil
 			}
-			batch = append(batch, r)
-			if len(batch) >= q.opts.Batch {
-				if !q.flush(wctx, batch) {
-					return q.unwritten(wctx, len(batch))
+			if len(batch) < q.opts.Batch && !(timeUp && len(batch) > 0) {
+				// A partial batch waits for the interval, or for the
+				// senders to complete it.
+				q.held.Store(int64(len(batch)))
+				if len(q.ch)+len(batch) < q.opts.Batch {
+					break
 				}
-				batch = batch[:0]
+				continue // completed meanwhile
 			}
-		case <-timer.C:
-			if len(batch) > 0 {
-				if !q.flush(wctx, batch) {
-					return q.unwritten(wctx, len(batch))
-				}
-				batch = batch[:0]
+			q.held.Store(0)
+			if !q.flush(wctx, batch) {
+				return q.unwritten(wctx, len(batch))
 			}
-			timer.Reset(q.opts.FlushInterval)
+			batch = batch[:0]
+			timeUp = false // one partial batch per interval; full ones at once
 		}
+	}
+}
+
+// take adds queued records to batch, without waiting, until it is full or
+// the queue is empty; closed is true when the queue is closed and every
+// record has been taken.
+func (q *Queue) take(batch []Record) (_ []Record, closed bool) {
+	for len(batch) < q.opts.Batch {
+		select {
+		case r, ok := <-q.ch:
+			if !ok {
+				return batch, true
+			}
+			batch = append(batch, r)
+		default:
+			return batch, false
+		}
+	}
+	return batch, false
+}
+
+// signal wakes Run if it sleeps.
+func (q *Queue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default: // a wake-up is pending already
 	}
 }
 
@@ -292,6 +344,7 @@ func (q *Queue) closeInput() {
 		q.closed = true
 		close(q.ch)
 		q.mu.Unlock()
+		q.signal()
 	})
 }
 

@@ -440,3 +440,41 @@ func TestQueueRunFlushTimeout(t *testing.T) {
 		t.Errorf("written %v, want nothing", s.written())
 	}
 }
+
+// The writer sleeps until a batch is full, the interval passes or the queue
+// closes: a full batch is written at once, without waiting for the
+// interval, and so is every following full batch; a queue smaller than a
+// batch wakes the writer when it fills, so that blocked senders get room
+// long before the interval.
+func TestQueueWakesWriterForFullBatches(t *testing.T) {
+	cases := []struct {
+		name        string
+		size, batch int
+		n           int
+	}{
+		{"one full batch", 100, 10, 10},
+		{"several full batches", 100, 10, 60},
+		{"queue smaller than a batch", 4, 8, 64},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &sink{}
+			q := startQueue(t, s, audit.QueueOptions{Size: tc.size, Batch: tc.batch, FlushInterval: time.Hour,
+				Overflow: audit.Block, BlockTimeout: -1})
+			want := ids(tc.n)
+			for _, id := range want {
+				if !q.Enqueue(context.Background(), rec(id)) {
+					t.Fatalf("Enqueue(%s) refused", id)
+				}
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for len(s.written()) < tc.n {
+				if time.Now().After(deadline) {
+					t.Fatalf("full batches not written within 10s (interval 1h): written %d of %d", len(s.written()), tc.n)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			sameIDs(t, "written", s.written(), want)
+		})
+	}
+}

@@ -61,6 +61,14 @@ type Trail struct {
 	// handles maps the fingerprints of the tenants seen to their handles,
 	// for Handle.
 	handles sync.Map
+	// tenantFPs caches tenants' fingerprints (handle → fingerprint), at
+	// most maxCachedTenants of them (cachedTenants).
+	tenantFPs     sync.Map
+	cachedTenants atomic.Int64
+	// details caches decoded details for the log lines (details string →
+	// decoded value), at most maxDecodedDetails of them.
+	details       sync.Map
+	cachedDetails atomic.Int64
 }
 
 // TrailOptions tune a Trail.
@@ -129,17 +137,44 @@ func (t *Trail) Fingerprint(tenant string) string { return t.keys.TenantFingerpr
 
 // record turns an entry into an unsealed record.
 func (t *Trail) record(ctx context.Context, e Entry) Record {
-	tfp := t.keys.TenantFingerprint(e.Tenant)
-	t.handles.LoadOrStore(tfp, e.Tenant)
+	r := t.capture(ctx, e)
+	t.finish(&r)
+	return r
+}
+
+// capture takes what a record needs from an entry and the request facts in
+// ctx, without fingerprinting or encoding anything yet (finish does): it is
+// all a check's request pays for its record. The entry's Details map is
+// kept, not copied.
+func (t *Trail) capture(ctx context.Context, e Entry) Record {
 	at := e.Time
 	if at.IsZero() {
 		at = t.now()
 	}
-	r := Record{
-		Tenant: tfp, Time: at.UTC(), User: t.keys.UserFingerprint(tfp, e.User),
-		Action: e.Action, Resource: text(e.Resource, 1024), Success: e.Success,
-		Details: CanonicalDetails(e.Details), Version: e.Version,
+	r := Record{Time: at, Action: e.Action, Resource: e.Resource, Success: e.Success, Version: e.Version,
+		raw: raw{set: true, tenant: e.Tenant, user: e.User}}
+	if e.Details != nil {
+		r.raw.details = e.Details
 	}
+	if req, ok := RequestFrom(ctx); ok {
+		r.IP, r.UserAgent, r.RequestID = req.IP, req.UserAgent, req.ID
+	}
+	return r
+}
+
+// finish turns a captured record into a storable one: fingerprints of the
+// tenant, the user and (with SealResources) the names, the canonical
+// details, times in UTC and text cut to size.
+func (t *Trail) finish(r *Record) {
+	if !r.raw.set {
+		return
+	}
+	tfp := t.tenantFP(r.raw.tenant)
+	d, _ := r.raw.details.(map[string]any)
+	r.Tenant, r.Time, r.User = tfp, r.Time.UTC(), t.keys.UserFingerprint(tfp, r.raw.user)
+	r.Resource, r.Details = text(r.Resource, 1024), CanonicalDetails(d)
+	r.IP, r.UserAgent, r.RequestID = text(r.IP, 64), text(r.UserAgent, 512), text(r.RequestID, 128)
+	r.raw = raw{}
 	if t.sealRes && r.Resource != "" {
 		parts := strings.Split(r.Resource, ":")
 		for i, p := range parts {
@@ -155,10 +190,26 @@ func (t *Trail) record(ctx context.Context, e Entry) Record {
 			r.Resource = r.User + ":" + r.Resource
 		}
 	}
-	if req, ok := RequestFrom(ctx); ok {
-		r.IP, r.UserAgent, r.RequestID = text(req.IP, 64), text(req.UserAgent, 512), text(req.ID, 128)
+}
+
+// maxCachedTenants bounds the cache of tenant fingerprints (requests with
+// made-up keys must not grow it without end).
+const maxCachedTenants = 1 << 14
+
+// tenantFP returns the tenant's fingerprint, computed once per tenant, and
+// remembers the tenant's handle for Handle.
+func (t *Trail) tenantFP(tenant string) string {
+	if fp, ok := t.tenantFPs.Load(tenant); ok {
+		return fp.(string)
 	}
-	return r
+	fp := t.keys.TenantFingerprint(tenant)
+	t.handles.LoadOrStore(fp, tenant)
+	if t.cachedTenants.Load() < maxCachedTenants {
+		if _, loaded := t.tenantFPs.LoadOrStore(tenant, fp); !loaded {
+			t.cachedTenants.Add(1)
+		}
+	}
+	return fp
 }
 
 // text makes a client-supplied string storable: valid UTF-8 without NUL
@@ -200,6 +251,10 @@ func (t *Trail) RecordChange(ctx context.Context, e Entry) error {
 
 // RecordDecision records a check or listing according to the decision mode;
 // allowed is the decision (listings count as allowed).
+//
+// The request pays only for queueing the entry's fields as they are (the
+// trail keeps e.Details: the caller must not change it afterwards); the
+// queue's writer (WriteBatch) fingerprints, encodes and seals them.
 func (t *Trail) RecordDecision(ctx context.Context, e Entry, allowed bool) {
 	switch t.decisions {
 	case DecisionsNone:
@@ -209,22 +264,29 @@ func (t *Trail) RecordDecision(ctx context.Context, e Entry, allowed bool) {
 			return
 		}
 	}
-	t.queue.Enqueue(ctx, t.record(ctx, e))
+	t.queue.Enqueue(ctx, t.capture(ctx, e))
 }
 
 // RecordEvent records, whatever the decision mode, an event that is not a
 // committed change: a failed request, or a read of the audit trail itself.
+// Like RecordDecision, it keeps e.Details.
 func (t *Trail) RecordEvent(ctx context.Context, e Entry) {
-	t.queue.Enqueue(ctx, t.record(ctx, e))
+	t.queue.Enqueue(ctx, t.capture(ctx, e))
 }
 
-// WriteBatch is the queue's writer: it stores records and emits them.
+// WriteBatch is the queue's writer: it finishes the records queued by
+// RecordDecision and RecordEvent (fingerprints, details), stores them and
+// emits them. It seals recs in place (the queue hands it a copy of its
+// batch, so that a retry starts again from the records as queued).
 //
 // Records of a tenant whose chain is missing are not written (nor retried:
 // the checks were answered; only their records are lost), so that one
 // such tenant cannot hold up every other tenant's records. Each is counted
 // and logged; the chain stays missing for `audit verify` to report.
 func (t *Trail) WriteBatch(ctx context.Context, recs []Record) error {
+	for i := range recs {
+		t.finish(&recs[i])
+	}
 	for {
 		err := t.store.Append(ctx, recs)
 		var cm *ChainMissingError
@@ -259,17 +321,35 @@ func (t *Trail) WriteBatch(ctx context.Context, recs []Record) error {
 	return nil
 }
 
+// maxDecodedDetails bounds the cache of decoded details: checks have a
+// handful of distinct ones, other records are decoded each time.
+const maxDecodedDetails = 256
+
+// decoded returns details decoded for a log line. Decoded values are
+// cached and shared between lines: handlers only read them.
+func (t *Trail) decoded(details string) any {
+	if v, ok := t.details.Load(details); ok {
+		return v
+	}
+	var v any
+	_ = json.Unmarshal([]byte(details), &v)
+	if len(details) <= 128 && t.cachedDetails.Load() < maxDecodedDetails {
+		if _, loaded := t.details.LoadOrStore(details, v); !loaded {
+			t.cachedDetails.Add(1)
+		}
+	}
+	return v
+}
+
 // emit writes one JSON log line for a stored record: fingerprints only,
 // never a key, a user name or a secret.
 func (t *Trail) emit(ctx context.Context, r Record) {
 	if t.stream == nil {
 		return
 	}
-	var details any
-	_ = json.Unmarshal([]byte(r.Details), &details)
 	t.stream.LogAttrs(ctx, slog.LevelInfo, "audit",
 		slog.String("tenant", r.Tenant), slog.Int64("seq", r.Seq), slog.String("occurred_at", FormatTime(r.Time)),
 		slog.String("user", r.User), slog.String("action", string(r.Action)), slog.String("resource", r.Resource),
-		slog.Bool("success", r.Success), slog.Any("details", details), slog.String("ip", r.IP),
+		slog.Bool("success", r.Success), slog.Any("details", t.decoded(r.Details)), slog.String("ip", r.IP),
 		slog.String("request_id", r.RequestID), slog.String("mac", r.MAC))
 }

@@ -488,3 +488,59 @@ func TestTrailStreamChangesOnly(t *testing.T) {
 		})
 	}
 }
+
+// A decision's record is finished by the queue's writer, not by the
+// request: what it stores is exactly what the synchronous path (a change)
+// stores for the same entry and request, fingerprints, canonical details,
+// cut text and sealed names included; and a retried batch starts again
+// from the records as queued.
+func TestTrailDecisionRecordMatchesChangeRecord(t *testing.T) {
+	for _, sealRes := range []bool{false, true} {
+		t.Run(fmt.Sprintf("SealResources=%v", sealRes), func(t *testing.T) {
+			k := keyring(t, testKey)
+			decided, changed := newMemStore(k), newMemStore(k)
+			var trail *audit.Trail
+			decided.fail = errors.New("injected failure") // the first write fails after finishing the records
+			q := audit.NewQueue(func(ctx context.Context, recs []audit.Record) error {
+				err := trail.WriteBatch(ctx, recs)
+				if err != nil {
+					decided.mu.Lock()
+					decided.fail = nil
+					decided.mu.Unlock()
+				}
+				return err
+			}, audit.QueueOptions{FlushInterval: time.Hour, Logger: quietLogger()})
+			trail = audit.NewTrail(k, decided, q, audit.TrailOptions{SealResources: sealRes})
+			sync := audit.NewTrail(k, changed, nil, audit.TrailOptions{SealResources: sealRes})
+			go q.Run(context.Background())
+			ctx := audit.WithRequest(context.Background(), audit.Request{ID: "req-\x00-1", IP: "192.0.2.7\xff",
+				UserAgent: strings.Repeat("é", 300)})
+			at := time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.FixedZone("X", 3600))
+			entries := []audit.Entry{
+				{Time: at, Tenant: "tenant-a", User: "john", Action: audit.CheckPermission, Resource: "docs:read", Success: true,
+					Details: map[string]any{"status_code": 200, "allowed": true}},
+				{Time: at, Tenant: "tenant-b", Action: audit.ListRoles, Success: true, Details: map[string]any{"reason": "a<b"}},
+				{Time: at, Tenant: "tenant-a", User: "mary", Action: audit.CheckMembership, Resource: strings.Repeat("r", 2000), Success: false},
+			}
+			for _, e := range entries {
+				trail.RecordDecision(ctx, e, e.Success)
+				if err := sync.RecordChange(ctx, e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			closeQueue(t, q)
+			got, want := decided.records(), changed.records()
+			if len(got) != len(want) {
+				t.Fatalf("%d decision records, want %d", len(got), len(want))
+			}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Errorf("decision record %d =\n%+v\nwant (as a change records it)\n%+v", i, got[i], want[i])
+				}
+			}
+			if h, ok := trail.Handle(k.TenantFingerprint("tenant-b")); !ok || h != "tenant-b" {
+				t.Errorf("Handle(tenant-b's fingerprint) = %q, %v; want tenant-b, true", h, ok)
+			}
+		})
+	}
+}

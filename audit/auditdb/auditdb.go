@@ -109,57 +109,83 @@ func (s *Store) Append(ctx context.Context, recs []audit.Record) error {
 }
 
 func (s *Store) append(ctx context.Context, tx *gorm.DB, recs []audit.Record) error {
-	byTenant := map[string][]int{}
+	// One tenant is the common case (a change, or a batch of one tenant's
+	// checks): no grouping needed.
 	var tenants []string
-	for i := range recs {
-		t := recs[i].Tenant
-		if _, ok := byTenant[t]; !ok {
-			tenants = append(tenants, t)
+	var byTenant map[string][]int
+	if single(recs) {
+		tenants = []string{recs[0].Tenant}
+	} else {
+		byTenant = map[string][]int{}
+		for i := range recs {
+			t := recs[i].Tenant
+			if _, ok := byTenant[t]; !ok {
+				tenants = append(tenants, t)
+			}
+			byTenant[t] = append(byTenant[t], i)
 		}
-		byTenant[t] = append(byTenant[t], i)
+		sort.Strings(tenants)
 	}
-	sort.Strings(tenants)
-	rows := make([]recordRow, 0, len(recs))
+	w := s.writer(ctx, tx)
+	heads := make([]audit.Head, 0, len(tenants))
+	sealed := make([]*audit.Record, 0, len(recs))
 	for _, t := range tenants {
-		head, err := s.lockHead(tx, t, func() error { return s.checkHistory(ctx, t, recs, byTenant[t]) })
+		idx := byTenant[t]
+		head, err := s.lockHead(ctx, w, tx, t, func() error { return s.checkHistory(ctx, t, recs, idx) })
 		if err != nil {
 			return err
 		}
-		for _, i := range byTenant[t] {
-			r := &recs[i]
+		seal := func(r *audit.Record) {
 			r.Seq = head.Seq + 1
 			r.Time = r.Time.UTC().Truncate(time.Microsecond)
 			s.keys.Seal(head.MAC, r)
 			head.Seq, head.MAC = r.Seq, r.MAC
-			rows = append(rows, recordRow{TenantFP: r.Tenant, Seq: r.Seq, OccurredAt: audit.FormatTime(r.Time),
-				UserFP: r.User, Action: string(r.Action), Resource: r.Resource, Success: r.Success,
-				Details: r.Details, IP: r.IP, UserAgent: r.UserAgent, RequestID: r.RequestID, MAC: r.MAC})
+			sealed = append(sealed, r)
+		}
+		if idx == nil {
+			for i := range recs {
+				seal(&recs[i])
+			}
+		} else {
+			for _, i := range idx {
+				seal(&recs[i])
+			}
 		}
 		head.HeadMAC = s.keys.HeadMAC(t, head.Seq, head.MAC)
-		if err := tx.Model(&headRow{}).Where("tenant_fp = ?", t).
-			Updates(map[string]any{"seq": head.Seq, "mac": head.MAC, "head_mac": head.HeadMAC}).Error; err != nil {
-			return fmt.Errorf("advance audit chain: %w", err)
+		heads = append(heads, head)
+	}
+	return w.write(ctx, sealed, heads)
+}
+
+// single reports whether every record is of the same tenant.
+func single(recs []audit.Record) bool {
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Tenant != recs[0].Tenant {
+			return false
 		}
 	}
-	if err := tx.Omit("id").CreateInBatches(rows, 200).Error; err != nil {
-		return fmt.Errorf("insert audit records: %w", err)
-	}
-	return nil
+	return true
 }
 
 // checkHistory refuses to start a chain for a tenant that has none but has
 // changed before: its chain was deleted, and starting a new one silently
 // would hide that. A record of a change knows the policy version it
 // produced (above 1: not the tenant's first change); for the others the
-// tenant's stored state is asked.
+// tenant's stored state is asked. idx lists the tenant's records (nil: all
+// of recs).
 func (s *Store) checkHistory(ctx context.Context, tenant string, recs []audit.Record, idx []int) error {
 	if s.history == nil {
 		return nil
 	}
 	missing := &audit.ChainMissingError{Tenant: tenant}
 	ask := false
-	for _, i := range idx {
-		if v := recs[i].Version; v > 1 {
+	version := func(i int) int64 { return recs[i].Version }
+	n := len(recs)
+	if idx != nil {
+		version, n = func(i int) int64 { return recs[idx[i]].Version }, len(idx)
+	}
+	for i := 0; i < n; i++ {
+		if v := version(i); v > 1 {
 			return missing
 		} else if v == 0 {
 			ask = true
@@ -182,34 +208,29 @@ func (s *Store) checkHistory(ctx context.Context, tenant string, recs []audit.Re
 // ends (FOR UPDATE on PostgreSQL; SQLite transactions here are write-locked
 // from their start). When there is none, mayStart decides whether a new
 // chain may start (a new tenant) before one is created.
-func (s *Store) lockHead(tx *gorm.DB, tenant string, mayStart func() error) (headRow, error) {
-	read := func() (headRow, error) {
-		q := tx.Where("tenant_fp = ?", tenant)
-		if s.db.Dialect() == sqldb.Postgres {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-		}
-		var h headRow
-		err := q.Take(&h).Error
-		return h, err
+func (s *Store) lockHead(ctx context.Context, w *writer, tx *gorm.DB, tenant string, mayStart func() error) (audit.Head, error) {
+	h, found, err := w.head(ctx, tenant)
+	if err != nil {
+		return audit.Head{}, fmt.Errorf("read audit chain: %w", err)
 	}
-	h, err := read()
-	if err == nil {
+	if found {
 		return h, nil
 	}
-	if !errors.Is(err, gorm.ErrRecordNotFound) {
-		return headRow{}, fmt.Errorf("read audit chain: %w", err)
-	}
 	if err := mayStart(); err != nil {
-		return headRow{}, err
+		return audit.Head{}, err
 	}
 	genesis := s.keys.Genesis(tenant)
 	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&headRow{
 		TenantFP: tenant, Seq: 0, MAC: genesis, HeadMAC: s.keys.HeadMAC(tenant, 0, genesis),
 	}).Error; err != nil {
-		return headRow{}, fmt.Errorf("create audit chain: %w", err)
+		return audit.Head{}, fmt.Errorf("create audit chain: %w", err)
 	}
-	if h, err = read(); err != nil {
-		return headRow{}, fmt.Errorf("read audit chain: %w", err)
+	h, found, err = w.head(ctx, tenant)
+	if err == nil && !found {
+		err = errors.New("chain head not found after creating it")
+	}
+	if err != nil {
+		return audit.Head{}, fmt.Errorf("read audit chain: %w", err)
 	}
 	return h, nil
 }

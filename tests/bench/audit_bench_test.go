@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -301,4 +302,72 @@ func benchDecisionWrites(b *testing.B, dialect string) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkGrant measures change writes with the audit trail (each grant's
+// record sealed and inserted in the grant's transaction) and without:
+// grants per second and the 99th-percentile latency, one writer at a time
+// (seq) and 16 at once (c16). One op is one grant.
+//
+//	go test -run '^$' -bench BenchmarkGrant -benchtime 2000x ./tests/bench/
+func BenchmarkGrant(b *testing.B) {
+	for _, d := range dialects() {
+		for _, mode := range []struct {
+			name      string
+			decisions audit.Decisions
+		}{{"audit", audit.DecisionsAll}, {"plain", ""}} {
+			for _, writers := range []int{1, 16} {
+				name := fmt.Sprintf("%s/%s/seq", d, mode.name)
+				if writers > 1 {
+					name = fmt.Sprintf("%s/%s/c%d", d, mode.name, writers)
+				}
+				b.Run(name, func(b *testing.B) { benchGrant(b, d, mode.decisions, writers) })
+			}
+		}
+	}
+}
+
+func benchGrant(b *testing.B, dialect string, decisions audit.Decisions, writers int) {
+	st := newStack(b, dialect, decisions)
+	key, err := policy.ParseClientKey("6f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := st.svc.CreateRole(ctx, key, "reader"); err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, b.N)
+	next := make(chan int, b.N)
+	for i := 0; i < b.N; i++ {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	var failed sync.Once
+	var ferr error
+	b.ResetTimer()
+	start := time.Now()
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t0 := time.Now()
+				if _, err := st.svc.Grant(ctx, key, "reader", fmt.Sprintf("perm-%d", i)); err != nil {
+					failed.Do(func() { ferr = err })
+				}
+				lat[i] = time.Since(t0)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if ferr != nil {
+		b.Fatal(ferr)
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "writes/s")
+	b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds())/1000, "p99-ms")
 }
