@@ -28,16 +28,10 @@ const (
 
 // estimate is t's estimated memory. The caller holds t.mu.
 func (t *tenant) estimate() int64 {
-	if !t.loaded || t.enf == nil {
+	if !t.loaded || t.idx == nil {
 		return TenantBaseBytes
 	}
-	n := 0
-	m := t.enf.GetModel()
-	for _, sec := range []string{"p", "g"} {
-		for _, a := range m[sec] {
-			n += len(a.Policy)
-		}
-	}
+	n := t.idx.rules()
 	if t.roles != nil {
 		n += len(t.roles.seq)
 	}
