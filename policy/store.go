@@ -21,7 +21,9 @@ type Snapshot struct {
 
 // RuleFunc receives one Casbin rule of a loaded tenant: ptype "p" with
 // (subject, domain, permission) or "g" with (child, parent, domain). rule
-// is the caller's again once RuleFunc returns (its strings may be kept).
+// is the caller's again once RuleFunc returns (its strings may be kept). A
+// rule may come twice (stored under two keys while names are re-encrypted);
+// the receiver keeps it once.
 type RuleFunc func(ptype string, rule []string) error
 
 // Store is the persistence the policy core needs. Implementations live in

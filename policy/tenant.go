@@ -175,10 +175,27 @@ func (t *tenant) removeFiltered(ptype string, fieldIndex int, values ...string) 
 		}
 		return nil
 	}
-	for _, r := range t.rules(sec) {
-		if matchesFilter(r, fieldIndex, values) {
-			t.idx.indexRule(sec, r, false)
+	// Collect first (the walk must not see its own removals), without
+	// building every rule of a large tenant.
+	var matched [][]string
+	r := make([]string, 3)
+	note := func(a, b string) {
+		if sec == "p" {
+			r[0], r[1], r[2] = a, t.dom, b
+		} else {
+			r[0], r[1], r[2] = a, b, t.dom
 		}
+		if matchesFilter(r, fieldIndex, values) {
+			matched = append(matched, slices.Clone(r))
+		}
+	}
+	if sec == "p" {
+		t.idx.forEachGrant(note)
+	} else {
+		t.idx.forEachLink(note)
+	}
+	for _, r := range matched {
+		t.idx.indexRule(sec, r, false)
 	}
 	return nil
 }
