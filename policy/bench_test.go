@@ -102,12 +102,22 @@ func seed(tb testing.TB, db *sqldb.DB, tenants []*seedTenant) {
 			var sb strings.Builder
 			sb.WriteString(head)
 			args := make([]any, 0, n*cols)
-			ph := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
 			for i, r := range rows[:n] {
 				if i > 0 {
 					sb.WriteString(",")
 				}
-				sb.WriteString(ph)
+				sb.WriteString("(")
+				for c := range cols {
+					if c > 0 {
+						sb.WriteString(",")
+					}
+					if db.Dialect() == sqldb.Postgres {
+						fmt.Fprintf(&sb, "$%d", i*cols+c+1)
+					} else {
+						sb.WriteString("?")
+					}
+				}
+				sb.WriteString(")")
 				args = append(args, r...)
 			}
 			// Straight to the driver: gorm's statement building costs more
@@ -120,7 +130,9 @@ func seed(tb testing.TB, db *sqldb.DB, tenants []*seedTenant) {
 		return nil
 	}
 	now := time.Now().UTC()
-	err := db.InTx(context.Background(), func(tx *gorm.DB) error {
+	// The service's own kind of transaction: the triggers that note rules
+	// written by other programs leave the rows alone.
+	err := db.InOwnTx(context.Background(), func(tx *gorm.DB) error {
 		var rows [][]any
 		for _, t := range tenants {
 			rows = append(rows, []any{string(t.key), 1, now})
@@ -157,9 +169,13 @@ func seed(tb testing.TB, db *sqldb.DB, tenants []*seedTenant) {
 			return err
 		}
 		// Indexes are built faster once, after the rows, than row by row:
-		// drop the table's indexes (SQLite) and re-create them as they were.
+		// drop the table's indexes and re-create them as they were.
 		var idx []struct{ Name, SQL string }
-		if err := tx.Raw("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'casbin_rule' AND sql IS NOT NULL").Scan(&idx).Error; err != nil {
+		q := "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'casbin_rule' AND sql IS NOT NULL"
+		if db.Dialect() == sqldb.Postgres {
+			q = "SELECT indexname AS name, indexdef AS sql FROM pg_indexes WHERE tablename = 'casbin_rule' AND indexname NOT LIKE '%pkey'"
+		}
+		if err := tx.Raw(q).Scan(&idx).Error; err != nil {
 			return err
 		}
 		for _, x := range idx {

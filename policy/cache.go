@@ -72,6 +72,19 @@ func (s *Service) tenant(ctx context.Context, key KeyHash, create bool) (*tenant
 // read runs fn on a tenant's state under its read lock; fn gets nil for a
 // tenant that does not exist.
 func (s *Service) read(ctx context.Context, key KeyHash, fn func(t *tenant) error) error {
+	// A loaded tenant is read under one shared lock, taken once.
+	s.mu.RLock()
+	t := s.tenants[key]
+	s.mu.RUnlock()
+	if t != nil {
+		t.mu.RLock()
+		if t.loaded {
+			t.touch(s.now())
+			defer t.mu.RUnlock()
+			return fn(t)
+		}
+		t.mu.RUnlock()
+	}
 	t, err := s.tenant(ctx, key, false)
 	if err != nil {
 		return err

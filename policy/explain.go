@@ -115,17 +115,13 @@ func (s *Service) Explain(ctx context.Context, key KeyHash, user, perm string) (
 // the index, following links exactly as far as has does. The caller holds
 // t.mu.
 func (t *tenant) explainIndexed(user, perm string) Explanation {
-	hs := t.holders[perm]
-	if hs == nil {
-		return Explanation{}
-	}
-	if hs.has(user) {
+	if t.idx.holds(user, perm) {
 		return Explanation{Allowed: true,
 			Path: []Step{{StepUser, user}, {StepPermission, perm}},
 			Rule: []string{user, t.dom, perm}}
 	}
-	found, ok := shortestRolePath(t.memberOf[user].sorted(), func(r string) []string { return t.parents[r].sorted() },
-		func(r string) bool { return hs.has(roleSubject(r)) })
+	found, ok := shortestRolePath(sorted(t.idx.upOf(user)), func(r string) []string { return sorted(t.idx.upOf(roleSubject(r))) },
+		func(r string) bool { return t.idx.holds(roleSubject(r), perm) })
 	if !ok {
 		return Explanation{}
 	}
@@ -234,17 +230,4 @@ func rolePath(user string, roles []string, perm string) []Step {
 		path = append(path, Step{StepRole, r})
 	}
 	return append(path, Step{StepPermission, perm})
-}
-
-// sorted returns the members in name order.
-func (o *oset) sorted() []string {
-	if o == nil || len(o.seq) == 0 {
-		return nil
-	}
-	out := make([]string, 0, len(o.seq))
-	for s := range o.seq {
-		out = append(out, s)
-	}
-	slices.Sort(out)
-	return out
 }

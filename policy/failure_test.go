@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/casbin/casbin/v3/model"
-
 	"github.com/ourway/auth"
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/policy"
@@ -45,7 +43,7 @@ func (s *faultyStore) FindTenant(ctx context.Context, key policy.KeyHash) (int64
 	return s.Store.FindTenant(ctx, key)
 }
 
-func (s *faultyStore) LoadTenant(ctx context.Context, id int64, m model.Model) (policy.Snapshot, error) {
+func (s *faultyStore) LoadTenant(ctx context.Context, id int64, add policy.RuleFunc) (policy.Snapshot, error) {
 	s.mu.Lock()
 	err := s.loadErr
 	s.loads++
@@ -53,7 +51,7 @@ func (s *faultyStore) LoadTenant(ctx context.Context, id int64, m model.Model) (
 	if err != nil {
 		return policy.Snapshot{}, err
 	}
-	return s.Store.LoadTenant(ctx, id, m)
+	return s.Store.LoadTenant(ctx, id, add)
 }
 
 func (s *faultyStore) Change(ctx context.Context, fn func(ctx context.Context, tx policy.Tx) error) error {
@@ -211,7 +209,7 @@ func (downStore) FindTenant(context.Context, policy.KeyHash) (int64, bool, error
 	return 0, false, policy.ErrUnavailable
 }
 
-func (downStore) LoadTenant(context.Context, int64, model.Model) (policy.Snapshot, error) {
+func (downStore) LoadTenant(context.Context, int64, policy.RuleFunc) (policy.Snapshot, error) {
 	return policy.Snapshot{}, policy.ErrUnavailable
 }
 

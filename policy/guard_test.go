@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/casbin/casbin/v3/model"
-
 	"github.com/ourway/auth"
 	"github.com/ourway/auth/internal/breaker"
 	"github.com/ourway/auth/policy"
@@ -55,11 +53,11 @@ func (s *outageStore) FindTenant(ctx context.Context, key policy.KeyHash) (int64
 	return s.Store.FindTenant(ctx, key)
 }
 
-func (s *outageStore) LoadTenant(ctx context.Context, id int64, m model.Model) (policy.Snapshot, error) {
+func (s *outageStore) LoadTenant(ctx context.Context, id int64, add policy.RuleFunc) (policy.Snapshot, error) {
 	if err := s.fault(ctx); err != nil {
 		return policy.Snapshot{}, err
 	}
-	return s.Store.LoadTenant(ctx, id, m)
+	return s.Store.LoadTenant(ctx, id, add)
 }
 
 func (s *outageStore) Change(ctx context.Context, fn func(ctx context.Context, tx policy.Tx) error) error {

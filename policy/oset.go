@@ -67,24 +67,3 @@ func (o *oset) list() []string {
 	}
 	return out
 }
-
-// multimap maps a key to an ordered set of values.
-type multimap map[string]*oset
-
-func (m multimap) add(k, v string) {
-	s := m[k]
-	if s == nil {
-		s = newOset()
-		m[k] = s
-	}
-	s.add(v)
-}
-
-func (m multimap) remove(k, v string) {
-	if s := m[k]; s != nil {
-		s.remove(v)
-		if s.len() == 0 {
-			delete(m, k)
-		}
-	}
-}

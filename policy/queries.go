@@ -14,7 +14,7 @@ func (s *Service) RoleParents(ctx context.Context, key KeyHash, role string) ([]
 	var out []string
 	err := s.read(ctx, key, func(t *tenant) error {
 		if t != nil {
-			out = t.parents[role].list()
+			out = t.idx.upOf(roleSubject(role))
 		}
 		return nil
 	})
@@ -87,7 +87,7 @@ func (s *Service) IsMember(ctx context.Context, key KeyHash, user, role string) 
 	}
 	var ok bool
 	err := s.read(ctx, key, func(t *tenant) error {
-		ok = t != nil && t.memberOf[user].has(role)
+		ok = t != nil && t.idx.linked(user, roleSubject(role))
 		return nil
 	})
 	return ok, err
@@ -102,7 +102,7 @@ func (s *Service) UserRoles(ctx context.Context, key KeyHash, user string) ([]st
 	var out []string
 	err := s.read(ctx, key, func(t *tenant) error {
 		if t != nil {
-			out = t.memberOf[user].list()
+			out = t.idx.upOf(user)
 		}
 		return nil
 	})
@@ -117,7 +117,7 @@ func (s *Service) Members(ctx context.Context, key KeyHash, role string) ([]stri
 	var out []string
 	err := s.read(ctx, key, func(t *tenant) error {
 		if t != nil {
-			out = t.members[role].list()
+			out = t.idx.membersOf(roleSubject(role))
 		}
 		return nil
 	})
@@ -128,16 +128,16 @@ func (s *Service) Members(ctx context.Context, key KeyHash, role string) ([]stri
 // role it inherits, in grant order, one entry per (role, permission) so a
 // permission held through two roles appears twice.
 func (t *tenant) permissionsOf(subject string, roles []string) []string {
-	out := append([]string(nil), t.grants[subject].list()...)
+	out := t.idx.grantsOf(subject)
 	for _, r := range roles {
-		out = append(out, t.grants[roleSubject(r)].list()...)
+		out = append(out, t.idx.grantsOf(roleSubject(r))...)
 	}
 	return out
 }
 
 // implicitRoles returns the user's roles followed by every role they inherit.
 func (t *tenant) implicitRoles(user string) []string {
-	direct := t.memberOf[user].list()
+	direct := t.idx.upOf(user)
 	seen := map[string]bool{}
 	var out []string
 	for _, r := range direct {
@@ -208,15 +208,13 @@ func (s *Service) whichRoles(t *tenant, perm string, maxLinks int) ([]string, er
 		return out, nil
 	}
 	set := map[string]bool{}
-	if hs := t.holders[perm]; hs != nil {
-		for h := range hs.seq {
-			if !isRoleSubject(h) {
-				continue
-			}
-			r := roleName(h)
-			set[r] = true
-			t.descendants(r, maxLinks, set)
+	for _, h := range t.idx.holdersOf(perm) {
+		if !isRoleSubject(h) {
+			continue
 		}
+		r := roleName(h)
+		set[r] = true
+		t.descendants(r, maxLinks, set)
 	}
 	for r := range set {
 		if t.roles.has(r) {
@@ -266,7 +264,7 @@ func (s *Service) WhichUsersCan(ctx context.Context, key KeyHash, perm string) (
 			return err
 		}
 		for _, r := range roles {
-			for _, u := range t.members[r].list() {
+			for _, u := range t.idx.membersOf(roleSubject(r)) {
 				out = append(out, Membership{User: u, Role: r})
 			}
 		}

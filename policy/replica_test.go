@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/casbin/casbin/v3/model"
-
 	"github.com/ourway/auth"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policydb"
@@ -43,8 +41,8 @@ type hookStore struct {
 	change    func() error // fails Change when it returns an error
 }
 
-func (s *hookStore) LoadTenant(ctx context.Context, id int64, m model.Model) (policy.Snapshot, error) {
-	snap, err := s.Store.LoadTenant(ctx, id, m)
+func (s *hookStore) LoadTenant(ctx context.Context, id int64, add policy.RuleFunc) (policy.Snapshot, error) {
+	snap, err := s.Store.LoadTenant(ctx, id, add)
 	if s.afterLoad != nil {
 		s.afterLoad()
 	}

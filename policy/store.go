@@ -3,8 +3,6 @@ package policy
 import (
 	"context"
 	"fmt"
-
-	"github.com/casbin/casbin/v3/model"
 )
 
 // Role is a role of a tenant.
@@ -14,12 +12,19 @@ type Role struct {
 }
 
 // Snapshot is the state of one tenant read at one point in time, apart from
-// its rules, which the store loads into the Casbin model it is given.
+// its rules, which the store hands to the RuleFunc it is given.
 type Snapshot struct {
 	TenantID int64
 	Version  int64
 	Roles    []Role // in creation order
 }
+
+// RuleFunc receives one Casbin rule of a loaded tenant: ptype "p" with
+// (subject, domain, permission) or "g" with (child, parent, domain). rule
+// is the caller's again once RuleFunc returns (its strings may be kept). A
+// rule may come twice (stored under two keys while names are re-encrypted);
+// the receiver keeps it once.
+type RuleFunc func(ptype string, rule []string) error
 
 // Store is the persistence the policy core needs. Implementations live in
 // policy/policydb.
@@ -35,9 +40,11 @@ type Snapshot struct {
 type Store interface {
 	// FindTenant returns the id of the tenant with this key hash.
 	FindTenant(ctx context.Context, key KeyHash) (id int64, found bool, err error)
-	// LoadTenant loads the tenant's rules into m (a filtered load of its
-	// domain) and returns the rest of its state, consistently.
-	LoadTenant(ctx context.Context, id int64, m model.Model) (Snapshot, error)
+	// LoadTenant reads the tenant's rules (the p rules and g rules of its
+	// domain, in the order they were written, names in clear) into add,
+	// and returns the rest of its state, consistently. An error from add
+	// ends the load with that error.
+	LoadTenant(ctx context.Context, id int64, add RuleFunc) (Snapshot, error)
 	// Change runs fn in one write transaction. The transaction is carried in
 	// the context given to fn, so that an audit Recorder joins it.
 	Change(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error

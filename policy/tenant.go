@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -12,9 +13,10 @@ import (
 	"github.com/casbin/casbin/v3/model"
 )
 
-// tenant is the in-memory state of one tenant: its Casbin enforcer (loaded
-// with a filtered load of its domain) and the indexes that answer the hot
-// queries without scanning every rule.
+// tenant is the in-memory state of one tenant: an index of its rules that
+// answers the queries without scanning every rule and, for a model the
+// index does not decide (see modelInfo.fast), its Casbin enforcer (loaded
+// with a filtered load of its domain).
 type tenant struct {
 	key KeyHash
 	// writeMu serialises loads and changes of this tenant; it is held across
@@ -28,17 +30,15 @@ type tenant struct {
 	id      int64 // 0 until the tenant exists in the database
 	dom     string
 	version int64
-	enf     *casbin.DistributedEnforcer
-	roles   *oset // role names in creation order
-	descs   map[string]*string
-	// Indexes over the Casbin rules; subjects are Casbin subjects (users
-	// as is, roles with rolePrefix), objects are permission names.
-	grants   multimap // subject -> objects (p rules)
-	holders  multimap // object -> subjects (p rules)
-	memberOf multimap // user -> role names (g rules user -> role)
-	members  multimap // role name -> users
-	parents  multimap // role name -> parent role names (g rules role -> role)
-	children multimap // role name -> child role names
+	// enf decides under a model other than plain RBAC with domains; nil
+	// under that model, whose decisions the index makes.
+	enf   *casbin.DistributedEnforcer
+	roles *oset // role names in creation order
+	descs map[string]*string
+	// idx holds the rules of the tenant's domain; subjects are Casbin
+	// subjects (users as is, roles with rolePrefix), objects are
+	// permission names.
+	idx *ruleIndex
 
 	lastUsed atomic.Int64
 	// cost is the estimated memory of this tenant as last accounted in
@@ -60,19 +60,23 @@ func (t *tenant) touch(now time.Time) {
 	}
 }
 
-// build replaces the whole state from a loaded model and snapshot.
-func (t *tenant) build(info modelInfo, m model.Model, snap Snapshot) error {
-	enf, err := casbin.NewDistributedEnforcer(m)
-	if err != nil {
-		return fmt.Errorf("build enforcer: %w", err)
-	}
-	enf.EnableAutoSave(false)
-	enf.EnableAutoNotifyWatcher(false)
-	if err := enf.BuildRoleLinks(); err != nil {
-		return fmt.Errorf("build role links: %w", err)
+// build replaces the whole state from a loaded snapshot and index; m holds
+// the same rules for a model that needs an enforcer (nil otherwise).
+func (t *tenant) build(m model.Model, idx *ruleIndex, snap Snapshot) error {
+	var enf *casbin.DistributedEnforcer
+	if m != nil {
+		var err error
+		if enf, err = casbin.NewDistributedEnforcer(m); err != nil {
+			return fmt.Errorf("build enforcer: %w", err)
+		}
+		enf.EnableAutoSave(false)
+		enf.EnableAutoNotifyWatcher(false)
+		if err := enf.BuildRoleLinks(); err != nil {
+			return fmt.Errorf("build role links: %w", err)
+		}
 	}
 	roles := newOset()
-	descs := map[string]*string{}
+	descs := make(map[string]*string, len(snap.Roles))
 	for _, r := range snap.Roles {
 		roles.add(r.Name)
 		descs[r.Name] = r.Description
@@ -83,83 +87,56 @@ func (t *tenant) build(info modelInfo, m model.Model, snap Snapshot) error {
 	t.version = snap.Version
 	t.roles = roles
 	t.descs = descs
-	t.reindex()
+	t.idx = idx
 	t.loaded = true
 	return nil
 }
 
 // empty makes t the state of a tenant that does not exist yet.
 func (t *tenant) empty(info modelInfo) error {
-	m, err := model.NewModelFromString(info.text)
-	if err != nil {
-		return err
-	}
-	return t.build(info, m, Snapshot{})
-}
-
-// reindex rebuilds the indexes from the enforcer's rules.
-func (t *tenant) reindex() {
-	t.grants, t.holders = multimap{}, multimap{}
-	t.memberOf, t.members = multimap{}, multimap{}
-	t.parents, t.children = multimap{}, multimap{}
-	p, _ := t.enf.GetPolicy()
-	for _, r := range p {
-		if len(r) >= 3 {
-			t.indexGrant(r[0], r[2], true)
+	var m model.Model
+	if !info.fast {
+		var err error
+		if m, err = model.NewModelFromString(info.text); err != nil {
+			return err
 		}
 	}
-	g, _ := t.enf.GetGroupingPolicy()
-	for _, r := range g {
-		if len(r) >= 2 {
-			t.indexLink(r[0], r[1], true)
-		}
-	}
+	return t.build(m, newRuleIndex(), Snapshot{})
 }
 
-func (t *tenant) indexGrant(sub, obj string, add bool) {
-	if add {
-		t.grants.add(sub, obj)
-		t.holders.add(obj, sub)
-		return
-	}
-	t.grants.remove(sub, obj)
-	t.holders.remove(obj, sub)
-}
-
-func (t *tenant) indexLink(child, parent string, add bool) {
-	if !isRoleSubject(parent) {
-		return
-	}
-	p := roleName(parent)
-	if isRoleSubject(child) {
-		c := roleName(child)
+// indexRule adds (add) or removes a rule of section sec ("p" or "g") to or
+// from the index, and reports whether it changed it.
+func (x *ruleIndex) indexRule(sec string, r []string, add bool) bool {
+	switch {
+	case sec == "p" && len(r) >= 3:
 		if add {
-			t.parents.add(c, p)
-			t.children.add(p, c)
-		} else {
-			t.parents.remove(c, p)
-			t.children.remove(p, c)
+			return x.addGrant(r[0], r[2])
 		}
-		return
+		return x.removeGrant(r[0], r[2])
+	case sec == "g" && len(r) >= 2:
+		if add {
+			return x.addLink(r[0], r[1])
+		}
+		return x.removeLink(r[0], r[1])
 	}
-	if add {
-		t.memberOf.add(child, p)
-		t.members.add(p, child)
-	} else {
-		t.memberOf.remove(child, p)
-		t.members.remove(p, child)
-	}
+	return false
 }
 
 // addRules applies committed rule additions to memory.
 func (t *tenant) addRules(ptype string, rules [][]string) error {
 	sec := ptype[:1]
+	if t.enf == nil {
+		for _, r := range rules {
+			t.idx.indexRule(sec, r, true)
+		}
+		return nil
+	}
 	affected, err := t.enf.AddPoliciesSelf(nil, sec, ptype, rules)
 	if err != nil {
 		return err
 	}
 	for _, r := range affected {
-		t.indexRule(sec, r, true)
+		t.idx.indexRule(sec, r, true)
 	}
 	return nil
 }
@@ -167,36 +144,98 @@ func (t *tenant) addRules(ptype string, rules [][]string) error {
 // removeRules applies committed rule removals to memory.
 func (t *tenant) removeRules(ptype string, rules [][]string) error {
 	sec := ptype[:1]
+	if t.enf == nil {
+		for _, r := range rules {
+			t.idx.indexRule(sec, r, false)
+		}
+		return nil
+	}
 	affected, err := t.enf.RemovePoliciesSelf(nil, sec, ptype, rules)
 	if err != nil {
 		return err
 	}
 	for _, r := range affected {
-		t.indexRule(sec, r, false)
+		t.idx.indexRule(sec, r, false)
 	}
 	return nil
 }
 
-// removeFiltered applies a committed filtered removal to memory.
+// removeFiltered applies a committed filtered removal to memory: the rules
+// whose fields from fieldIndex on equal values ("" matches anything), as
+// Casbin's RemoveFilteredPolicy selects them.
 func (t *tenant) removeFiltered(ptype string, fieldIndex int, values ...string) error {
 	sec := ptype[:1]
-	affected, err := t.enf.RemoveFilteredPolicySelf(nil, sec, ptype, fieldIndex, values...)
-	if err != nil {
-		return err
+	if t.enf != nil {
+		affected, err := t.enf.RemoveFilteredPolicySelf(nil, sec, ptype, fieldIndex, values...)
+		if err != nil {
+			return err
+		}
+		for _, r := range affected {
+			t.idx.indexRule(sec, r, false)
+		}
+		return nil
 	}
-	for _, r := range affected {
-		t.indexRule(sec, r, false)
+	// Collect first (the walk must not see its own removals), without
+	// building every rule of a large tenant.
+	var matched [][]string
+	r := make([]string, 3)
+	note := func(a, b string) {
+		if sec == "p" {
+			r[0], r[1], r[2] = a, t.dom, b
+		} else {
+			r[0], r[1], r[2] = a, b, t.dom
+		}
+		if matchesFilter(r, fieldIndex, values) {
+			matched = append(matched, slices.Clone(r))
+		}
+	}
+	if sec == "p" {
+		t.idx.forEachGrant(note)
+	} else {
+		t.idx.forEachLink(note)
+	}
+	for _, r := range matched {
+		t.idx.indexRule(sec, r, false)
 	}
 	return nil
 }
 
-func (t *tenant) indexRule(sec string, r []string, add bool) {
-	switch {
-	case sec == "p" && len(r) >= 3:
-		t.indexGrant(r[0], r[2], add)
-	case sec == "g" && len(r) >= 2:
-		t.indexLink(r[0], r[1], add)
+// matchesFilter reports whether rule r's fields from fieldIndex on equal
+// values, "" matching anything.
+func matchesFilter(r []string, fieldIndex int, values []string) bool {
+	for i, v := range values {
+		if v == "" {
+			continue
+		}
+		if j := fieldIndex + i; j < 0 || j >= len(r) || r[j] != v {
+			return false
+		}
 	}
+	return true
+}
+
+// rules returns the tenant's rules of section sec ("p" or "g") as Casbin
+// holds them: p rules (subject, domain, permission), g rules (child,
+// parent, domain).
+func (t *tenant) rules(sec string) [][]string {
+	if t.enf != nil {
+		var out [][]string
+		if sec == "p" {
+			out, _ = t.enf.GetPolicy()
+		} else {
+			out, _ = t.enf.GetGroupingPolicy()
+		}
+		return out
+	}
+	var out [][]string
+	if sec == "p" {
+		out = make([][]string, 0, t.idx.nP)
+		t.idx.forEachGrant(func(sub, obj string) { out = append(out, []string{sub, t.dom, obj}) })
+	} else {
+		out = make([][]string, 0, t.idx.nG+len(t.idx.others))
+		t.idx.forEachLink(func(child, parent string) { out = append(out, []string{child, parent, t.dom}) })
+	}
+	return out
 }
 
 // ancestors returns the roles that role inherits from through at most
@@ -208,7 +247,7 @@ func (t *tenant) ancestors(role string, maxLinks int) []string {
 	for links := 1; links <= maxLinks && len(level) > 0; links++ {
 		var next []string
 		for _, r := range level {
-			for _, p := range t.parents[r].list() {
+			for _, p := range t.idx.upOf(roleSubject(r)) {
 				if !seen[p] {
 					seen[p] = true
 					out = append(out, p)
@@ -229,13 +268,11 @@ func (t *tenant) descendants(role string, maxLinks int, out map[string]bool) {
 	for links := 1; links <= maxLinks && len(level) > 0; links++ {
 		var next []string
 		for _, r := range level {
-			if s := t.children[r]; s != nil {
-				for c := range s.seq {
-					if !seen[c] {
-						seen[c] = true
-						out[c] = true
-						next = append(next, c)
-					}
+			for _, c := range t.idx.childrenOf(roleSubject(r)) {
+				if !seen[c] {
+					seen[c] = true
+					out[c] = true
+					next = append(next, c)
 				}
 			}
 		}
@@ -244,26 +281,28 @@ func (t *tenant) descendants(role string, maxLinks int, out map[string]bool) {
 }
 
 // height is the longest chain of parent links above role.
-func (t *tenant) height(role string) int { return longestChain(role, t.parents, map[string]int{}) }
+func (t *tenant) height(role string) int {
+	return longestChain(role, func(r string) []string { return t.idx.upOf(roleSubject(r)) }, map[string]int{})
+}
 
 // depth is the longest chain of child links below role.
-func (t *tenant) depth(role string) int { return longestChain(role, t.children, map[string]int{}) }
+func (t *tenant) depth(role string) int {
+	return longestChain(role, func(r string) []string { return t.idx.childrenOf(roleSubject(r)) }, map[string]int{})
+}
 
 // longestChain is the number of links in the longest chain from role along
 // next. Each role is measured once (memo), so a wide lattice of roles costs
 // time linear in its links rather than one visit per path, which grows
 // exponentially with the depth. A role met again on the current path (a
 // cycle, which AddRoleParent never creates) counts as the end of the chain.
-func longestChain(role string, next multimap, memo map[string]int) int {
+func longestChain(role string, next func(string) []string, memo map[string]int) int {
 	if n, ok := memo[role]; ok {
 		return max(n, 0) // -1: on the current path
 	}
 	memo[role] = -1
 	best := 0
-	if s := next[role]; s != nil {
-		for n := range s.seq {
-			best = max(best, 1+longestChain(n, next, memo))
-		}
+	for _, n := range next(role) {
+		best = max(best, 1+longestChain(n, next, memo))
 	}
 	memo[role] = best
 	return best
@@ -275,57 +314,14 @@ const casbinMaxLinks = 10
 
 // has reports whether subject holds permission obj in this tenant, exactly
 // as Casbin's Enforce would decide it: some holder of obj is the subject or
-// is reached from it through at most casbinMaxLinks g links. The links are
-// walked on the index, which mirrors the enforcer's g rules, rather than
-// through the role manager's HasLink once per holder: a permission held by
-// many roles would otherwise cost one locked graph walk per role.
+// is reached from it through at most casbinMaxLinks g links. Under plain
+// RBAC with domains the links are walked on the index (see
+// ruleIndex.allows); under any other model Enforce decides.
 func (s *Service) has(t *tenant, subject, obj string) (bool, error) {
-	if !s.model.fast {
+	if t.enf != nil {
 		return t.enf.Enforce(subject, t.dom, obj)
 	}
-	hs := t.holders[obj]
-	if hs == nil {
-		return false, nil
-	}
-	if hs.has(subject) {
-		return true, nil
-	}
-	// level holds the role names reached through exactly links links.
-	var level []string
-	links := 0
-	if isRoleSubject(subject) {
-		level = append(level, roleName(subject))
-	} else if m := t.memberOf[subject]; m != nil {
-		links = 1
-		for r := range m.seq {
-			level = append(level, r)
-		}
-	}
-	var seen map[string]bool
-	for len(level) > 0 && links <= casbinMaxLinks {
-		var next []string
-		for _, r := range level {
-			if links > 0 && hs.has(rolePrefix+r) {
-				return true, nil
-			}
-			ps := t.parents[r]
-			if ps == nil || links == casbinMaxLinks {
-				continue
-			}
-			if seen == nil {
-				seen = map[string]bool{}
-			}
-			for p := range ps.seq {
-				if !seen[p] {
-					seen[p] = true
-					next = append(next, p)
-				}
-			}
-		}
-		level = next
-		links++
-	}
-	return false, nil
+	return t.idx.allows(subject, obj), nil
 }
 
 // loadTenant reads a tenant from the store into t. The caller holds t.writeMu.
@@ -350,9 +346,7 @@ func (s *Service) loadTenant(ctx context.Context, t *tenant) error {
 		s.mu.Lock()
 		t.mu.Lock()
 		t.loaded, t.id, t.dom, t.version, t.enf = fresh.loaded, fresh.id, fresh.dom, fresh.version, fresh.enf
-		t.roles, t.descs = fresh.roles, fresh.descs
-		t.grants, t.holders, t.memberOf, t.members = fresh.grants, fresh.holders, fresh.memberOf, fresh.members
-		t.parents, t.children = fresh.parents, fresh.children
+		t.roles, t.descs, t.idx = fresh.roles, fresh.descs, fresh.idx
 		missed := fresh.id != 0 && s.missed[fresh.id] > fresh.version
 		t.mu.Unlock()
 		s.mu.Unlock()
@@ -376,15 +370,32 @@ func (s *Service) readTenant(ctx context.Context, key KeyHash) (*tenant, error) 
 		}
 		return fresh, nil
 	}
-	m, err := model.NewModelFromString(s.model.text)
-	if err != nil {
-		return nil, err
+	// The rules go straight into the index (and, for a model that needs
+	// one, into the enforcer's model) as the store reads them.
+	idx := newRuleIndex()
+	var m model.Model
+	if !s.model.fast {
+		if m, err = model.NewModelFromString(s.model.text); err != nil {
+			return nil, err
+		}
 	}
-	snap, err := s.store.LoadTenant(ctx, id, m)
+	snap, err := s.store.LoadTenant(ctx, id, func(ptype string, rule []string) error {
+		sec := ptype[:1]
+		if m != nil {
+			if ok, _ := m.HasPolicy(sec, ptype, rule); ok {
+				return nil
+			}
+			if err := m.AddPolicy(sec, ptype, slices.Clone(rule)); err != nil {
+				return err
+			}
+		}
+		idx.indexRule(sec, rule, true)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("load tenant %d: %w", id, err)
 	}
-	if err := fresh.build(s.model, m, snap); err != nil {
+	if err := fresh.build(m, idx, snap); err != nil {
 		return nil, fmt.Errorf("load tenant %d: %w", id, err)
 	}
 	return fresh, nil

@@ -37,23 +37,14 @@ func (s *Service) ExportPolicy(ctx context.Context, key KeyHash) (PolicyFile, er
 			}
 			return int(^uint(0) >> 1)
 		}
-		p, err := t.enf.GetPolicy()
-		if err != nil {
-			return err
-		}
-		g, err := t.enf.GetGroupingPolicy()
-		if err != nil {
-			return err
-		}
-		// p rules by role, each role's in grant order.
+		p, g := t.rules("p"), t.rules("g")
+		// p rules by role, each role's in grant order (the order of the
+		// rules within a subject: the sort is stable).
 		slices.SortStableFunc(p, func(a, b []string) int {
 			if ra, rb := rank(a[0]), rank(b[0]); ra != rb {
 				return ra - rb
 			}
-			if a[0] != b[0] {
-				return strings.Compare(a[0], b[0])
-			}
-			return int(t.grants[a[0]].seq[a[2]]) - int(t.grants[a[0]].seq[b[2]])
+			return strings.Compare(a[0], b[0])
 		})
 		// g rules: memberships before role links, by role, in link order.
 		link := func(r []string) bool { return isRoleSubject(r[0]) }
@@ -256,17 +247,11 @@ func (plan *importPlan) diff(t *tenant, dom string) (importDiff, error) {
 	var d importDiff
 	have := map[string]bool{}
 	var curP, curG [][]string
-	if t != nil && t.enf != nil {
+	if t != nil && t.idx != nil {
 		for _, r := range t.roles.list() {
 			have[r] = true
 		}
-		var err error
-		if curP, err = t.enf.GetPolicy(); err != nil {
-			return d, err
-		}
-		if curG, err = t.enf.GetGroupingPolicy(); err != nil {
-			return d, err
-		}
+		curP, curG = t.rules("p"), t.rules("g")
 	}
 	want := map[string]bool{}
 	for _, r := range plan.roles {

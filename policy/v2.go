@@ -145,7 +145,7 @@ func (s *Service) PutGrant(ctx context.Context, key KeyHash, role, perm string) 
 		return false, err
 	}
 	return s.link(ctx, key, audit.AddPermission, role+":"+perm, "", []string{role}, true, "p",
-		func(t *tenant) bool { return t.grants[roleSubject(role)].has(perm) },
+		func(t *tenant) bool { return t.idx.holds(roleSubject(role), perm) },
 		func(dom string) []string { return []string{roleSubject(role), dom, perm} }, nil)
 }
 
@@ -159,7 +159,7 @@ func (s *Service) DeleteGrant(ctx context.Context, key KeyHash, role, perm strin
 		return false, err
 	}
 	return s.link(ctx, key, audit.RemovePermission, role+":"+perm, "", []string{role}, false, "p",
-		func(t *tenant) bool { return t.grants[roleSubject(role)].has(perm) },
+		func(t *tenant) bool { return t.idx.holds(roleSubject(role), perm) },
 		func(dom string) []string { return []string{roleSubject(role), dom, perm} }, nil)
 }
 
@@ -173,7 +173,7 @@ func (s *Service) PutMember(ctx context.Context, key KeyHash, user, role string)
 		return false, err
 	}
 	return s.link(ctx, key, audit.AddMembership, role, user, []string{role}, true, "g",
-		func(t *tenant) bool { return t.memberOf[user].has(role) },
+		func(t *tenant) bool { return t.idx.linked(user, roleSubject(role)) },
 		func(dom string) []string { return []string{user, roleSubject(role), dom} }, nil)
 }
 
@@ -187,7 +187,7 @@ func (s *Service) DeleteMember(ctx context.Context, key KeyHash, user, role stri
 		return false, err
 	}
 	return s.link(ctx, key, audit.RemoveMembership, role, user, []string{role}, false, "g",
-		func(t *tenant) bool { return t.memberOf[user].has(role) },
+		func(t *tenant) bool { return t.idx.linked(user, roleSubject(role)) },
 		func(dom string) []string { return []string{user, roleSubject(role), dom} }, nil)
 }
 
@@ -202,7 +202,7 @@ func (s *Service) PutParent(ctx context.Context, key KeyHash, role, parent strin
 		return false, err
 	}
 	return s.link(ctx, key, audit.AddRoleParent, role+":"+parent, "", []string{role, parent}, true, "g",
-		func(t *tenant) bool { return t.parents[role].has(parent) },
+		func(t *tenant) bool { return t.idx.linked(roleSubject(role), roleSubject(parent)) },
 		func(dom string) []string { return []string{roleSubject(role), roleSubject(parent), dom} },
 		func(t *tenant) error {
 			if role == parent {
@@ -231,7 +231,7 @@ func (s *Service) DeleteParent(ctx context.Context, key KeyHash, role, parent st
 		return false, err
 	}
 	return s.link(ctx, key, audit.RemoveRoleParent, role+":"+parent, "", []string{role, parent}, false, "g",
-		func(t *tenant) bool { return t.parents[role].has(parent) },
+		func(t *tenant) bool { return t.idx.linked(roleSubject(role), roleSubject(parent)) },
 		func(dom string) []string { return []string{roleSubject(role), roleSubject(parent), dom} }, nil)
 }
 
@@ -283,7 +283,7 @@ func (s *Service) DeleteUser(ctx context.Context, key KeyHash, user string) (int
 		details: details,
 		op: func(ctx context.Context, tx Tx, t *tenant, dom string) (bool, func(*tenant) error, error) {
 			t.mu.RLock()
-			n = t.memberOf[user].len()
+			n = t.idx.upCount(user)
 			t.mu.RUnlock()
 			details["memberships_removed"] = n
 			if n == 0 {
@@ -314,8 +314,8 @@ func (s *Service) RoleInfo(ctx context.Context, key KeyHash, role string) (RoleI
 		if err := mustExist(t, role); err != nil {
 			return err
 		}
-		out = RoleInfo{Name: role, Description: t.descs[role], Permissions: t.grants[roleSubject(role)].len(),
-			Members: t.members[role].len(), Parents: sorted(t.parents[role].list())}
+		out = RoleInfo{Name: role, Description: t.descs[role], Permissions: t.idx.grantCount(roleSubject(role)),
+			Members: t.idx.memberCount(roleSubject(role)), Parents: sorted(t.idx.upOf(roleSubject(role)))}
 		return nil
 	})
 	return out, err
@@ -324,19 +324,19 @@ func (s *Service) RoleInfo(ctx context.Context, key KeyHash, role string) (RoleI
 // DirectGrants lists the permissions granted to role itself; it fails with
 // RoleNotFoundError if there is no such role.
 func (s *Service) DirectGrants(ctx context.Context, key KeyHash, role string) ([]string, error) {
-	return s.roleList(ctx, key, role, func(t *tenant) []string { return t.grants[roleSubject(role)].list() })
+	return s.roleList(ctx, key, role, func(t *tenant) []string { return t.idx.grantsOf(roleSubject(role)) })
 }
 
 // DirectMembers lists the direct members of role; it fails with
 // RoleNotFoundError if there is no such role.
 func (s *Service) DirectMembers(ctx context.Context, key KeyHash, role string) ([]string, error) {
-	return s.roleList(ctx, key, role, func(t *tenant) []string { return t.members[role].list() })
+	return s.roleList(ctx, key, role, func(t *tenant) []string { return t.idx.membersOf(roleSubject(role)) })
 }
 
 // DirectParents lists the roles role inherits from directly; it fails with
 // RoleNotFoundError if there is no such role.
 func (s *Service) DirectParents(ctx context.Context, key KeyHash, role string) ([]string, error) {
-	return s.roleList(ctx, key, role, func(t *tenant) []string { return t.parents[role].list() })
+	return s.roleList(ctx, key, role, func(t *tenant) []string { return t.idx.upOf(roleSubject(role)) })
 }
 
 func (s *Service) roleList(ctx context.Context, key KeyHash, role string, list func(*tenant) []string) ([]string, error) {
@@ -368,7 +368,7 @@ func (s *Service) UserRoleTree(ctx context.Context, key KeyHash, user string) ([
 		if t == nil {
 			return nil
 		}
-		direct := sorted(t.memberOf[user].list())
+		direct := sorted(t.idx.upOf(user))
 		seen := map[string]bool{}
 		for _, r := range direct {
 			seen[r] = true
@@ -402,7 +402,7 @@ func (s *Service) UserGrants(ctx context.Context, key KeyHash, user string) ([]H
 		}
 		by := map[string][]string{}
 		for _, r := range t.implicitRoles(user) {
-			for _, p := range t.grants[roleSubject(r)].list() {
+			for _, p := range t.idx.grantsOf(roleSubject(r)) {
 				by[p] = append(by[p], r)
 			}
 		}
@@ -437,10 +437,10 @@ func (s *Service) PermissionRoles(ctx context.Context, key KeyHash, perm string)
 			holds[r] = true
 		}
 		for _, r := range roles {
-			own := t.holders[perm].has(roleSubject(r))
+			own := t.idx.holds(roleSubject(r), perm)
 			if !own && !s.model.fast {
 				own = true
-				for _, p := range t.parents[r].list() {
+				for _, p := range t.idx.upOf(roleSubject(r)) {
 					if holds[p] {
 						own = false
 					}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/casbin/casbin/v3/model"
-
 	"github.com/ourway/auth/internal/breaker"
 	"github.com/ourway/auth/policy"
 )
@@ -50,10 +48,10 @@ func (g *guardedStore) FindTenant(ctx context.Context, key policy.KeyHash) (id i
 }
 
 // LoadTenant implements policy.Store through the read breaker.
-func (g *guardedStore) LoadTenant(ctx context.Context, id int64, m model.Model) (snap policy.Snapshot, err error) {
+func (g *guardedStore) LoadTenant(ctx context.Context, id int64, add policy.RuleFunc) (snap policy.Snapshot, err error) {
 	err = guard.Run(ctx, g.reads, func(ctx context.Context) error {
 		var err error
-		snap, err = g.s.LoadTenant(ctx, id, m)
+		snap, err = g.s.LoadTenant(ctx, id, add)
 		return err
 	})
 	return snap, err

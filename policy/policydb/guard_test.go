@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/casbin/casbin/v3/model"
-
 	"github.com/ourway/auth/internal/breaker"
 	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
@@ -29,7 +27,7 @@ func (f *fakeStore) hit() error { f.calls.Add(1); return f.err }
 func (f *fakeStore) FindTenant(context.Context, policy.KeyHash) (int64, bool, error) {
 	return 0, false, f.hit()
 }
-func (f *fakeStore) LoadTenant(context.Context, int64, model.Model) (policy.Snapshot, error) {
+func (f *fakeStore) LoadTenant(context.Context, int64, policy.RuleFunc) (policy.Snapshot, error) {
 	return policy.Snapshot{}, f.hit()
 }
 func (f *fakeStore) Change(context.Context, func(context.Context, policy.Tx) error) error {

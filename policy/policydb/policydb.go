@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/casbin/casbin/v3/model"
 	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -81,8 +80,9 @@ func (s *Store) FindTenant(ctx context.Context, key policy.KeyHash) (int64, bool
 }
 
 // LoadTenant implements policy.Store: the tenant's rules, roles and version
-// are read in one transaction, so they agree with each other.
-func (s *Store) LoadTenant(ctx context.Context, id int64, m model.Model) (policy.Snapshot, error) {
+// are read in one transaction, so they agree with each other. The rules are
+// streamed from the database to add (see loadRules).
+func (s *Store) LoadTenant(ctx context.Context, id int64, add policy.RuleFunc) (policy.Snapshot, error) {
 	snap := policy.Snapshot{TenantID: id}
 	load := func(tx *gorm.DB) error {
 		var t tenantRow
@@ -107,15 +107,7 @@ func (s *Store) LoadTenant(ctx context.Context, id int64, m model.Model) (policy
 			seen[name] = true
 			snap.Roles = append(snap.Roles, policy.Role{Name: name, Description: desc})
 		}
-		a, err := s.ruleAdapterFor(tx)
-		if err != nil {
-			return err
-		}
-		filter := []gormadapter.Filter{
-			{Ptype: []string{"p"}, V1: []string{dom}},
-			{Ptype: []string{"g"}, V2: []string{dom}},
-		}
-		if err := a.LoadFilteredPolicy(m, filter); err != nil {
+		if err := s.loadRules(ctx, tx, dom, add); err != nil {
 			return fmt.Errorf("load rules: %w", err)
 		}
 		return nil
@@ -328,6 +320,97 @@ func checkRules(rules [][]string) error {
 				return errors.New("policydb: empty rule field")
 			}
 		}
+	}
+	return nil
+}
+
+// ruleQueries read the rules of one domain as gorm-adapter's filtered load
+// does (p rules, then g rules, each in the order they were written), but
+// without the domain column, which the filter fixes.
+var ruleQueries = [...]struct {
+	ptype string
+	sql   string
+}{
+	{"p", "SELECT v0, v2, v3, v4, v5 FROM casbin_rule WHERE ptype = 'p' AND v1 = ? ORDER BY id"},
+	{"g", "SELECT v0, v1, v3, v4, v5 FROM casbin_rule WHERE ptype = 'g' AND v2 = ? ORDER BY id"},
+}
+
+// loadRules streams the rules of domain dom to add, one row at a time,
+// decrypting sealed names (each distinct stored value once). A rule is
+// shaped as gorm-adapter shapes it (trailing empty fields dropped). Nothing
+// is held per row beyond add's own use: no gorm structs, no Casbin model.
+func (s *Store) loadRules(ctx context.Context, tx *gorm.DB, dom string, add policy.RuleFunc) error {
+	var opened map[string]string
+	if s.keys != nil {
+		opened = map[string]string{}
+	}
+	var rule [6]string
+	for _, q := range ruleQueries {
+		rows, err := tx.WithContext(ctx).Raw(q.sql, dom).Rows()
+		if err != nil {
+			return err
+		}
+		err = func() error {
+			defer rows.Close()
+			d := 1 // the domain's field
+			if q.ptype == "g" {
+				d = 2
+			}
+			var f [5]sql.NullString
+			for rows.Next() {
+				if err := rows.Scan(&f[0], &f[1], &f[2], &f[3], &f[4]); err != nil {
+					return err
+				}
+				// f holds the fields other than the domain, in order.
+				for i, j := 0, 0; i < len(rule); i++ {
+					if i == d {
+						rule[i] = dom
+						continue
+					}
+					rule[i] = f[j].String
+					j++
+				}
+				n := len(rule)
+				for n > 0 && rule[n-1] == "" {
+					n--
+				}
+				if s.keys != nil {
+					if err := s.openRule(q.ptype, dom, rule[:n], opened); err != nil {
+						return err
+					}
+				}
+				if err := add(q.ptype, rule[:n]); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		}()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openRule decrypts in place the sealed fields of a stored rule of domain
+// dom; opened holds the values decrypted so far. A value that does not
+// decrypt fails the load: neither ciphertext nor clear text is ever taken
+// for a name.
+func (s *Store) openRule(sec, dom string, r []string, opened map[string]string) error {
+	for i, v := range r {
+		if !sealed(sec, i) || v == "" {
+			continue
+		}
+		if p, ok := opened[v]; ok {
+			r[i] = p
+			continue
+		}
+		p, err := s.keys.Decrypt(dom, v)
+		if err != nil {
+			return fmt.Errorf("policydb: %s rule field %d of tenant %s: %w", sec, i, dom, err)
+		}
+		opened[v] = p
+		r[i] = p
 	}
 	return nil
 }
