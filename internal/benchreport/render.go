@@ -24,7 +24,7 @@ func (r *Report) Render(w io.Writer) error {
 
 	p("# Benchmarks\n\n")
 	p("This file is written by `make bench` (`cmd/auth-bench`); do not edit it by hand. Explanations\n")
-	p("of the figures belong in [%s](%s), which the report includes at the end.\n\n", r.NotesPath, r.NotesPath)
+	p("of the figures belong in %s, which the report includes at the end.\n\n", r.notesRef())
 	if r.Quick {
 		p("**Smoke run (`-quick`)**: phases are much shorter than a full run's; do not compare these\nfigures with a full run's.\n\n")
 	}
@@ -71,10 +71,19 @@ func (r *Report) Render(w io.Writer) error {
 	if notes := strings.TrimSpace(r.Notes); notes != "" {
 		p("%s\n", notes)
 	} else {
-		p("No notes yet: explanations of missed targets, with profile evidence, go in\n[%s](%s).\n", r.NotesPath, r.NotesPath)
+		p("No notes yet: explanations of missed targets, with profile evidence, go in\n%s.\n", r.notesRef())
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// notesRef is a link to the notes file when there are notes, else its
+// name (a link to a file that does not exist yet would be broken).
+func (r *Report) notesRef() string {
+	if strings.TrimSpace(r.Notes) == "" {
+		return "`" + r.NotesPath + "` (next to this file)"
+	}
+	return fmt.Sprintf("[%s](%s)", r.NotesPath, r.NotesPath)
 }
 
 type printer func(format string, args ...any)
@@ -180,16 +189,17 @@ func (r *Report) renderHTTP(p printer) {
 	}
 	p("## HTTP checks\n\n")
 	p("Throughput at saturation (closed loop). *decisions/s* is requests/s times the decisions per\n")
-	p("request; the ratios compare requests/s and p99 with the ceiling's.\n\n")
+	p("request; the ratios compare requests/s and p99 with the ceiling's (not for batches, whose\n")
+	p("requests each carry %d decisions).\n\n", r.Method.BatchSize)
 	p("| database | decision audit | route | max (req/s) | decisions/s | max / ceiling | p99 at saturation | p99 / ceiling's |\n")
 	p("|---|---|---|---|---|---|---|---|\n")
 	for _, h := range r.HTTP {
 		mx := h.Probe.Max
 		share, slow := "—", "—"
-		if cmax > 0 {
+		if cmax > 0 && h.PerRequest == 1 {
 			share = Percent(mx.Throughput / cmax)
 		}
-		if cp99 > 0 {
+		if cp99 > 0 && h.PerRequest == 1 {
 			slow = Ratio(float64(mx.Latency.P99) / cp99)
 		}
 		p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", h.Database, h.Audit, routeName(h.Route, h.PerRequest),

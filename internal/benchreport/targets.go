@@ -136,7 +136,7 @@ func (r *Report) Targets() []Verdict {
 	for _, db := range []string{SQLite, Postgres} {
 		const target = "cold 1 000 000-membership tenant ≤ 5 s"
 		c, ok := r.cold(db)
-		if !ok {
+		if !ok || c.FirstCheck <= 0 {
 			if db == SQLite {
 				missing(target, db)
 			}

@@ -30,9 +30,6 @@ type Benchmark struct {
 // Output is the parsed output of a run.
 type Output struct {
 	Benchmarks []Benchmark
-	// Skipped names the benchmarks that were skipped ("--- SKIP: name"),
-	// with their reason.
-	Skipped map[string]string
 	// Failed is true when the run reported FAIL.
 	Failed bool
 }
@@ -49,11 +46,10 @@ func (o Output) Get(name string) (Benchmark, bool) {
 
 // Parse reads go test output.
 func Parse(r io.Reader) (Output, error) {
-	out := Output{Skipped: map[string]string{}}
+	var out Output
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var logTo *[]string // the lines after "--- BENCH:" or "--- SKIP:" go here
-	var skipped string
+	var logTo *[]string // the lines after "--- BENCH:" go here
 	for sc.Scan() {
 		line := sc.Text()
 		trimmed := strings.TrimSpace(line)
@@ -75,22 +71,13 @@ func Parse(r io.Reader) (Output, error) {
 					logTo = &out.Benchmarks[i].Log
 				}
 			}
-		case strings.HasPrefix(trimmed, "--- SKIP: "):
-			name, _ := splitProcs(strings.TrimPrefix(trimmed, "--- SKIP: "))
-			skipped = name
-			out.Skipped[name] = ""
-			logTo = nil
 		case strings.HasPrefix(trimmed, "--- FAIL: ") || trimmed == "FAIL" || strings.HasPrefix(trimmed, "FAIL\t"):
 			out.Failed = true
 			logTo = nil
 		case strings.HasPrefix(line, "    ") && logTo != nil:
 			*logTo = append(*logTo, trimmed)
-		case strings.HasPrefix(line, "    ") && skipped != "":
-			if out.Skipped[skipped] == "" {
-				out.Skipped[skipped] = trimmed
-			}
 		default:
-			logTo, skipped = nil, ""
+			logTo = nil
 		}
 	}
 	return out, sc.Err()
