@@ -1,0 +1,170 @@
+// Package benchreport holds the figures of a benchmark run of the service,
+// judges them against the performance targets, and renders them as the
+// Markdown report docs/benchmarks.md.
+package benchreport
+
+import (
+	"time"
+
+	"github.com/ourway/auth/internal/gobench"
+	"github.com/ourway/auth/internal/loadtest"
+)
+
+// Report is everything one run measured.
+type Report struct {
+	Machine Machine `json:"machine"`
+	// Quick marks a smoke run (short phases): its figures are not to be
+	// compared with a full run's.
+	Quick bool `json:"quick,omitempty"`
+	// Method describes how the HTTP figures were taken.
+	Method Method `json:"method"`
+	// Ceiling is the bare net/http server's probe (nil: not run).
+	Ceiling *Probe `json:"ceiling,omitempty"`
+	// HTTP holds one probe per database, decision-audit setting and route.
+	HTTP []HTTPProbe `json:"http,omitempty"`
+	// Writes holds one write probe per database.
+	Writes []WriteProbe `json:"writes,omitempty"`
+	// InProcess is the run of the policy package's benchmarks (nil: not run).
+	InProcess *GoRun `json:"in_process,omitempty"`
+	// Cold holds one cold-tenant measure per database.
+	Cold []Cold `json:"cold,omitempty"`
+	// Replica is the run of the replica propagation benchmark (nil: not run).
+	Replica *GoRun `json:"replica,omitempty"`
+	// Skipped explains each part that was not measured.
+	Skipped []string `json:"skipped,omitempty"`
+	// Notes is the hand-written notes file, included verbatim.
+	Notes string `json:"notes,omitempty"`
+	// NotesPath is the notes file, relative to the report's directory.
+	NotesPath string `json:"notes_path"`
+}
+
+// Machine describes where and what was measured.
+type Machine struct {
+	CPU       string    `json:"cpu"`
+	Cores     int       `json:"cores"`
+	Kernel    string    `json:"kernel"`
+	GoVersion string    `json:"go_version"`
+	Commit    string    `json:"commit"`
+	Date      time.Time `json:"date"`
+	// Wall is how long the whole run took.
+	Wall time.Duration `json:"wall"`
+	// LoadStart and LoadEnd are the load averages (1, 5 and 15 minutes)
+	// when the run began and ended: what else kept the machine busy.
+	LoadStart string `json:"load_start,omitempty"`
+	LoadEnd   string `json:"load_end,omitempty"`
+}
+
+// Method holds the load settings of the HTTP probes.
+type Method struct {
+	Connections int           `json:"connections"`
+	Warmup      time.Duration `json:"warmup"`
+	MaxPhase    time.Duration `json:"max_phase"`
+	OpenPhase   time.Duration `json:"open_phase"`
+	// Tenant describes the tenant of the HTTP probes.
+	Tenant string `json:"tenant"`
+	// BatchSize is the number of pairs of a batch check.
+	BatchSize int `json:"batch_size"`
+	// ServerEnv lists the settings every server ran with.
+	ServerEnv []string `json:"server_env"`
+	// Command reproduces the run.
+	Command string `json:"command"`
+}
+
+// Probe is a closed-loop run at the highest throughput, then open-loop runs
+// at 50 % and 85 % of it.
+type Probe struct {
+	Max  loadtest.Result `json:"max"`
+	Half loadtest.Result `json:"half"`
+	High loadtest.Result `json:"high"`
+}
+
+// Errors is the probe's error count over its three runs.
+func (p Probe) Errors() int { return p.Max.Errors + p.Half.Errors + p.High.Errors }
+
+// Requests is the probe's request count over its three runs.
+func (p Probe) Requests() int { return p.Max.Requests + p.Half.Requests + p.High.Requests }
+
+// The routes probed.
+const (
+	RouteSingle          = "single"
+	RouteBatch           = "batch"
+	RouteUserPermissions = "user_permissions"
+)
+
+// The databases.
+const (
+	SQLite   = "SQLite"
+	Postgres = "PostgreSQL"
+)
+
+// HTTPProbe is a probe of one route of a server.
+type HTTPProbe struct {
+	Database string `json:"database"`
+	// Audit is the AUTH_AUDIT_DECISIONS setting.
+	Audit string `json:"audit"`
+	// Route is RouteSingle, RouteBatch or RouteUserPermissions.
+	Route string `json:"route"`
+	// PerRequest is the number of decisions per request.
+	PerRequest int   `json:"per_request"`
+	Probe      Probe `json:"probe"`
+}
+
+// WriteProbe is a closed-loop run of writes, then an open-loop one at 50 %
+// of its throughput.
+type WriteProbe struct {
+	Database string          `json:"database"`
+	Max      loadtest.Result `json:"max"`
+	Half     loadtest.Result `json:"half"`
+}
+
+// GoRun is a `go test -bench` run.
+type GoRun struct {
+	Command    string              `json:"command"`
+	Benchmarks []gobench.Benchmark `json:"benchmarks"`
+	// Note says why figures are missing, if any are.
+	Note string `json:"note,omitempty"`
+}
+
+// Get returns the benchmark of that name.
+func (g *GoRun) Get(name string) (gobench.Benchmark, bool) {
+	if g == nil {
+		return gobench.Benchmark{}, false
+	}
+	return gobench.Output{Benchmarks: g.Benchmarks}.Get(name)
+}
+
+// Cold is the first check of a large tenant that no server holds yet.
+type Cold struct {
+	Database    string `json:"database"`
+	Users       int    `json:"users"`
+	Roles       int    `json:"roles"`
+	Memberships int    `json:"memberships"`
+	Grants      int    `json:"grants"`
+	// Seed is how long writing the tenant into the database took.
+	Seed time.Duration `json:"seed"`
+	// Start is from the server's start to its first answer to /ping.
+	Start time.Duration `json:"start"`
+	// FirstCheck is from sending the first has_permission request of the
+	// tenant to its answer: key lookup, loading the tenant, the check.
+	FirstCheck time.Duration `json:"first_check"`
+	// SecondCheck is the next check of the same tenant, for comparison.
+	SecondCheck time.Duration `json:"second_check"`
+	// HeapBytes is the growth of the live heap (after a collection) of a
+	// process that loads the same tenant with the policy package.
+	HeapBytes int64 `json:"heap_bytes"`
+	// RSSBytes is the growth of the server's resident memory (VmRSS) over
+	// the first check.
+	RSSBytes int64 `json:"rss_bytes"`
+	// Env lists the settings of the server beyond the common ones.
+	Env []string `json:"env,omitempty"`
+}
+
+// Find returns the HTTP probe of that database, audit setting and route.
+func (r *Report) Find(db, audit, route string) (HTTPProbe, bool) {
+	for _, p := range r.HTTP {
+		if p.Database == db && p.Audit == audit && p.Route == route {
+			return p, true
+		}
+	}
+	return HTTPProbe{}, false
+}

@@ -1,0 +1,134 @@
+package benchreport
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ourway/auth/internal/gobench"
+	"github.com/ourway/auth/internal/loadtest"
+)
+
+// figures are the measures a report is built from in these tests.
+type figures struct {
+	ceilingMax     float64
+	ceilingP99     time.Duration
+	singleMax      float64       // SQLite and PostgreSQL alike
+	singleP99      time.Duration // at saturation
+	singleHalfP99  time.Duration
+	batchMax       float64 // requests/s of 100 pairs
+	tenantsNs      float64
+	heap           int64 // for 1 000 000 memberships
+	cold           time.Duration
+	sqliteWrites   float64
+	pgWriteHalfP99 time.Duration
+	replicaP99ms   float64
+}
+
+func (f figures) report() *Report {
+	r := &Report{Ceiling: &Probe{Max: loadtest.Result{Throughput: f.ceilingMax, Latency: loadtest.Percentiles{P99: f.ceilingP99}}}}
+	for _, db := range []string{SQLite, Postgres} {
+		r.HTTP = append(r.HTTP,
+			HTTPProbe{Database: db, Audit: "all", Route: RouteSingle, PerRequest: 1, Probe: Probe{
+				Max:  loadtest.Result{Throughput: f.singleMax, Latency: loadtest.Percentiles{P99: f.singleP99}},
+				Half: loadtest.Result{Rate: f.singleMax / 2, Latency: loadtest.Percentiles{P99: f.singleHalfP99}},
+			}},
+			HTTPProbe{Database: db, Audit: "all", Route: RouteBatch, PerRequest: 100, Probe: Probe{
+				Max: loadtest.Result{Throughput: f.batchMax},
+			}},
+		)
+		r.Cold = append(r.Cold, Cold{Database: db, Memberships: 1_000_000, FirstCheck: f.cold, HeapBytes: f.heap})
+	}
+	r.Writes = []WriteProbe{
+		{Database: SQLite, Max: loadtest.Result{Throughput: f.sqliteWrites}},
+		{Database: Postgres, Half: loadtest.Result{Latency: loadtest.Percentiles{P99: f.pgWriteHalfP99}}},
+	}
+	r.InProcess = &GoRun{Benchmarks: []gobench.Benchmark{{Name: TenantsBenchmark, Metrics: map[string]float64{"ns/op": f.tenantsNs}}}}
+	r.Replica = &GoRun{Benchmarks: []gobench.Benchmark{{Name: ReplicaBenchmark, N: 200, Metrics: map[string]float64{"p99-ms": f.replicaP99ms}}}}
+	return r
+}
+
+// met is a report that meets every target, some exactly at the bound.
+var met = figures{
+	ceilingMax: 20000, ceilingP99: 2 * time.Millisecond,
+	singleMax: 10000, singleP99: 4 * time.Millisecond, singleHalfP99: 5 * time.Millisecond,
+	batchMax: 1500, tenantsNs: 2000, heap: 300_000_000, cold: 5 * time.Second,
+	sqliteWrites: 1000, pgWriteHalfP99: 20 * time.Millisecond, replicaP99ms: 100,
+}
+
+// missed misses every target just past its bound.
+var missed = figures{
+	ceilingMax: 20000, ceilingP99: 2 * time.Millisecond,
+	singleMax: 9999, singleP99: 4*time.Millisecond + 1, singleHalfP99: 5*time.Millisecond + 1,
+	batchMax: 1499, tenantsNs: 2001, heap: 300_000_001, cold: 5*time.Second + 1,
+	sqliteWrites: 999, pgWriteHalfP99: 20*time.Millisecond + 1, replicaP99ms: 100.001,
+}
+
+func statuses(vs []Verdict) []Status {
+	out := make([]Status, len(vs))
+	for i, v := range vs {
+		out[i] = v.Status
+	}
+	return out
+}
+
+func TestTargets(t *testing.T) {
+	const rows = 15 // 2 throughput, 2 p99 at 50 %, 2 saturation, 2 batch, in-process, bytes, 2 cold, writes, write p99, replica
+	cases := []struct {
+		name   string
+		report *Report
+		want   Status
+	}{
+		{"all met, some at the bound", met.report(), Met},
+		{"all missed, just past the bound", missed.report(), Missed},
+		{"nothing measured", &Report{Cold: []Cold{{Database: SQLite}}}, NotMeasured},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			vs := tc.report.Targets()
+			got := statuses(vs)
+			if tc.want == NotMeasured {
+				// Without figures there is no PostgreSQL cold row: it is
+				// optional (time budget), SQLite's is not.
+				if len(got) != rows-1 {
+					t.Fatalf("%d verdicts, want %d: %+v", len(got), rows-1, vs)
+				}
+			} else if len(got) != rows {
+				t.Fatalf("%d verdicts, want %d: %+v", len(got), rows, vs)
+			}
+			for i, s := range got {
+				if s != tc.want {
+					t.Errorf("verdict %d (%s on %s, %s) = %s, want %s", i, vs[i].Target, vs[i].Config, vs[i].Measured, s, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestTargetFigures(t *testing.T) {
+	vs := met.report().Targets()
+	want := []struct{ measured, ratio string }{
+		{"10 000 checks/s", "50 % of 20 000"},
+		{"10 000 checks/s", "50 % of 20 000"},
+		{"5.00 ms", "1.00× of the bound"},
+		{"5.00 ms", "1.00× of the bound"},
+		{"4.00 ms", "2.00× the ceiling's 2.00 ms"},
+		{"4.00 ms", "2.00× the ceiling's 2.00 ms"},
+		{"150 000 decisions/s", "1.00× of the bound"},
+		{"150 000 decisions/s", "1.00× of the bound"},
+		{"2.00 µs", "1.00× of the bound"},
+		{"300 bytes", "1.00× of the bound"},
+		{"5.00 s", "1.00× of the bound"},
+		{"5.00 s", "1.00× of the bound"},
+		{"1 000 writes/s", "1.00× of the bound"},
+		{"20.0 ms", "1.00× of the bound"},
+		{"100 ms", "1.00× of the bound"},
+	}
+	if len(vs) != len(want) {
+		t.Fatalf("%d verdicts, want %d", len(vs), len(want))
+	}
+	for i, w := range want {
+		if vs[i].Measured != w.measured || vs[i].Ratio != w.ratio {
+			t.Errorf("verdict %d (%s): %q, %q; want %q, %q", i, vs[i].Target, vs[i].Measured, vs[i].Ratio, w.measured, w.ratio)
+		}
+	}
+}

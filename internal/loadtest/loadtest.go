@@ -1,0 +1,240 @@
+// Package loadtest drives HTTP load at a server with vegeta: a closed loop
+// of a fixed number of keep-alive connections sending back to back, which
+// finds the highest throughput, and an open loop at a constant arrival rate,
+// which measures latency without coordinated omission (a request is sent on
+// schedule whether or not earlier ones have been answered).
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// Request is one HTTP request to send.
+type Request struct {
+	Method string
+	URL    string
+	Header http.Header
+	Body   []byte
+}
+
+// Check judges an answer to req: nil when it is right. A request that
+// failed, answered a status other than 2xx, or whose answer Check refuses
+// counts as an error.
+type Check func(req Request, status int, body []byte) error
+
+// Phase describes one run of load.
+type Phase struct {
+	// Requests are sent in turn, from the first again after the last.
+	Requests []Request
+	// Check judges each answer after the run (nil: any 2xx is right).
+	Check Check
+	// Duration is how long requests are sent.
+	Duration time.Duration
+	// Connections is the number of connections of a closed loop (default
+	// 16); an open loop opens as many as it needs.
+	Connections int
+	// Rate is the arrival rate of an open loop, in requests per second;
+	// zero makes a closed loop.
+	Rate float64
+	// Timeout bounds each request (default 10s).
+	Timeout time.Duration
+}
+
+// Result sums up a phase.
+type Result struct {
+	// Rate is the arrival rate asked for (0 for a closed loop).
+	Rate float64 `json:"rate,omitempty"`
+	// Connections is the closed loop's connection count (0 for an open loop).
+	Connections int `json:"connections,omitempty"`
+	// Requests is the number of requests sent and answered or failed.
+	Requests int `json:"requests"`
+	// Errors counts failed requests, non-2xx answers and wrong answers.
+	Errors int `json:"errors"`
+	// ErrorSamples holds up to three distinct error messages.
+	ErrorSamples []string `json:"error_samples,omitempty"`
+	// Elapsed is the time from the first request sent to the last answer.
+	Elapsed time.Duration `json:"elapsed"`
+	// Throughput is correct answers per second over Elapsed.
+	Throughput float64 `json:"throughput"`
+	// Latency holds the latency percentiles of every request.
+	Latency Percentiles `json:"latency"`
+}
+
+// Run sends the phase's requests and sums up the answers. It stops early,
+// with ctx's error, when ctx ends.
+func Run(ctx context.Context, p Phase) (Result, error) {
+	if len(p.Requests) == 0 {
+		return Result{}, errors.New("loadtest: no requests")
+	}
+	if p.Duration <= 0 {
+		return Result{}, errors.New("loadtest: no duration")
+	}
+	if p.Connections <= 0 {
+		p.Connections = 16
+	}
+	if p.Timeout <= 0 {
+		p.Timeout = 10 * time.Second
+	}
+	// A transport of our own, so that its connections can be closed after
+	// the run: a server's graceful shutdown waits for connections that
+	// were opened but never used.
+	tr := &http.Transport{Proxy: nil, DialContext: (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext}
+	defer tr.CloseIdleConnections()
+	opts := []func(*vegeta.Attacker){
+		vegeta.Client(&http.Client{Transport: tr}), // first: the options below set it up
+		vegeta.KeepAlive(true),
+		vegeta.Timeout(p.Timeout),
+		vegeta.Redirects(vegeta.NoFollow),
+	}
+	var pacer vegeta.Pacer
+	res := Result{Rate: p.Rate}
+	if p.Rate > 0 {
+		// Enough workers from the start that the pacer never waits for one
+		// to be spawned at a high rate; vegeta adds more if they all block.
+		workers := uint64(min(max(p.Rate/500, 8), 64))
+		opts = append(opts, vegeta.Workers(workers), vegeta.Connections(10000))
+		pacer = vegeta.ConstantPacer{Freq: int(p.Rate + 0.5), Per: time.Second}
+	} else {
+		n := uint64(p.Connections)
+		res.Connections = p.Connections
+		opts = append(opts, vegeta.Workers(n), vegeta.MaxWorkers(n),
+			vegeta.Connections(p.Connections), vegeta.MaxConnections(p.Connections))
+		pacer = vegeta.ConstantPacer{} // no pacing: back to back
+	}
+	var next atomic.Uint64
+	targeter := func(t *vegeta.Target) error {
+		r := p.Requests[int((next.Add(1)-1)%uint64(len(p.Requests)))]
+		t.Method, t.URL, t.Header, t.Body = r.Method, r.URL, r.Header, r.Body
+		return nil
+	}
+	atk := vegeta.NewAttacker(opts...)
+	// Results are only kept here; they are judged after the run, so that
+	// checking answers takes no CPU from the run itself.
+	var all []*vegeta.Result
+	results := atk.Attack(targeter, pacer, p.Duration, "")
+	stopped := false
+	for r := range results {
+		all = append(all, r)
+		if !stopped && ctx.Err() != nil {
+			atk.Stop()
+			stopped = true
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	return summarize(res, all, p), nil
+}
+
+// summarize judges the answers and computes the figures.
+func summarize(res Result, all []*vegeta.Result, p Phase) Result {
+	res.Requests = len(all)
+	if len(all) == 0 {
+		return res
+	}
+	byURL := map[string][]Request{}
+	for _, r := range p.Requests {
+		byURL[r.Method+" "+r.URL] = append(byURL[r.Method+" "+r.URL], r)
+	}
+	lat := make([]time.Duration, 0, len(all))
+	first, last := all[0].Timestamp, all[0].Timestamp.Add(all[0].Latency)
+	seen := map[string]bool{}
+	ok := 0
+	for _, r := range all {
+		lat = append(lat, r.Latency)
+		if r.Timestamp.Before(first) {
+			first = r.Timestamp
+		}
+		if end := r.Timestamp.Add(r.Latency); end.After(last) {
+			last = end
+		}
+		err := judge(r, byURL[r.Method+" "+r.URL], p.Check)
+		if err == nil {
+			ok++
+			continue
+		}
+		res.Errors++
+		if msg := err.Error(); len(res.ErrorSamples) < 3 && !seen[msg] {
+			seen[msg] = true
+			res.ErrorSamples = append(res.ErrorSamples, msg)
+		}
+	}
+	res.Elapsed = last.Sub(first)
+	if res.Elapsed > 0 {
+		res.Throughput = float64(ok) / res.Elapsed.Seconds()
+	}
+	res.Latency = Summarize(lat)
+	return res
+}
+
+// judge returns why r is an error, or nil. reqs are the requests r may
+// answer (same method and URL); the answer must satisfy check for one of
+// them (requests of one URL differ only by body, which the answers of the
+// service's batch check repeat).
+func judge(r *vegeta.Result, reqs []Request, check Check) error {
+	if r.Code == 0 {
+		return fmt.Errorf("%s %s: %s", r.Method, r.URL, r.Error)
+	}
+	if r.Code < 200 || r.Code > 299 {
+		return fmt.Errorf("%s %s: status %d", r.Method, r.URL, r.Code)
+	}
+	if check == nil {
+		return nil
+	}
+	if len(reqs) == 0 {
+		return fmt.Errorf("%s %s: answer to a request never sent", r.Method, r.URL)
+	}
+	var err error
+	for _, req := range reqs {
+		if err = check(req, int(r.Code), r.Body); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s %s: %w", r.Method, r.URL, err)
+}
+
+// Percentiles are latency percentiles, exact (nearest rank over every
+// sample).
+type Percentiles struct {
+	P50  time.Duration `json:"p50"`
+	P90  time.Duration `json:"p90"`
+	P99  time.Duration `json:"p99"`
+	P999 time.Duration `json:"p999"`
+	Max  time.Duration `json:"max"`
+}
+
+// Summarize returns the percentiles of samples (which it sorts).
+func Summarize(samples []time.Duration) Percentiles {
+	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
+	return Percentiles{
+		P50:  Quantile(samples, 0.50),
+		P90:  Quantile(samples, 0.90),
+		P99:  Quantile(samples, 0.99),
+		P999: Quantile(samples, 0.999),
+		Max:  Quantile(samples, 1),
+	}
+}
+
+// Quantile is the q-quantile (0 < q ≤ 1) of sorted samples by the nearest
+// rank method: the smallest sample with at least q of the samples at or
+// below it. It is zero for no samples.
+func Quantile(sorted []time.Duration, q float64) time.Duration {
+	n := len(sorted)
+	if n == 0 {
+		return 0
+	}
+	// The rank is ⌈q·n⌉; q·n a hair above an integer by floating-point
+	// error (0.99·100 is 99.00000000000001) must not skip a rank.
+	rank := min(max(int(math.Ceil(q*float64(n)-1e-9)), 1), n)
+	return sorted[rank-1]
+}

@@ -1,0 +1,167 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+func TestQuantile(t *testing.T) {
+	hundred := make([]time.Duration, 100)
+	for i := range hundred {
+		hundred[i] = time.Duration(i + 1) // 1 … 100
+	}
+	cases := []struct {
+		name    string
+		samples []time.Duration
+		q       float64
+		want    time.Duration
+	}{
+		{"none", nil, 0.5, 0},
+		{"one", []time.Duration{7}, 0.999, 7},
+		{"median of 100", hundred, 0.5, 50},
+		{"p90 of 100", hundred, 0.9, 90},
+		{"p99 of 100 (0.99·100 is a hair above 99)", hundred, 0.99, 99},
+		{"p99.9 of 100", hundred, 0.999, 100},
+		{"max", hundred, 1, 100},
+		{"p50 of 3 rounds up", []time.Duration{1, 2, 3}, 0.5, 2},
+		{"p50 of 4 is the lower middle", []time.Duration{1, 2, 3, 4}, 0.5, 2},
+		{"tiny q is the minimum", hundred, 0.0001, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Quantile(tc.samples, tc.q); got != tc.want {
+				t.Errorf("Quantile(%d samples, %v) = %v, want %v", len(tc.samples), tc.q, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSummarizeSorts(t *testing.T) {
+	samples := []time.Duration{5, 1, 4, 2, 3}
+	got := Summarize(samples)
+	want := Percentiles{P50: 3, P90: 5, P99: 5, P999: 5, Max: 5}
+	if got != want {
+		t.Errorf("Summarize = %+v, want %+v", got, want)
+	}
+}
+
+func TestJudge(t *testing.T) {
+	req := Request{Method: "GET", URL: "http://x/a"}
+	wantBody := func(_ Request, _ int, body []byte) error {
+		if string(body) != "ok" {
+			return fmt.Errorf("body %q", body)
+		}
+		return nil
+	}
+	cases := []struct {
+		name   string
+		res    vegeta.Result
+		reqs   []Request
+		check  Check
+		errHas string // "" for no error
+	}{
+		{"right", vegeta.Result{Code: 200, Body: []byte("ok")}, []Request{req}, wantBody, ""},
+		{"no check", vegeta.Result{Code: 204}, nil, nil, ""},
+		{"transport error", vegeta.Result{Code: 0, Error: "connection refused"}, []Request{req}, wantBody, "connection refused"},
+		{"status 500", vegeta.Result{Code: 500, Error: "500 Internal Server Error", Body: []byte("ok")}, []Request{req}, wantBody, "status 500"},
+		{"status 302", vegeta.Result{Code: 302, Body: []byte("ok")}, []Request{req}, nil, "status 302"},
+		{"wrong body", vegeta.Result{Code: 200, Body: []byte("no")}, []Request{req}, wantBody, `body "no"`},
+		{"answer to nothing sent", vegeta.Result{Code: 200, Body: []byte("ok")}, nil, wantBody, "never sent"},
+		{"any request of the URL will do", vegeta.Result{Code: 200, Body: []byte("ok")},
+			[]Request{{URL: "x"}, req}, func(r Request, _ int, body []byte) error {
+				if r.URL != req.URL {
+					return errors.New("not this one")
+				}
+				return nil
+			}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.res
+			r.Method, r.URL = req.Method, req.URL
+			err := judge(&r, tc.reqs, tc.check)
+			switch {
+			case tc.errHas == "" && err != nil:
+				t.Errorf("judge = %v, want nil", err)
+			case tc.errHas != "" && (err == nil || !strings.Contains(err.Error(), tc.errHas)):
+				t.Errorf("judge = %v, want an error holding %q", err, tc.errHas)
+			}
+		})
+	}
+}
+
+// TestRun drives a test server in both loops: every request is answered
+// and judged, and wrong answers are counted as errors. Nothing about time
+// is asserted.
+func TestRun(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every tenth answer is wrong.
+		if n.Add(1)%10 == 0 {
+			fmt.Fprint(w, "wrong")
+			return
+		}
+		fmt.Fprint(w, r.URL.Path)
+	}))
+	defer srv.Close()
+	reqs := []Request{{Method: "GET", URL: srv.URL + "/a"}, {Method: "GET", URL: srv.URL + "/b"}}
+	echo := func(r Request, _ int, body []byte) error {
+		if !strings.HasSuffix(r.URL, string(body)) {
+			return fmt.Errorf("answer %q", body)
+		}
+		return nil
+	}
+	cases := []struct {
+		name  string
+		phase Phase
+	}{
+		{"closed loop", Phase{Requests: reqs, Check: echo, Duration: 100 * time.Millisecond, Connections: 4}},
+		{"open loop", Phase{Requests: reqs, Check: echo, Duration: 100 * time.Millisecond, Rate: 200}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n.Store(0)
+			res, err := Run(context.Background(), tc.phase)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Requests < 10 {
+				t.Fatalf("%d requests, want at least 10", res.Requests)
+			}
+			if want := int(n.Load() / 10); res.Errors != want {
+				t.Errorf("%d errors, want %d (every tenth of %d answers)", res.Errors, want, n.Load())
+			}
+			if len(res.ErrorSamples) == 0 || len(res.ErrorSamples) > 2 {
+				t.Errorf("ErrorSamples = %q, want one per URL", res.ErrorSamples)
+			}
+			for _, s := range res.ErrorSamples {
+				if !strings.Contains(s, `answer "wrong"`) {
+					t.Errorf("ErrorSamples = %q, want them about the wrong answer", res.ErrorSamples)
+				}
+			}
+			if res.Latency.P50 <= 0 || res.Latency.Max < res.Latency.P99 || res.Throughput <= 0 {
+				t.Errorf("figures %+v: latencies or throughput missing", res)
+			}
+			if tc.phase.Rate == 0 && res.Connections != 4 {
+				t.Errorf("Connections = %d, want 4", res.Connections)
+			}
+		})
+	}
+}
+
+func TestRunRefusesEmptyPhases(t *testing.T) {
+	for _, p := range []Phase{{Duration: time.Second}, {Requests: []Request{{Method: "GET", URL: "http://x"}}}} {
+		if _, err := Run(context.Background(), p); err == nil {
+			t.Errorf("Run(%+v) succeeded, want an error", p)
+		}
+	}
+}
