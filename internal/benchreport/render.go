@@ -339,9 +339,7 @@ func (r *Report) renderCold(p printer) {
 	}
 	sort.Strings(list)
 	if len(list) > 0 {
-		p("The cold servers ran with %s besides the common settings (the default tenant memory\n", strings.Join(list, ", "))
-		p("budget, 512 MiB at an estimated 1 KiB per rule, is smaller than this tenant, and the default\n")
-		p("5 s database deadline would cut a slower load short instead of timing it).\n")
+		p("The cold servers ran with %s besides the common settings.\n", strings.Join(list, ", "))
 	}
 	p("\n")
 }

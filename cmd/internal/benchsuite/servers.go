@@ -18,9 +18,6 @@ import (
 	"github.com/ourway/auth/settings"
 )
 
-// lifted is a rate limit no benchmark reaches.
-const lifted = "100000000 per second"
-
 // commonEnv are the settings of every auth-server the suite starts, shown
 // in the report (the secrets are random per run and shown as such).
 func commonEnv() []string {
@@ -30,8 +27,7 @@ func commonEnv() []string {
 		"AUTH_LOG_FORMAT=json",
 		"AUTH_AUDIT_KEY=(random per run; the generated tenants' audit chains are sealed with it)",
 		"JWT_SECRET_KEY=(random per run)",
-		"RATE_LIMIT_DEFAULT=" + lifted,
-		"AUTH_RATE_LIMIT_UNAUTHENTICATED=" + lifted,
+		"(rate limits as shipped: tenants are not limited)",
 		"AUTH_DB_TYPE=sqlite with AUTH_DB_PATH=(fresh file), or postgresql with POSTGRESQL_URL=(fresh database)",
 		"AUTH_AUDIT_DECISIONS=all or none, as each table says",
 	}
@@ -153,8 +149,6 @@ func (s *suite) startServer(ctx context.Context, name string, d *database, audit
 		"AUTH_LOG_FORMAT=json",
 		"AUTH_AUDIT_KEY="+s.auditKey,
 		"JWT_SECRET_KEY=bench-"+randomSecret(),
-		"RATE_LIMIT_DEFAULT="+lifted,
-		"AUTH_RATE_LIMIT_UNAUTHENTICATED="+lifted,
 		"AUTH_AUDIT_DECISIONS="+audit,
 	)
 	env = append(append(env, d.env...), extra...)
