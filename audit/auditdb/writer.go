@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"gorm.io/gorm"
@@ -159,7 +160,13 @@ func (w *writer) writeSQLite(ctx context.Context, recs []*audit.Record, heads []
 		if _, err := w.conn.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("insert audit records: %w", err)
 		}
-		recs = recs[k:]
+		if recs = recs[k:]; len(recs) > 0 {
+			// A batch of 500 is some 5 ms of this processor (SQLite is Go
+			// code here); between its statements the writer lets waiting
+			// goroutines, requests above all, run, so that on a machine of
+			// few cores a request does not wait for a whole batch.
+			runtime.Gosched()
+		}
 	}
 	return nil
 }

@@ -1,8 +1,9 @@
-// Package loadtest drives HTTP load at a server with vegeta: a closed loop
-// of a fixed number of keep-alive connections sending back to back, which
-// finds the highest throughput, and an open loop at a constant arrival rate,
-// which measures latency without coordinated omission (a request is sent on
-// schedule whether or not earlier ones have been answered).
+// Package loadtest drives HTTP load at a server: a closed loop of a fixed
+// number of keep-alive connections sending back to back (with vegeta), which
+// finds the highest throughput, and an open loop at a constant arrival rate
+// (a schedule of its own, see openLoop), which measures latency without
+// coordinated omission (a request is due on schedule whether or not earlier
+// ones have been answered, and a late one is timed from when it was due).
 package loadtest
 
 import (
@@ -41,7 +42,7 @@ type Phase struct {
 	// Duration is how long requests are sent.
 	Duration time.Duration
 	// Connections is the number of connections of a closed loop (default
-	// 16); an open loop opens as many as it needs.
+	// 16); an open loop uses one per 250 requests per second (16 to 256).
 	Connections int
 	// Rate is the arrival rate of an open loop, in requests per second;
 	// zero makes a closed loop.
@@ -54,7 +55,7 @@ type Phase struct {
 type Result struct {
 	// Rate is the arrival rate asked for (0 for a closed loop).
 	Rate float64 `json:"rate,omitempty"`
-	// Connections is the closed loop's connection count (0 for an open loop).
+	// Connections is the loop's connection count.
 	Connections int `json:"connections,omitempty"`
 	// Requests is the number of requests sent and answered or failed.
 	Requests int `json:"requests"`
@@ -85,31 +86,52 @@ func Run(ctx context.Context, p Phase) (Result, error) {
 	if p.Timeout <= 0 {
 		p.Timeout = 10 * time.Second
 	}
+	if p.Rate > 0 {
+		all, err := openLoop(ctx, p)
+		if err != nil {
+			return Result{}, err
+		}
+		return summarize(Result{Rate: p.Rate, Connections: openConnections(p.Rate)}, all, p), nil
+	}
+	all, err := closedLoop(ctx, p)
+	if err != nil {
+		return Result{}, err
+	}
+	return summarize(Result{Connections: p.Connections}, all, p), nil
+}
+
+// sample is the outcome of one request.
+type sample struct {
+	req     int // index in the phase's Requests (-1: unknown)
+	status  int // 0 when the request failed
+	body    []byte
+	err     error
+	start   time.Time
+	latency time.Duration
+}
+
+// closedLoop sends the phase's requests back to back on p.Connections
+// keep-alive connections (vegeta) and returns every request's outcome.
+func closedLoop(ctx context.Context, p Phase) ([]sample, error) {
 	// A transport of our own, so that its connections can be closed after
 	// the run: a server's graceful shutdown waits for connections that
 	// were opened but never used.
 	tr := &http.Transport{Proxy: nil, DialContext: (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext}
 	defer tr.CloseIdleConnections()
-	opts := []func(*vegeta.Attacker){
+	n := uint64(p.Connections)
+	atk := vegeta.NewAttacker(
 		vegeta.Client(&http.Client{Transport: tr}), // first: the options below set it up
 		vegeta.KeepAlive(true),
 		vegeta.Timeout(p.Timeout),
 		vegeta.Redirects(vegeta.NoFollow),
-	}
-	var pacer vegeta.Pacer
-	res := Result{Rate: p.Rate}
-	if p.Rate > 0 {
-		// Enough workers from the start that the pacer never waits for one
-		// to be spawned at a high rate; vegeta adds more if they all block.
-		workers := uint64(min(max(p.Rate/500, 8), 64))
-		opts = append(opts, vegeta.Workers(workers), vegeta.Connections(10000))
-		pacer = vegeta.ConstantPacer{Freq: int(p.Rate + 0.5), Per: time.Second}
-	} else {
-		n := uint64(p.Connections)
-		res.Connections = p.Connections
-		opts = append(opts, vegeta.Workers(n), vegeta.MaxWorkers(n),
-			vegeta.Connections(p.Connections), vegeta.MaxConnections(p.Connections))
-		pacer = vegeta.ConstantPacer{} // no pacing: back to back
+		vegeta.Workers(n), vegeta.MaxWorkers(n),
+		vegeta.Connections(p.Connections), vegeta.MaxConnections(p.Connections),
+	)
+	index := map[string]int{}
+	for i, r := range p.Requests {
+		if _, ok := index[r.Method+" "+r.URL]; !ok {
+			index[r.Method+" "+r.URL] = i
+		}
 	}
 	var next atomic.Uint64
 	targeter := func(t *vegeta.Target) error {
@@ -117,48 +139,63 @@ func Run(ctx context.Context, p Phase) (Result, error) {
 		t.Method, t.URL, t.Header, t.Body = r.Method, r.URL, r.Header, r.Body
 		return nil
 	}
-	atk := vegeta.NewAttacker(opts...)
 	// Results are only kept here; they are judged after the run, so that
 	// checking answers takes no CPU from the run itself.
-	var all []*vegeta.Result
-	results := atk.Attack(targeter, pacer, p.Duration, "")
+	var all []sample
+	results := atk.Attack(targeter, vegeta.ConstantPacer{}, p.Duration, "") // no pacing: back to back
 	stopped := false
 	for r := range results {
-		all = append(all, r)
+		s := sample{req: -1, status: int(r.Code), body: r.Body, start: r.Timestamp, latency: r.Latency}
+		if i, ok := index[r.Method+" "+r.URL]; ok {
+			s.req = i
+		}
+		if r.Error != "" {
+			s.err = errors.New(r.Error)
+		}
+		all = append(all, s)
 		if !stopped && ctx.Err() != nil {
 			atk.Stop()
 			stopped = true
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	return summarize(res, all, p), nil
+	return all, nil
 }
 
 // summarize judges the answers and computes the figures.
-func summarize(res Result, all []*vegeta.Result, p Phase) Result {
+func summarize(res Result, all []sample, p Phase) Result {
 	res.Requests = len(all)
 	if len(all) == 0 {
 		return res
 	}
+	// Requests of one method and URL differ only by body, which the
+	// answers of the service's batch check repeat: an answer may be
+	// judged against any of them.
 	byURL := map[string][]Request{}
 	for _, r := range p.Requests {
 		byURL[r.Method+" "+r.URL] = append(byURL[r.Method+" "+r.URL], r)
 	}
 	lat := make([]time.Duration, 0, len(all))
-	first, last := all[0].Timestamp, all[0].Timestamp.Add(all[0].Latency)
+	first, last := all[0].start, all[0].start.Add(all[0].latency)
 	seen := map[string]bool{}
 	ok := 0
-	for _, r := range all {
-		lat = append(lat, r.Latency)
-		if r.Timestamp.Before(first) {
-			first = r.Timestamp
+	for _, s := range all {
+		lat = append(lat, s.latency)
+		if s.start.Before(first) {
+			first = s.start
 		}
-		if end := r.Timestamp.Add(r.Latency); end.After(last) {
+		if end := s.start.Add(s.latency); end.After(last) {
 			last = end
 		}
-		err := judge(r, byURL[r.Method+" "+r.URL], p.Check)
+		var reqs []Request
+		var name string
+		if s.req >= 0 {
+			r := p.Requests[s.req]
+			name, reqs = r.Method+" "+r.URL, byURL[r.Method+" "+r.URL]
+		}
+		err := judge(name, s, reqs, p.Check)
 		if err == nil {
 			ok++
 			continue
@@ -177,30 +214,32 @@ func summarize(res Result, all []*vegeta.Result, p Phase) Result {
 	return res
 }
 
-// judge returns why r is an error, or nil. reqs are the requests r may
-// answer (same method and URL); the answer must satisfy check for one of
-// them (requests of one URL differ only by body, which the answers of the
-// service's batch check repeat).
-func judge(r *vegeta.Result, reqs []Request, check Check) error {
-	if r.Code == 0 {
-		return fmt.Errorf("%s %s: %s", r.Method, r.URL, r.Error)
+// judge returns why s, the answer to the request named name, is an error,
+// or nil. reqs are the requests it may answer (same method and URL); the
+// answer must satisfy check for one of them.
+func judge(name string, s sample, reqs []Request, check Check) error {
+	if s.status == 0 {
+		return fmt.Errorf("%s: %v", name, s.err)
 	}
-	if r.Code < 200 || r.Code > 299 {
-		return fmt.Errorf("%s %s: status %d", r.Method, r.URL, r.Code)
+	if s.status < 200 || s.status > 299 {
+		return fmt.Errorf("%s: status %d", name, s.status)
+	}
+	if s.err != nil {
+		return fmt.Errorf("%s: %v", name, s.err)
 	}
 	if check == nil {
 		return nil
 	}
 	if len(reqs) == 0 {
-		return fmt.Errorf("%s %s: answer to a request never sent", r.Method, r.URL)
+		return fmt.Errorf("%s: answer to a request never sent", name)
 	}
 	var err error
 	for _, req := range reqs {
-		if err = check(req, int(r.Code), r.Body); err == nil {
+		if err = check(req, s.status, s.body); err == nil {
 			return nil
 		}
 	}
-	return fmt.Errorf("%s %s: %w", r.Method, r.URL, err)
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // Percentiles are latency percentiles, exact (nearest rank over every

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
 func TestQuantile(t *testing.T) {
@@ -64,19 +62,20 @@ func TestJudge(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		res    vegeta.Result
+		res    sample
 		reqs   []Request
 		check  Check
 		errHas string // "" for no error
 	}{
-		{"right", vegeta.Result{Code: 200, Body: []byte("ok")}, []Request{req}, wantBody, ""},
-		{"no check", vegeta.Result{Code: 204}, nil, nil, ""},
-		{"transport error", vegeta.Result{Code: 0, Error: "connection refused"}, []Request{req}, wantBody, "connection refused"},
-		{"status 500", vegeta.Result{Code: 500, Error: "500 Internal Server Error", Body: []byte("ok")}, []Request{req}, wantBody, "status 500"},
-		{"status 302", vegeta.Result{Code: 302, Body: []byte("ok")}, []Request{req}, nil, "status 302"},
-		{"wrong body", vegeta.Result{Code: 200, Body: []byte("no")}, []Request{req}, wantBody, `body "no"`},
-		{"answer to nothing sent", vegeta.Result{Code: 200, Body: []byte("ok")}, nil, wantBody, "never sent"},
-		{"any request of the URL will do", vegeta.Result{Code: 200, Body: []byte("ok")},
+		{"right", sample{status: 200, body: []byte("ok")}, []Request{req}, wantBody, ""},
+		{"no check", sample{status: 204}, nil, nil, ""},
+		{"transport error", sample{status: 0, err: errors.New("connection refused")}, []Request{req}, wantBody, "connection refused"},
+		{"status 500", sample{status: 500, err: errors.New("500 Internal Server Error"), body: []byte("ok")}, []Request{req}, wantBody, "status 500"},
+		{"status 302", sample{status: 302, body: []byte("ok")}, []Request{req}, nil, "status 302"},
+		{"wrong body", sample{status: 200, body: []byte("no")}, []Request{req}, wantBody, `body "no"`},
+		{"body cut short", sample{status: 200, body: []byte("o"), err: errors.New("unexpected EOF")}, []Request{req}, wantBody, "unexpected EOF"},
+		{"answer to nothing sent", sample{status: 200, body: []byte("ok")}, nil, wantBody, "never sent"},
+		{"any request of the URL will do", sample{status: 200, body: []byte("ok")},
 			[]Request{{URL: "x"}, req}, func(r Request, _ int, body []byte) error {
 				if r.URL != req.URL {
 					return errors.New("not this one")
@@ -86,9 +85,7 @@ func TestJudge(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := tc.res
-			r.Method, r.URL = req.Method, req.URL
-			err := judge(&r, tc.reqs, tc.check)
+			err := judge(req.Method+" "+req.URL, tc.res, tc.reqs, tc.check)
 			switch {
 			case tc.errHas == "" && err != nil:
 				t.Errorf("judge = %v, want nil", err)
@@ -151,8 +148,8 @@ func TestRun(t *testing.T) {
 			if res.Latency.P50 <= 0 || res.Latency.Max < res.Latency.P99 || res.Throughput <= 0 {
 				t.Errorf("figures %+v: latencies or throughput missing", res)
 			}
-			if tc.phase.Rate == 0 && res.Connections != 4 {
-				t.Errorf("Connections = %d, want 4", res.Connections)
+			if want := map[bool]int{true: 4, false: 16}[tc.phase.Rate == 0]; res.Connections != want {
+				t.Errorf("Connections = %d, want %d", res.Connections, want)
 			}
 		})
 	}
@@ -163,5 +160,73 @@ func TestRunRefusesEmptyPhases(t *testing.T) {
 		if _, err := Run(context.Background(), p); err == nil {
 			t.Errorf("Run(%+v) succeeded, want an error", p)
 		}
+	}
+}
+
+func TestRender(t *testing.T) {
+	ws, err := render([]Request{
+		{Method: "GET", URL: "http://127.0.0.1:9/api/x?a=b%20c", Header: http.Header{"Authorization": {"Bearer k"}}},
+		{Method: "POST", URL: "http://127.0.0.1:9/api/v2/check", Body: []byte(`{"checks":[]}`)},
+		{Method: "POST", URL: "http://127.0.0.1:9/api/role/r"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"GET /api/x?a=b%20c HTTP/1.1\r\nHost: 127.0.0.1:9\r\nAuthorization: Bearer k\r\n\r\n",
+		"POST /api/v2/check HTTP/1.1\r\nHost: 127.0.0.1:9\r\nContent-Length: 13\r\n\r\n{\"checks\":[]}",
+		"POST /api/role/r HTTP/1.1\r\nHost: 127.0.0.1:9\r\nContent-Length: 0\r\n\r\n",
+	}
+	for i, w := range ws {
+		if string(w.bytes) != want[i] || w.index != i || w.addr != "127.0.0.1:9" {
+			t.Errorf("request %d: %q (index %d, addr %s), want %q", i, w.bytes, w.index, w.addr, want[i])
+		}
+	}
+	for _, bad := range [][]Request{
+		{{Method: "GET", URL: "https://127.0.0.1:9/"}},
+		{{Method: "GET", URL: "http://127.0.0.1:9/"}, {Method: "GET", URL: "http://127.0.0.1:10/"}},
+		{{Method: "GET", URL: "http://[::1/"}},
+	} {
+		if _, err := render(bad); err == nil {
+			t.Errorf("render(%v) succeeded, want an error", bad)
+		}
+	}
+}
+
+// TestOpenLoopChargesTheWait: when the server stalls, the requests due on
+// the stalled connection meanwhile are timed from when they were due, not
+// from when the connection could send them (no coordinated omission). The
+// bound is a lower one, from the stall the test imposes.
+func TestOpenLoopChargesTheWait(t *testing.T) {
+	const stall = 150 * time.Millisecond
+	var first atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if first.CompareAndSwap(false, true) {
+			time.Sleep(stall)
+		}
+		fmt.Fprint(w, "ok")
+	}))
+	defer srv.Close()
+	// 16 connections at 800/s: each sends every 20 ms, so about 7 requests
+	// fall due on the stalled connection while it waits.
+	p := Phase{Requests: []Request{{Method: "GET", URL: srv.URL + "/"}}, Duration: 400 * time.Millisecond, Rate: 800, Timeout: 5 * time.Second}
+	all, err := openLoop(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := 0
+	for _, s := range all {
+		if s.err != nil || s.status != 200 {
+			t.Fatalf("request failed: %d %v", s.status, s.err)
+		}
+		if s.latency >= stall/2 {
+			late++
+		}
+	}
+	if late < 3 {
+		t.Errorf("%d requests were charged half the %v stall or more, want the stalled request and those due behind it (≥ 3)", late, stall)
+	}
+	if n := len(all); n < 200 {
+		t.Errorf("%d requests sent, want the schedule's 320 (at least 200)", n)
 	}
 }

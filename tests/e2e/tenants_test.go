@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ourway/auth/internal/testenv"
+	"github.com/ourway/auth/policy"
 )
 
 // tenantCount is the number of tenants in the server's database.
@@ -173,7 +174,7 @@ func TestTenantFloodMemoryBounded(t *testing.T) {
 	bytes := s.metricValue(t, "auth_tenants_loaded_bytes")
 	loaded := s.metricValue(t, "auth_tenants_loaded")
 	evicted := s.metricValue(t, `auth_tenant_evictions_total{reason="memory"}`)
-	const perTenant = 8<<10 + 1<<10 // the estimate of a tenant with one role
+	const perTenant = policy.TenantBaseBytes + policy.RuleBytes // the estimate of a tenant with one role
 	if bytes <= 0 || bytes > budget {
 		t.Errorf("auth_tenants_loaded_bytes = %v, want within the budget %d", bytes, budget)
 	}
