@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -125,29 +124,11 @@ type server struct {
 
 const startTimeout = 30 * time.Second
 
-// configVars are the variables auth-server reads (settings.Variables, AUTH_*
-// ones included); a test server never inherits them.
-var configVars = func() map[string]bool {
-	m := map[string]bool{}
-	for _, v := range settings.Variables() {
-		m[v.Name] = true
-	}
-	return m
-}()
-
 // serverEnv is the environment of a test server: the test's own, without
 // any setting of auth-server, plus a random port and dbPath; extra entries
 // win.
 func serverEnv(dbPath string, extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "AUTH_") || configVars[k] {
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env,
+	env := append(settings.Unconfigured(os.Environ()),
 		"SERVER_HOST=127.0.0.1", "SERVER_PORT=0", "AUTH_DB_PATH="+dbPath,
 		"AUTH_LOG_FORMAT=json", "AUTH_AUDIT_KEY="+randomHex(32), "JWT_SECRET_KEY="+randomHex(32),
 		// No rate limit in the way: the suites send hundreds of requests,

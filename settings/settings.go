@@ -8,6 +8,7 @@ package settings
 import (
 	"errors"
 	"log/slog"
+	"strings"
 
 	"github.com/ourway/auth"
 	"github.com/ourway/auth/api"
@@ -143,4 +144,24 @@ func (c *Config) Warnings() []string {
 // AUTH_CONFIG first, with the YAML key of the same setting.
 func Variables() []config.Variable {
 	return config.Variables(Config{})
+}
+
+// Unconfigured returns the entries of environ (KEY=VALUE, as os.Environ
+// gives them) that configure nothing of auth-server: neither a variable
+// the configuration reads nor any other AUTH_ one. A process started with
+// them runs on the built-in settings plus what its caller adds.
+func Unconfigured(environ []string) []string {
+	vars := map[string]bool{}
+	for _, v := range Variables() {
+		vars[v.Name] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "AUTH_") || vars[k] {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }

@@ -213,17 +213,11 @@ func rewrite(text string, ports map[string]string) string {
 // the Go and Python tool set-ups of the real home kept.
 func shellEnv(t *testing.T, home string) []string {
 	t.Helper()
-	vars := map[string]bool{}
-	for _, v := range settings.Variables() {
-		vars[v.Name] = true
-	}
 	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "AUTH_") || vars[k] || k == "HOME" {
-			continue
+	for _, kv := range settings.Unconfigured(os.Environ()) {
+		if !strings.HasPrefix(kv, "HOME=") {
+			env = append(env, kv)
 		}
-		env = append(env, kv)
 	}
 	realHome, _ := os.UserHomeDir()
 	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} {

@@ -51,28 +51,10 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// configVars are the variables auth-server reads (settings.Variables, AUTH_*
-// ones included); a test never inherits them from the environment it runs in.
-var configVars = func() map[string]bool {
-	m := map[string]bool{}
-	for _, v := range settings.Variables() {
-		m[v.Name] = true
-	}
-	return m
-}()
-
 // baseEnv is the process environment without any setting of auth-server,
 // plus extra (KEY=VALUE entries; later ones win).
 func baseEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "AUTH_") || configVars[k] {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
+	return append(settings.Unconfigured(os.Environ()), extra...)
 }
 
 // envValue returns the last value of key in env.

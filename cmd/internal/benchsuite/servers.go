@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/ourway/auth/cmd/internal/dataset"
@@ -41,21 +40,7 @@ func randomSecret() string {
 }
 
 // baseEnv is the process environment without any setting of auth-server.
-func baseEnv() []string {
-	vars := map[string]bool{}
-	for _, v := range settings.Variables() {
-		vars[v.Name] = true
-	}
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "AUTH_") || vars[k] {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
+func baseEnv() []string { return settings.Unconfigured(os.Environ()) }
 
 // database is a fresh database holding one generated tenant.
 type database struct {
