@@ -27,47 +27,43 @@ func (s *Store) Rekey(ctx context.Context, clearText bool) (int, error) {
 	if s.keys == nil {
 		return 0, errors.New("workflowdb: rekey needs encryption keys")
 	}
+	n, err := rekeyTable(ctx, s, "workflows", func(q *gorm.DB) *gorm.DB { return q },
+		func(r workflowRow) int64 { return r.ID },
+		func(tx *gorm.DB, rows []workflowRow) (int, error) { return s.rekeyWorkflows(tx, rows, clearText) })
+	if err != nil {
+		return n, err
+	}
+	m, err := rekeyTable(ctx, s, "workflow runs", func(q *gorm.DB) *gorm.DB { return q.Select("id, tenant_id, users, added, removed") },
+		func(r runRow) int64 { return r.ID },
+		func(tx *gorm.DB, rows []runRow) (int, error) { return s.rekeyRuns(tx, rows, clearText) })
+	return n + m, err
+}
+
+// rekeyTable re-encrypts one table: rows of at most rekeyBatch, read in id
+// order (with the columns cols selects) after the last batch's, each batch
+// rekeyed in a transaction of its own. It returns how many rows changed.
+func rekeyTable[R any](ctx context.Context, s *Store, what string, cols func(*gorm.DB) *gorm.DB, id func(R) int64,
+	rekey func(tx *gorm.DB, rows []R) (int, error)) (int, error) {
 	changed := 0
 	for last := int64(0); ; {
-		var rows []workflowRow
-		if err := s.db.Gorm().WithContext(ctx).Where("id > ?", last).Order("id").Limit(rekeyBatch).Find(&rows).Error; err != nil {
-			return changed, fmt.Errorf("read workflows: %w", err)
+		var rows []R
+		if err := cols(s.db.Gorm().WithContext(ctx)).Where("id > ?", last).Order("id").Limit(rekeyBatch).Find(&rows).Error; err != nil {
+			return changed, fmt.Errorf("read %s: %w", what, err)
 		}
 		if len(rows) == 0 {
-			break
+			return changed, nil
 		}
-		last = rows[len(rows)-1].ID
+		last = id(rows[len(rows)-1])
 		n := 0
 		if err := s.db.InTx(ctx, func(tx *gorm.DB) error {
 			var err error
-			n, err = s.rekeyWorkflows(tx, rows, clearText)
+			n, err = rekey(tx, rows)
 			return err
 		}); err != nil {
 			return changed, err
 		}
 		changed += n
 	}
-	for last := int64(0); ; {
-		var rows []runRow
-		if err := s.db.Gorm().WithContext(ctx).Select("id, tenant_id, users, added, removed").Where("id > ?", last).
-			Order("id").Limit(rekeyBatch).Find(&rows).Error; err != nil {
-			return changed, fmt.Errorf("read workflow runs: %w", err)
-		}
-		if len(rows) == 0 {
-			break
-		}
-		last = rows[len(rows)-1].ID
-		n := 0
-		if err := s.db.InTx(ctx, func(tx *gorm.DB) error {
-			var err error
-			n, err = s.rekeyRuns(tx, rows, clearText)
-			return err
-		}); err != nil {
-			return changed, err
-		}
-		changed += n
-	}
-	return changed, nil
 }
 
 // maxRekeyTries bounds how often a row changed by a server meanwhile is
