@@ -299,7 +299,7 @@ func (s *Server) guarded(c echo.Context, next echo.HandlerFunc, cors, limit echo
 	}()
 	secure(c)
 	start := time.Now()
-	if err := s.bounded(c, next, cors, limit); err != nil {
+	if err := bounded(c, next, cors, limit); err != nil {
 		c.Error(err)
 	}
 	s.logRequest(c, start)
@@ -308,7 +308,7 @@ func (s *Server) guarded(c echo.Context, next echo.HandlerFunc, cors, limit echo
 
 // bounded applies CORS, the body limit and requireJSON, each only where it
 // has something to do.
-func (s *Server) bounded(c echo.Context, next echo.HandlerFunc, cors, limit echo.MiddlewareFunc) error {
+func bounded(c echo.Context, next echo.HandlerFunc, cors, limit echo.MiddlewareFunc) error {
 	r := c.Request()
 	if r.Body != nil && r.Body != http.NoBody {
 		next = limit(requireJSON(next))

@@ -9,6 +9,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/ourway/auth/internal/benchgate"
@@ -19,13 +20,13 @@ func main() {
 	now := flag.String("new", "", "the measurements to check (go test -bench output)")
 	threshold := flag.Float64("threshold", 0.25, "the slowdown that fails (0.25: 25 %)")
 	flag.Parse()
-	if err := run(*base, *now, *threshold); err != nil {
+	if err := run(os.Stdout, *base, *now, *threshold); err != nil {
 		fmt.Fprintln(os.Stderr, "auth-benchgate:", err)
 		os.Exit(1)
 	}
 }
 
-func run(basePath, nowPath string, threshold float64) error {
+func run(w io.Writer, basePath, nowPath string, threshold float64) error {
 	if nowPath == "" {
 		return fmt.Errorf("-new is required")
 	}
@@ -44,11 +45,11 @@ func run(basePath, nowPath string, threshold float64) error {
 		return err
 	}
 	for _, r := range rs {
-		fmt.Println(r)
+		fmt.Fprintln(w, r)
 	}
 	if benchgate.Failed(rs) {
 		return fmt.Errorf("slower than the baseline by more than %.0f %% (significant at p < 0.05)", threshold*100)
 	}
-	fmt.Printf("performance gate passed: nothing more than %.0f %% slower than the baseline\n", threshold*100)
+	fmt.Fprintf(w, "performance gate passed: nothing more than %.0f %% slower than the baseline\n", threshold*100)
 	return nil
 }
