@@ -1,11 +1,11 @@
 package policy
 
 import (
-	"time"
 	"context"
 	"fmt"
 	"math"
 	"sort"
+	"time"
 
 	"github.com/ourway/auth/audit"
 )

@@ -21,14 +21,14 @@ import (
 func newPolicyService(cfg settings.Config, store *policydb.Store, trail *audit.Trail, reads, writes *breaker.Breaker,
 	syncer *policysync.Sync, limiter *ratelimit.Limiter, mx *metrics.Metrics, log *slog.Logger) (*policy.Service, error) {
 	svc, err := policy.New(policydb.Guard(store, reads, writes), cfg.Policy.ModelText, policy.Options{
-		IdleTimeout:  cfg.Policy.TenantIdleTimeout,
-		MaxRoleDepth: cfg.Policy.MaxRoleDepth,
-		Recorder:     trail,
-		Timeout:      cfg.Ops.DBTimeout,
-		Publisher:    syncer,
-		Logger:       log,
-		Admit:        api.TenantAdmission(limiter),
-		MemoryBudget: cfg.Tenants.MemoryBytes,
+		IdleTimeout:      cfg.Policy.TenantIdleTimeout,
+		MaxRoleDepth:     cfg.Policy.MaxRoleDepth,
+		Recorder:         trail,
+		Timeout:          cfg.Ops.DBTimeout,
+		Publisher:        syncer,
+		Logger:           log,
+		Admit:            api.TenantAdmission(limiter),
+		MemoryBudget:     cfg.Tenants.MemoryBytes,
 		ConsistencyWait:  consistencyWait(cfg.Policy.ConsistencyWait),
 		ChangesRetention: cfg.Policy.ChangesRetention,
 	})
