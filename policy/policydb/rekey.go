@@ -204,6 +204,16 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyStats),
 			progress(st)
 		}
 	}
+	for _, pass := range []RekeyPass{s.rekeyExpiries, s.rekeyChanges} {
+		n, err := pass(ctx, clearText)
+		st.Other += n
+		if err != nil {
+			return st, err
+		}
+		if n > 0 && progress != nil {
+			progress(st)
+		}
+	}
 	for _, pass := range passes {
 		n, err := pass(ctx, clearText)
 		st.Other += n
@@ -333,4 +343,107 @@ func (s *Store) rekeyRoles(tx *gorm.DB, rows []roleRow, clearText bool, st *Reke
 		st.Roles++
 	}
 	return nil
+}
+
+// rekeyExpiries re-seals the rule fields that key the ends of time-bound
+// rules, as rekeyRules re-seals the rules themselves (a rule under two keys
+// keeps the earlier end).
+func (s *Store) rekeyExpiries(ctx context.Context, clearText bool) (int, error) {
+	var rows []expiryRow
+	if err := s.db.Gorm().WithContext(ctx).Order("tenant_id").Find(&rows).Error; err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range rows {
+		sec := r.Ptype[:1]
+		dom := []string{r.V0, r.V1, r.V2}[domainField(sec)]
+		nr := r
+		changed := false
+		for i, f := range []*string{&nr.V0, &nr.V1, &nr.V2} {
+			if !sealed(sec, i) {
+				continue
+			}
+			v, ch, err := s.reseal(dom, *f, clearText)
+			if err != nil {
+				return n, fmt.Errorf("rule_expiries of tenant %d: %w", r.TenantID, err)
+			}
+			*f, changed = v, changed || ch
+		}
+		if !changed {
+			continue
+		}
+		err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+			var existing []expiryRow
+			if err := tx.Where("ptype = ? AND v0 = ? AND v1 = ? AND v2 = ?", nr.Ptype, nr.V0, nr.V1, nr.V2).Find(&existing).Error; err != nil {
+				return err
+			}
+			for _, e := range existing {
+				nr.ExpiresAt = min(nr.ExpiresAt, e.ExpiresAt)
+			}
+			if err := tx.Where("ptype = ? AND v0 = ? AND v1 = ? AND v2 = ?", nr.Ptype, nr.V0, nr.V1, nr.V2).Delete(&expiryRow{}).Error; err != nil {
+				return err
+			}
+			if err := tx.Where("ptype = ? AND v0 = ? AND v1 = ? AND v2 = ?", r.Ptype, r.V0, r.V1, r.V2).Delete(&expiryRow{}).Error; err != nil {
+				return err
+			}
+			return tx.Create(&nr).Error
+		})
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// rekeyChanges re-seals the names of the change log, in batches.
+func (s *Store) rekeyChanges(ctx context.Context, clearText bool) (int, error) {
+	n := 0
+	var last changeRow
+	for first := true; ; first = false {
+		var rows []changeRow
+		q := s.db.Gorm().WithContext(ctx)
+		if !first {
+			q = q.Where("tenant_id > ? OR (tenant_id = ? AND (revision > ? OR (revision = ? AND seq > ?)))",
+				last.TenantID, last.TenantID, last.Revision, last.Revision, last.Seq)
+		}
+		if err := q.Order("tenant_id").Order("revision").Order("seq").Limit(500).Find(&rows).Error; err != nil {
+			return n, err
+		}
+		if len(rows) == 0 {
+			return n, nil
+		}
+		last = rows[len(rows)-1]
+		err := s.db.InTx(ctx, func(tx *gorm.DB) error {
+			for _, r := range rows {
+				dom := fmt.Sprint(r.TenantID)
+				changed := false
+				for _, f := range []**string{&r.Role, &r.Permission, &r.UserName, &r.Parent, &r.Description} {
+					if *f == nil {
+						continue
+					}
+					v, ch, err := s.resealValue(dom, **f, clearText)
+					if err != nil {
+						return fmt.Errorf("policy_changes of tenant %d revision %d: %w", r.TenantID, r.Revision, err)
+					}
+					if ch {
+						*f, changed = &v, true
+					}
+				}
+				if !changed {
+					continue
+				}
+				if err := tx.Model(&changeRow{}).Where("tenant_id = ? AND revision = ? AND seq = ?", r.TenantID, r.Revision, r.Seq).
+					Updates(map[string]any{"role": r.Role, "permission": r.Permission, "user_name": r.UserName,
+						"parent": r.Parent, "description": r.Description}).Error; err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return n, err
+		}
+	}
 }
