@@ -59,7 +59,7 @@ func TestLiveV2EveryMethod(t *testing.T) {
 	parents, err := collect(v.Parents(ctx, "editor"))
 	step(t, "Parents of editor", parents, err, []string{"staff"})
 	detail, err := v.GetRole(ctx, "editor")
-	detail.Revision = 0 // a server with revisions states one; TestLiveV2Revisions checks it
+	detail.Revision = 0 // checked by TestLiveV2Revisions
 	step(t, "GetRole editor", detail, err, client.RoleDetail{Name: "editor", Permissions: 1, Members: 5, Parents: []string{"staff"}})
 	_, err = v.GetRole(ctx, "ghost")
 	step(t, "GetRole ghost: reason", apiReason(err), nil, client.ReasonRoleNotFound)

@@ -3,31 +3,15 @@ package client_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/ourway/auth/client"
 )
 
-// requireRevisions skips t when the server at base does not serve the
-// change feed (a server older than revisions, consistency and the feed).
-func requireRevisions(t *testing.T, base string) {
-	t.Helper()
-	resp, err := http.Get(base + "/api/v2/changes")
-	if err != nil {
-		t.Fatalf("probe GET /api/v2/changes: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		t.Skip("the server does not serve GET /api/v2/changes (revisions and the change feed not built yet)")
-	}
-}
-
 // Revisions, consistency, time-bound rules and the change feed against
 // the real server.
 func TestLiveV2Revisions(t *testing.T) {
-	requireRevisions(t, shared.base)
 	c, err := client.New(client.Options{BaseURL: shared.base, Token: randomKey(), SessionConsistency: true})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +62,7 @@ func TestLiveV2Revisions(t *testing.T) {
 	if ok, err := v.WithConsistency(client.MinimizeLatency()).Check(ctx, "alice", "read"); err != nil || !ok {
 		t.Errorf("Check with MinimizeLatency = %v, %v; want true", ok, err)
 	}
-	_, err = v.WithConsistency(client.AtLeast(last + 1000)).Check(ctx, "alice", "read")
+	_, err = v.WithConsistency(client.AtLeast(last+1000)).Check(ctx, "alice", "read")
 	if !errors.Is(err, client.ErrRevisionAhead) {
 		t.Errorf("Check at a revision ahead: %v, want ErrRevisionAhead", err)
 	}
@@ -212,12 +196,4 @@ func collectChanges(t *testing.T, v *client.V2, since int64) []client.Change {
 		}
 		q.Cursor = page.NextCursor
 	}
-}
-
-// The Python client's live tests of the same features
-// (clients/python/tests/live_revisions.py).
-func TestPythonClientRevisionsLive(t *testing.T) {
-	requireRevisions(t, shared.base)
-	python := findPython(t)
-	runUnittest(t, python, []string{"AUTH_TEST_URL=" + shared.base}, "discover", "-s", "tests", "-t", "tests", "-p", "live_revisions.py", "-v")
 }

@@ -1,12 +1,6 @@
 """Tests of revisions, consistency, time-bound rules and the change feed
-against a running auth-server at $AUTH_TEST_URL (run by
-TestPythonClientRevisionsLive in client/v2_revisions_live_test.go, which
-runs it only when the server serves GET /api/v2/changes).
-
-The file is not named test_*.py, so the suite of TestPythonClient leaves it
-out while servers without the change feed exist: it skips against one, and
-that suite fails on any skip.
-"""
+against a running auth-server at $AUTH_TEST_URL (run by TestPythonClient in
+client/python_test.go)."""
 
 import threading
 import time
@@ -24,12 +18,6 @@ class LiveRevisionsTest(unittest.TestCase):
         self.url = live_url_or_skip(self)
         c = EnhancedAuthClient(str(uuid.uuid4()), self.url, timeout=10, session_consistency=True)
         self.addCleanup(c.close)
-        try:
-            c.v2.changes()
-        except AuthTransportError as exc:
-            if exc.status == 404:
-                self.skipTest("the server does not serve GET /api/v2/changes")
-            raise
         self.client = c
         self.v2 = c.v2
 
