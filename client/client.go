@@ -39,6 +39,18 @@
 // at once with ErrUnavailable (wrapping breaker.ErrBreakerOpen). After
 // BreakerTimeout it lets calls through again (half-open): one failure opens
 // it again, BreakerSuccessThreshold successes close it.
+//
+// # Revisions and consistency
+//
+// Every change of a tenant's policy gets the tenant's next revision, and
+// every answer to a write carries it (the X-Auth-Revision header). A Client
+// keeps the highest revision it wrote: LastRevision. The reads of API v2
+// that accept a consistency (checks, the lists under roles, users and
+// permissions, GetRole and ExportPolicy) send the one of V2.WithConsistency;
+// with session consistency (Options.SessionConsistency or
+// V2.WithSessionConsistency) they send AtLeast(LastRevision()) once the
+// client has written something, so a client always reads its own writes,
+// whichever replica answers.
 package client
 
 import (
@@ -54,6 +66,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/eapache/go-resiliency/breaker"
@@ -74,6 +87,14 @@ const (
 
 // maxBody bounds the bytes read from one answer.
 const maxBody = 1 << 20
+
+// revisionHeader carries the revision of a write's answer, and the one a
+// read was computed at.
+const revisionHeader = "X-Auth-Revision"
+
+// maxWait is the longest long poll the service holds (the change feed's
+// wait).
+const maxWait = 60 * time.Second
 
 // Options configures a Client. Every field but BaseURL is optional: its
 // zero value means the default.
@@ -118,6 +139,11 @@ type Options struct {
 	HTTPClient *http.Client
 	// UserAgent is sent as User-Agent (default "auth-go-client").
 	UserAgent string
+	// SessionConsistency makes every API v2 read that accepts a
+	// consistency ask for AtLeast(LastRevision()) once the client has
+	// written something (see V2.WithSessionConsistency); a consistency
+	// chosen with V2.WithConsistency wins over it.
+	SessionConsistency bool
 }
 
 // Client calls one auth-server. It is safe for concurrent use.
@@ -133,7 +159,29 @@ type Client struct {
 	http      *http.Client
 	transport *http.Transport // nil when Options.HTTPClient was given
 	breaker   *breaker.Breaker
+	session   bool
+	written   *revision // the highest revision this client wrote
 }
+
+// revision is the highest revision seen, safe for concurrent use.
+type revision struct{ n atomic.Int64 }
+
+// observe raises the revision to n if n is higher.
+func (r *revision) observe(n int64) {
+	for {
+		cur := r.n.Load()
+		if n <= cur || r.n.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
+// LastRevision is the highest revision of the tenant's policy that a write
+// of this client (API v1 or v2) committed, read from the answers'
+// X-Auth-Revision header; 0 before the first such write. It is safe for
+// concurrent use. A copy made by WithToken starts again from 0: it writes
+// another tenant.
+func (c *Client) LastRevision() int64 { return c.written.n.Load() }
 
 // New returns a Client for the service at opts.BaseURL.
 func New(opts Options) (*Client, error) {
@@ -157,6 +205,8 @@ func New(opts Options) (*Client, error) {
 		baseDelay: or(opts.RetryBaseDelay, DefaultRetryBaseDelay),
 		maxDelay:  or(opts.RetryMaxDelay, DefaultRetryMaxDelay),
 		maxRA:     or(opts.MaxRetryAfter, DefaultMaxRetryAfter),
+		session:   opts.SessionConsistency,
+		written:   &revision{},
 	}
 	if c.retries < 0 {
 		c.retries = 0
@@ -200,6 +250,8 @@ func newTransport(opts Options) *http.Transport {
 	timeout := or(opts.Timeout, DefaultTimeout)
 	dialer := &net.Dialer{Timeout: min(timeout, 5*time.Second), KeepAlive: 30 * time.Second}
 	perHost := or(opts.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost)
+	// The attempt's context bounds a request by timeout; a long poll of the
+	// change feed may wait up to maxWait more for its answer's headers.
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dialer.DialContext,
@@ -209,7 +261,7 @@ func newTransport(opts Options) *http.Transport {
 		MaxConnsPerHost:       opts.MaxConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   min(timeout, 5*time.Second),
-		ResponseHeaderTimeout: timeout,
+		ResponseHeaderTimeout: timeout + maxWait,
 		ExpectContinueTimeout: time.Second,
 	}
 }
@@ -220,6 +272,7 @@ func newTransport(opts Options) *http.Transport {
 func (c *Client) WithToken(token string) *Client {
 	cp := *c
 	cp.token = token
+	cp.written = &revision{}
 	return &cp
 }
 
@@ -250,6 +303,26 @@ type request struct {
 	body []byte
 	// retry says whether the request may be sent more than once.
 	retry bool
+	// read marks a POST that only reads (the batch check): its answer's
+	// revision is not one the client wrote.
+	read bool
+	// wait is how long the service may hold the request (a long poll),
+	// added to the attempt's timeout.
+	wait time.Duration
+	// meta, when not nil, receives what the answer's headers say.
+	meta *answerMeta
+}
+
+// answerMeta is what a 2xx answer's headers say.
+type answerMeta struct {
+	// revision is X-Auth-Revision (0 when absent or malformed).
+	revision int64
+}
+
+// writes reports whether r changes the tenant's policy, so that its
+// answer's X-Auth-Revision is a revision the client wrote.
+func (r request) writes() bool {
+	return r.method != http.MethodGet && r.method != http.MethodHead && !r.read
 }
 
 // do sends one call without a body (with its retries, when method is
@@ -359,7 +432,7 @@ func (c *Client) backoff(n int) time.Duration {
 // answer's Retry-After, if it has one.
 func (c *Client) attempt(ctx context.Context, r request, out any) (time.Duration, bool, error) {
 	method, path := r.method, r.path
-	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	actx, cancel := context.WithTimeout(ctx, c.timeout+r.wait)
 	defer cancel()
 	var reqBody io.Reader
 	if r.body != nil {
@@ -395,6 +468,14 @@ func (c *Client) attempt(ctx context.Context, r request, out any) (time.Duration
 		return wait, ok, &APIError{
 			StatusCode: resp.StatusCode, Message: errorMessage(resp.StatusCode, body),
 			Reason: reason, Details: details, Body: body, Method: method, Path: path,
+		}
+	}
+	if rev, err := strconv.ParseInt(resp.Header.Get(revisionHeader), 10, 64); err == nil && rev > 0 {
+		if r.meta != nil {
+			r.meta.revision = rev
+		}
+		if r.writes() {
+			c.written.observe(rev)
 		}
 	}
 	if out != nil {

@@ -23,6 +23,23 @@ var (
 	// ErrUnavailable matches a transport failure (no answer), an open
 	// circuit breaker, and answers of 502, 503 and 504.
 	ErrUnavailable = errors.New("auth: service unavailable")
+	// ErrConsistencyUnavailable matches an answer of 503 with Reason
+	// ReasonConsistencyUnavailable: the replica was behind the revision a
+	// read asked for (AtLeast, Full or session consistency) and could not
+	// reach its database in time. It also matches ErrUnavailable; retrying
+	// is safe, and idempotent reads are retried.
+	ErrConsistencyUnavailable = errors.New("auth: consistency unavailable")
+	// ErrRevisionAhead matches an answer of 400 with Reason
+	// ReasonRevisionAhead: a read asked for a revision newer than the
+	// tenant's latest (Details["revision"] and Details["latest"]), one that
+	// the service never returned for this tenant.
+	ErrRevisionAhead = errors.New("auth: revision ahead of the tenant's latest")
+	// ErrChangesExpired matches an answer of 410 with Reason
+	// ReasonChangesExpired: the change feed no longer holds the changes
+	// after the position asked for (Details["oldest"] is the oldest revision
+	// it still has). Resynchronise from V2.ExportPolicy and follow the feed
+	// from the export's Revision.
+	ErrChangesExpired = errors.New("auth: changes expired: resynchronise from the policy export")
 )
 
 // APIError is a non-2xx answer of the service.
@@ -53,9 +70,16 @@ func (e *APIError) Error() string {
 
 // Is reports whether target is the sentinel error of e's status code:
 // ErrUnauthorized for 401 and 403, ErrRateLimited for 429 and
-// ErrUnavailable for 502, 503 and 504.
+// ErrUnavailable for 502, 503 and 504; or of its status and reason:
+// ErrConsistencyUnavailable, ErrRevisionAhead and ErrChangesExpired.
 func (e *APIError) Is(target error) bool {
 	switch target {
+	case ErrConsistencyUnavailable:
+		return e.StatusCode == http.StatusServiceUnavailable && e.Reason == ReasonConsistencyUnavailable
+	case ErrRevisionAhead:
+		return e.StatusCode == http.StatusBadRequest && e.Reason == ReasonRevisionAhead
+	case ErrChangesExpired:
+		return e.StatusCode == http.StatusGone && e.Reason == ReasonChangesExpired
 	case ErrUnauthorized:
 		return e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden
 	case ErrRateLimited:

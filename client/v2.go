@@ -50,9 +50,14 @@ const MaxBatch = 1000
 // the iteration starts, the next one only when the iteration goes past the
 // last item of the current page. An error ends the iteration: it is yielded
 // once, with a zero item.
+//
+// A V2 is a view: WithPageSize, WithConsistency and WithSessionConsistency
+// return a changed copy, cheap enough to make for a single call.
 type V2 struct {
-	c     *Client
-	limit int
+	c           *Client
+	limit       int
+	consistency Consistency
+	session     bool
 }
 
 // V2 returns the API v2 client of c.
@@ -84,6 +89,9 @@ type RoleDetail struct {
 	Permissions, Members int
 	// Parents are the roles it inherits from directly.
 	Parents []string
+	// Revision is the revision of the tenant's policy the answer was
+	// computed at (0 when the service does not say).
+	Revision int64
 }
 
 // UserRole is a role of a user.
@@ -155,6 +163,9 @@ type Explanation struct {
 	// Rule is the matched Casbin policy rule (its p fields); nil when
 	// denied.
 	Rule []string
+	// Revision is the revision of the tenant's policy the decision was
+	// computed at (0 when the service does not say).
+	Revision int64
 }
 
 // PolicyExport is the tenant's policy as Casbin CSV.
@@ -168,6 +179,10 @@ type PolicyExport struct {
 	Rules int `json:"rules"`
 	// Version is the tenant's policy version.
 	Version int64 `json:"version"`
+	// Revision is the revision the export was taken at (0 when the service
+	// does not say): a change-feed consumer resynchronising from the export
+	// follows on from it (V2.FollowChanges).
+	Revision int64 `json:"revision"`
 }
 
 // ImportOptions say how ImportPolicy applies a policy.
@@ -191,6 +206,9 @@ type ImportResult struct {
 	RulesRemoved int `json:"rules_removed"`
 	// Version is the policy version after the import.
 	Version int64 `json:"version"`
+	// Revision is the revision the import committed (0 for a dry run, or
+	// when the service does not say).
+	Revision int64 `json:"revision"`
 }
 
 // v2Path fills the {} of route (a path under /api/v2) with the escaped
@@ -237,8 +255,20 @@ func (v *V2) flag(ctx context.Context, method, field, route string, values ...st
 }
 
 // list iterates over a paginated route, fetching a page only when the
-// iteration reaches it.
+// iteration reaches it. It sends no consistency: see readList.
 func list[T any](ctx context.Context, v *V2, route string, values ...string) iter.Seq2[T, error] {
+	return pages[T](ctx, v, false, route, values...)
+}
+
+// readList is list for a route that accepts a consistency (those under
+// roles, users and permissions): it sends v's.
+func readList[T any](ctx context.Context, v *V2, route string, values ...string) iter.Seq2[T, error] {
+	return pages[T](ctx, v, true, route, values...)
+}
+
+// pages iterates over a paginated route; with consistent it sends v's
+// consistency with each page.
+func pages[T any](ctx context.Context, v *V2, consistent bool, route string, values ...string) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
 		path, err := v2Path(route, values...)
@@ -254,6 +284,9 @@ func list[T any](ctx context.Context, v *V2, route string, values ...string) ite
 			}
 			if cursor != "" {
 				q.Set("cursor", cursor)
+			}
+			if consistent {
+				v.setConsistency(q)
 			}
 			p := path
 			if len(q) > 0 {
@@ -320,21 +353,26 @@ func (v *V2) check(ctx context.Context, user, perm string, explain bool) (Explan
 	if explain {
 		q.Set("explain", "true")
 	}
+	v.setConsistency(q)
 	path := "/api/v2/check?" + q.Encode()
+	var meta answerMeta
+	r := v.req(http.MethodGet, path, nil)
+	r.meta = &meta
 	d, err := v2Call[struct {
 		Allowed     *bool `json:"allowed"`
 		Explanation *struct {
 			Path []Step   `json:"path"`
 			Rule []string `json:"rule"`
 		} `json:"explanation"`
-	}](ctx, v, v.req(http.MethodGet, path, nil))
+		Revision *int64 `json:"revision"`
+	}](ctx, v, r)
 	if err != nil {
 		return Explanation{}, err
 	}
 	if d.Allowed == nil {
 		return Explanation{}, shapeError(http.MethodGet, path, "allowed")
 	}
-	out := Explanation{Allowed: *d.Allowed}
+	out := Explanation{Allowed: *d.Allowed, Revision: revisionOf(d.Revision, meta)}
 	if explain {
 		if d.Explanation == nil {
 			return Explanation{}, shapeError(http.MethodGet, path, "explanation")
@@ -354,42 +392,61 @@ func (v *V2) check(ctx context.Context, user, perm string, explain bool) (Explan
 // sent as POST (each attempt that reaches the service is recorded in the
 // audit trail, as for a retried GET /api/v2/check). No pairs: no request.
 func (v *V2) CheckBatch(ctx context.Context, pairs []Pair) ([]Result, error) {
+	b, err := v.CheckBatchRevision(ctx, pairs)
+	return b.Results, err
+}
+
+// CheckBatchRevision is CheckBatch that also says the revision the results
+// were computed at: the lowest of its requests' (every result was computed
+// at a state at or after it); 0 for no pairs, or when the service does not
+// say.
+func (v *V2) CheckBatchRevision(ctx context.Context, pairs []Pair) (BatchResult, error) {
 	for _, p := range pairs {
 		if p.User == "" || p.Permission == "" {
-			return nil, errEmptyName
+			return BatchResult{}, errEmptyName
 		}
 	}
 	out := make([]Result, 0, len(pairs))
+	var rev int64
+	path := "/api/v2/check"
+	if q := v.consistencyQuery(); q != "" {
+		path += "?" + q
+	}
 	for start := 0; start < len(pairs); start += MaxBatch {
 		chunk := pairs[start:min(start+MaxBatch, len(pairs))]
 		body, err := json.Marshal(struct {
 			Checks []Pair `json:"checks"`
 		}{chunk})
 		if err != nil {
-			return nil, err
+			return BatchResult{}, err
 		}
-		r := request{method: http.MethodPost, path: "/api/v2/check", body: body, retry: true}
+		var meta answerMeta
+		r := request{method: http.MethodPost, path: path, body: body, retry: true, read: true, meta: &meta}
 		d, err := v2Call[struct {
-			Results *[]Result `json:"results"`
+			Results  *[]Result `json:"results"`
+			Revision *int64    `json:"revision"`
 		}](ctx, v, r)
 		if err != nil {
-			return nil, err
+			return BatchResult{}, err
 		}
 		if d.Results == nil {
-			return nil, shapeError(r.method, r.path, "results")
+			return BatchResult{}, shapeError(r.method, r.path, "results")
 		}
 		if len(*d.Results) != len(chunk) {
-			return nil, fmt.Errorf("auth: POST %s: %d results for %d checks", r.path, len(*d.Results), len(chunk))
+			return BatchResult{}, fmt.Errorf("auth: POST %s: %d results for %d checks", r.path, len(*d.Results), len(chunk))
 		}
 		for i, res := range *d.Results {
 			if res.User != chunk[i].User || res.Permission != chunk[i].Permission {
-				return nil, fmt.Errorf("auth: POST %s: result %d is for (%q, %q), not (%q, %q)",
+				return BatchResult{}, fmt.Errorf("auth: POST %s: result %d is for (%q, %q), not (%q, %q)",
 					r.path, start+i, res.User, res.Permission, chunk[i].User, chunk[i].Permission)
 			}
 		}
 		out = append(out, *d.Results...)
+		if n := revisionOf(d.Revision, meta); start == 0 || n < rev {
+			rev = n
+		}
 	}
-	return out, nil
+	return BatchResult{Results: out, Revision: rev}, nil
 }
 
 // roleWire is a role as v2 sends it.
@@ -410,7 +467,7 @@ func (w roleWire) summary() RoleSummary {
 // /api/v2/roles).
 func (v *V2) Roles(ctx context.Context) iter.Seq2[RoleSummary, error] {
 	return func(yield func(RoleSummary, error) bool) {
-		for w, err := range list[roleWire](ctx, v, "roles") {
+		for w, err := range readList[roleWire](ctx, v, "roles") {
 			if !yield(w.summary(), err) {
 				return
 			}
@@ -484,19 +541,26 @@ func (v *V2) GetRole(ctx context.Context, role string) (RoleDetail, error) {
 	if err != nil {
 		return RoleDetail{}, err
 	}
+	if q := v.consistencyQuery(); q != "" {
+		path += "?" + q
+	}
+	var meta answerMeta
+	r := v.req(http.MethodGet, path, nil)
+	r.meta = &meta
 	d, err := v2Call[struct {
 		roleWire
 		Permissions int      `json:"permissions"`
 		Members     int      `json:"members"`
 		Parents     []string `json:"parents"`
-	}](ctx, v, v.req(http.MethodGet, path, nil))
+		Revision    *int64   `json:"revision"`
+	}](ctx, v, r)
 	if err != nil {
 		return RoleDetail{}, err
 	}
 	s := d.summary()
 	return RoleDetail{
 		Name: s.Name, Description: s.Description, Permissions: d.Permissions,
-		Members: d.Members, Parents: append([]string{}, d.Parents...),
+		Members: d.Members, Parents: append([]string{}, d.Parents...), Revision: revisionOf(d.Revision, meta),
 	}, nil
 }
 
@@ -509,7 +573,7 @@ func (v *V2) DeleteRole(ctx context.Context, role string) (bool, error) {
 // Permissions iterates over role's direct grants, sorted (GET
 // /api/v2/roles/{role}/permissions).
 func (v *V2) Permissions(ctx context.Context, role string) iter.Seq2[string, error] {
-	return names(list[nameItem](ctx, v, "roles/{}/permissions", role))
+	return names(readList[nameItem](ctx, v, "roles/{}/permissions", role))
 }
 
 // PutPermission grants perm to role (PUT
@@ -530,7 +594,7 @@ func (v *V2) DeletePermission(ctx context.Context, role, perm string) (bool, err
 // /api/v2/roles/{role}/members).
 func (v *V2) Members(ctx context.Context, role string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		for it, err := range list[struct {
+		for it, err := range readList[struct {
 			User string `json:"user"`
 		}](ctx, v, "roles/{}/members", role) {
 			if !yield(it.User, err) {
@@ -557,7 +621,7 @@ func (v *V2) DeleteMember(ctx context.Context, role, user string) (bool, error) 
 // Parents iterates over the roles role inherits from directly, sorted (GET
 // /api/v2/roles/{role}/parents).
 func (v *V2) Parents(ctx context.Context, role string) iter.Seq2[string, error] {
-	return names(list[nameItem](ctx, v, "roles/{}/parents", role))
+	return names(readList[nameItem](ctx, v, "roles/{}/parents", role))
 }
 
 // PutParent makes role inherit from parent (PUT
@@ -577,13 +641,13 @@ func (v *V2) DeleteParent(ctx context.Context, role, parent string) (bool, error
 // UserRoles iterates over user's roles, direct and inherited, sorted by
 // name (GET /api/v2/users/{user}/roles).
 func (v *V2) UserRoles(ctx context.Context, user string) iter.Seq2[UserRole, error] {
-	return list[UserRole](ctx, v, "users/{}/roles", user)
+	return readList[UserRole](ctx, v, "users/{}/roles", user)
 }
 
 // UserPermissions iterates over user's effective permissions, each once
 // with the roles that hold it, sorted (GET /api/v2/users/{user}/permissions).
 func (v *V2) UserPermissions(ctx context.Context, user string) iter.Seq2[UserPermission, error] {
-	return list[UserPermission](ctx, v, "users/{}/permissions", user)
+	return readList[UserPermission](ctx, v, "users/{}/permissions", user)
 }
 
 // DeleteUser removes user from every role in one change (DELETE
@@ -608,22 +672,31 @@ func (v *V2) DeleteUser(ctx context.Context, user string) (int, error) {
 // PermissionRoles iterates over the roles that grant perm, directly or
 // through a parent, sorted (GET /api/v2/permissions/{perm}/roles).
 func (v *V2) PermissionRoles(ctx context.Context, perm string) iter.Seq2[PermissionRole, error] {
-	return list[PermissionRole](ctx, v, "permissions/{}/roles", perm)
+	return readList[PermissionRole](ctx, v, "permissions/{}/roles", perm)
 }
 
 // PermissionUsers iterates over the users who hold perm, each once with
 // the roles through which, sorted (GET /api/v2/permissions/{perm}/users).
 func (v *V2) PermissionUsers(ctx context.Context, perm string) iter.Seq2[PermissionUser, error] {
-	return list[PermissionUser](ctx, v, "permissions/{}/users", perm)
+	return readList[PermissionUser](ctx, v, "permissions/{}/users", perm)
 }
 
 // ExportPolicy returns the tenant's policy as Casbin CSV (GET
 // /api/v2/policy/export).
 func (v *V2) ExportPolicy(ctx context.Context) (PolicyExport, error) {
-	const path = "/api/v2/policy/export"
-	d, err := v2Call[PolicyExport](ctx, v, v.req(http.MethodGet, path, nil))
+	path := "/api/v2/policy/export"
+	if q := v.consistencyQuery(); q != "" {
+		path += "?" + q
+	}
+	var meta answerMeta
+	r := v.req(http.MethodGet, path, nil)
+	r.meta = &meta
+	d, err := v2Call[PolicyExport](ctx, v, r)
 	if err == nil && d.Format == "" {
 		err = shapeError(http.MethodGet, path, "format")
+	}
+	if err == nil && d.Revision == 0 {
+		d.Revision = meta.revision
 	}
 	return d, err
 }

@@ -59,6 +59,7 @@ func TestLiveV2EveryMethod(t *testing.T) {
 	parents, err := collect(v.Parents(ctx, "editor"))
 	step(t, "Parents of editor", parents, err, []string{"staff"})
 	detail, err := v.GetRole(ctx, "editor")
+	detail.Revision = 0 // checked by TestLiveV2Revisions
 	step(t, "GetRole editor", detail, err, client.RoleDetail{Name: "editor", Permissions: 1, Members: 5, Parents: []string{"staff"}})
 	_, err = v.GetRole(ctx, "ghost")
 	step(t, "GetRole ghost: reason", apiReason(err), nil, client.ReasonRoleNotFound)
@@ -86,6 +87,7 @@ func TestLiveV2EveryMethod(t *testing.T) {
 		t.Errorf("Explain alice read: got %+v, %v", e, err)
 	}
 	e, err = v.Explain(ctx, "zoe", "read")
+	e.Revision = 0
 	step(t, "Explain zoe read", e, err, client.Explanation{})
 	pairs := make([]client.Pair, 0, 1500)
 	for i := range 1500 {

@@ -58,7 +58,8 @@ func TestV2ReasonsAreTheService(t *testing.T) {
 		client.ReasonRoleExists, client.ReasonRoleCycle, client.ReasonRoleDepth, client.ReasonKeyRotated,
 		client.ReasonConflict, client.ReasonBodyTooLarge, client.ReasonUnsupportedMediaType, client.ReasonRateLimited,
 		client.ReasonAuditChainMissing, client.ReasonInternal, client.ReasonUnavailable, client.ReasonWorkflowNotFound,
-		client.ReasonInvalidSchedule, client.ReasonWebhookRefused,
+		client.ReasonInvalidSchedule, client.ReasonWebhookRefused, client.ReasonRevisionAhead,
+		client.ReasonConsistencyUnavailable, client.ReasonChangesExpired, client.ReasonExpiryUnsupported,
 	}
 	if !reflect.DeepEqual(got, api.Reasons) {
 		t.Errorf("client reasons %q, service reasons %q", got, api.Reasons)

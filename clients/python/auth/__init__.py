@@ -5,6 +5,12 @@
 """
 
 from auth.client import (
+    FULL,
+    MINIMIZE_LATENCY,
+    ChangesExpiredError,
+    ConsistencyUnavailableError,
+    RevisionAheadError,
+    at_least,
     AuthTransportError,
     CircuitBreaker,
     CircuitOpenError,
@@ -20,6 +26,12 @@ __version__ = "1.0.0"
 
 __all__ = [
     "AuthTransportError",
+    "ChangesExpiredError",
+    "ConsistencyUnavailableError",
+    "FULL",
+    "MINIMIZE_LATENCY",
+    "RevisionAheadError",
+    "at_least",
     "CircuitBreaker",
     "CircuitOpenError",
     "Client",

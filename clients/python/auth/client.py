@@ -20,6 +20,13 @@ only for its body.
 
 API v2 is ``client.v2`` (:class:`V2`): typed answers, lazy paginated lists
 (generators) and errors with a machine-readable ``reason``.
+
+Every write's answer carries the revision it committed (``X-Auth-Revision``);
+the client keeps the highest one it wrote, :attr:`EnhancedAuthClient.last_revision`.
+The API v2 reads that accept a consistency take ``consistency=`` (``"full"``,
+``"minimize_latency"``, ``"at_least:<n>"`` or :func:`at_least`); with
+``session_consistency=True`` they send ``at_least:<last_revision>`` once the
+client has written something, so it always reads its own writes.
 """
 
 import json
@@ -35,6 +42,12 @@ from urllib3.util.retry import Retry
 
 __all__ = [
     "AuthTransportError",
+    "ConsistencyUnavailableError",
+    "RevisionAheadError",
+    "ChangesExpiredError",
+    "at_least",
+    "FULL",
+    "MINIMIZE_LATENCY",
     "CircuitOpenError",
     "CircuitBreaker",
     "EnhancedAuthClient",
@@ -50,6 +63,23 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 MAX_BATCH = 1000
 #: Answers after which an idempotent request is retried.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: The header carrying a write's revision, and the one a read was computed at.
+REVISION_HEADER = "X-Auth-Revision"
+#: Consistency: answer at or after the tenant's current revision (read from
+#: the database).
+FULL = "full"
+#: Consistency: answer from the replica's current state (the default).
+MINIMIZE_LATENCY = "minimize_latency"
+#: The longest long poll of the change feed, in seconds.
+MAX_WAIT = 60.0
+
+
+def at_least(revision):
+    """Consistency: answer from a state at or after ``revision`` (such as
+    :attr:`EnhancedAuthClient.last_revision` or an answer's ``revision``)."""
+    if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
+        raise ValueError("a revision is a non-negative int, got %r" % (revision,))
+    return "at_least:%d" % revision
 
 
 class AuthTransportError(Exception):
@@ -76,6 +106,39 @@ class AuthTransportError(Exception):
 
 class CircuitOpenError(AuthTransportError):
     """The client's circuit breaker is open: the call was not sent."""
+
+
+class ConsistencyUnavailableError(AuthTransportError):
+    """503 ``consistency_unavailable``: the replica was behind the revision a
+    read asked for and could not reach its database in time. Retrying is
+    safe (reads are retried like any 503)."""
+
+
+class RevisionAheadError(AuthTransportError):
+    """400 ``revision_ahead``: a read asked for a revision newer than the
+    tenant's latest (``details["revision"]``, ``details["latest"]``): one the
+    service never returned for this tenant."""
+
+
+class ChangesExpiredError(AuthTransportError):
+    """410 ``changes_expired``: the change feed no longer holds the changes
+    after the position asked for. ``oldest`` is the oldest revision it still
+    has. Resynchronise from :meth:`V2.export_policy` and follow the feed from
+    its ``revision``."""
+
+    @property
+    def oldest(self):
+        """The oldest revision the feed still holds, or ``None``."""
+        value = (self.details or {}).get("oldest")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+#: (status, reason) of the errors that raise a subclass of AuthTransportError.
+_ERRORS = {
+    (503, "consistency_unavailable"): ConsistencyUnavailableError,
+    (400, "revision_ahead"): RevisionAheadError,
+    (410, "changes_expired"): ChangesExpiredError,
+}
 
 
 class CircuitBreaker:
@@ -227,6 +290,9 @@ class EnhancedAuthClient:
         breaker.
     :param circuit_breaker_timeout: seconds the breaker stays open before it
         lets a probe through.
+    :param session_consistency: every API v2 read that accepts a consistency
+        asks for ``at_least:<last_revision>`` once the client has written
+        something (a ``consistency=`` given to the call wins).
     """
 
     def __init__(
@@ -244,6 +310,7 @@ class EnhancedAuthClient:
         max_retry_after=30.0,
         circuit_breaker_threshold=5,
         circuit_breaker_timeout=60.0,
+        session_consistency=False,
     ):
         parts = urlsplit(service_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -293,6 +360,22 @@ class EnhancedAuthClient:
             CircuitBreaker(circuit_breaker_threshold, circuit_breaker_timeout) if circuit_breaker_enabled else None
         )
         self._v2 = None
+        self.session_consistency = bool(session_consistency)
+        self._revision_lock = threading.Lock()
+        self._last_revision = 0
+
+    @property
+    def last_revision(self):
+        """The highest revision of the tenant's policy a write of this client
+        (API v1 or v2) committed, from the answers' ``X-Auth-Revision``; 0
+        before the first such write. Thread-safe."""
+        with self._revision_lock:
+            return self._last_revision
+
+    def _observe_revision(self, revision):
+        with self._revision_lock:
+            if revision > self._last_revision:
+                self._last_revision = revision
 
     @property
     def v2(self):
@@ -307,9 +390,12 @@ class EnhancedAuthClient:
 
     # -- transport ---------------------------------------------------------
 
-    def _request(self, method, path, body=None, read_only=False):
+    def _request(self, method, path, body=None, read_only=False, meta=None, wait=None):
         """Send one call. ``body`` is sent as JSON; ``read_only`` marks a POST
-        that only reads, and so is retried like a GET."""
+        that only reads, and so is retried like a GET. ``meta``, a dict,
+        receives the answer's ``"revision"`` (its ``X-Auth-Revision``, or
+        ``None``); ``wait`` (seconds) extends the read timeout for a long
+        poll."""
         if method in IDEMPOTENT_METHODS:
             retries = self._retry
         elif read_only:
@@ -320,6 +406,8 @@ class EnhancedAuthClient:
         if body is not None:
             extra["body"] = json.dumps(body, separators=(",", ":")).encode("utf-8")
             extra["headers"] = dict(self._http.headers, **{"Content-Type": "application/json"})
+        if wait:
+            extra["timeout"] = urllib3.Timeout(connect=self.timeout, read=self.timeout + wait)
         breaker = self.circuit_breaker
         if breaker is not None:
             breaker.acquire()
@@ -345,9 +433,18 @@ class EnhancedAuthClient:
         body = _decode(response.data)
         if not 200 <= status <= 299:
             message = body.get("message") if isinstance(body, dict) else None
-            raise AuthTransportError(
+            error = AuthTransportError(
                 "%s %s: %d %s" % (method, path, status, message or response.reason or "error"), status, body
             )
+            cls = _ERRORS.get((status, error.reason))
+            if cls is not None:
+                error = cls(str(error), status, body)
+            raise error
+        revision = _revision(response.headers.get(REVISION_HEADER))
+        if revision is not None and method not in ("GET", "HEAD") and not read_only:
+            self._observe_revision(revision)
+        if meta is not None:
+            meta["revision"] = revision
         if not isinstance(body, (dict, list)):
             raise AuthTransportError("%s %s: answer is not JSON" % (method, path), status, body)
         return body
@@ -505,15 +602,43 @@ class V2:
     1–1000 items per request; ``None`` lets the service choose, 100).
     Failures raise :class:`AuthTransportError` with ``reason``; an empty
     name raises ``ValueError`` at once, before any request.
+
+    The reads that accept a consistency take ``consistency=`` (``None``: the
+    view's, see :meth:`with_consistency`, else session consistency when the
+    client has it, else nothing: the service's default).
     """
 
-    def __init__(self, client):
+    def __init__(self, client, consistency=None):
         self._client = client
+        self._consistency = consistency
+
+    def with_consistency(self, consistency):
+        """A view of this API v2 client whose reads ask for ``consistency``
+        unless a call gives its own (``None``: back to the default)."""
+        return V2(self._client, _consistency_value(consistency))
 
     # -- plumbing ----------------------------------------------------------
 
-    def _call(self, method, path, field, body=None, read_only=False):
-        answer = self._client._request(method, path, body=body, read_only=read_only)
+    def _read_consistency(self, consistency):
+        """The consistency a read sends, or None."""
+        if consistency is not None:
+            return _consistency_value(consistency)
+        if self._consistency is not None:
+            return self._consistency
+        if self._client.session_consistency:
+            revision = self._client.last_revision
+            if revision > 0:
+                return at_least(revision)
+        return None
+
+    def _with_consistency(self, path, consistency):
+        value = self._read_consistency(consistency)
+        if value is None:
+            return path
+        return path + ("&" if "?" in path else "?") + urlencode({"consistency": value})
+
+    def _call(self, method, path, field, body=None, read_only=False, meta=None, wait=None):
+        answer = self._client._request(method, path, body=body, read_only=read_only, meta=meta, wait=wait)
         data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, dict) or (field is not None and field not in data):
             raise AuthTransportError(
@@ -529,7 +654,7 @@ class V2:
             raise AuthTransportError("%s: unexpected answer: %r is not a bool" % (method, field))
         return value
 
-    def _list(self, parts, page_size, pick=None):
+    def _list(self, parts, page_size, pick=None, consistency=None, consistent=False):
         path = _path(("v2",) + parts)  # raises ValueError now, not on iteration
 
         def pages():
@@ -540,6 +665,10 @@ class V2:
                     query["limit"] = str(page_size)
                 if cursor is not None:
                     query["cursor"] = cursor
+                if consistent:
+                    value = self._read_consistency(consistency)
+                    if value is not None:
+                        query["consistency"] = value
                 url = path + ("?" + urlencode(query) if query else "")
                 data = self._call("GET", url, "items")
                 items = data["items"]
@@ -558,31 +687,43 @@ class V2:
 
     # -- checks ------------------------------------------------------------
 
-    def check(self, user, permission):
+    def check(self, user, permission, consistency=None):
         """GET /api/v2/check: whether ``user`` holds ``permission``. A
         failure raises; it is never a ``False``."""
-        return self._check(user, permission, False)["allowed"]
+        return self._check(user, permission, False, consistency)["allowed"]
 
-    def explain(self, user, permission):
+    def check_revision(self, user, permission, consistency=None):
+        """GET /api/v2/check: ``(allowed, revision)``, the decision and the
+        revision of the tenant's policy it was computed at (``None`` when
+        the service does not say)."""
+        data = self._check(user, permission, False, consistency)
+        return data["allowed"], data.get("revision")
+
+    def explain(self, user, permission, consistency=None):
         """GET /api/v2/check?explain=true: ``{"user", "permission",
         "allowed", "explanation": {"path": [{"type", "name"}, …], "rule":
-        […]}}``; ``path`` and ``rule`` are ``None`` when denied."""
-        data = self._check(user, permission, True)
+        […]}, "revision"}``; ``path`` and ``rule`` are ``None`` when
+        denied."""
+        data = self._check(user, permission, True, consistency)
         if not isinstance(data.get("explanation"), dict):
             raise AuthTransportError("GET /api/v2/check: unexpected answer: no 'explanation' field", 200, data)
         return data
 
-    def _check(self, user, permission, explain):
+    def _check(self, user, permission, explain, consistency=None):
         _segment(user), _segment(permission)
         query = {"user": user, "permission": permission}
         if explain:
             query["explain"] = "true"
-        data = self._call("GET", "/api/v2/check?" + urlencode(query), "allowed")
+        meta = {}
+        path = self._with_consistency("/api/v2/check?" + urlencode(query), consistency)
+        data = self._call("GET", path, "allowed", meta=meta)
         if not isinstance(data["allowed"], bool):
             raise AuthTransportError("GET /api/v2/check: unexpected answer: allowed is not a bool", 200, data)
+        if "revision" not in data and meta.get("revision") is not None:
+            data["revision"] = meta["revision"]
         return data
 
-    def check_batch(self, pairs):
+    def check_batch(self, pairs, consistency=None):
         """POST /api/v2/check: a list of ``{"user", "permission", "allowed"}``
         in the order of ``pairs`` (``(user, permission)`` tuples or dicts).
 
@@ -590,6 +731,12 @@ class V2:
         after the other: each is decided on its own, and any failure fails
         the whole call. It only reads, so it is retried like a GET. No pairs:
         no request."""
+        return self.check_batch_revision(pairs, consistency)[0]
+
+    def check_batch_revision(self, pairs, consistency=None):
+        """:meth:`check_batch` that also says the revision the results were
+        computed at: ``(results, revision)``, the lowest revision of its
+        requests (``None`` for no pairs, or when the service does not say)."""
         checks = []
         for pair in pairs:
             if isinstance(pair, dict):
@@ -599,9 +746,16 @@ class V2:
             _segment(user), _segment(permission)
             checks.append({"user": user, "permission": permission})
         results = []
+        revision = None
         for start in range(0, len(checks), MAX_BATCH):
             chunk = checks[start:start + MAX_BATCH]
-            got = self._call("POST", "/api/v2/check", "results", body={"checks": chunk}, read_only=True)["results"]
+            meta = {}
+            path = self._with_consistency("/api/v2/check", consistency)
+            data = self._call("POST", path, "results", body={"checks": chunk}, read_only=True, meta=meta)
+            got = data["results"]
+            rev = data.get("revision", meta.get("revision"))
+            if isinstance(rev, int) and (revision is None or rev < revision):
+                revision = rev
             if not isinstance(got, list) or len(got) != len(chunk):
                 raise AuthTransportError("POST /api/v2/check: %d checks, unexpected results" % len(chunk), 200, got)
             for i, (want, res) in enumerate(zip(chunk, got)):
@@ -615,14 +769,14 @@ class V2:
                         "POST /api/v2/check: result %d does not answer %r" % (start + i, want), 200, got
                     )
             results.extend(got)
-        return results
+        return results, revision
 
     # -- roles -------------------------------------------------------------
 
-    def roles(self, page_size=None):
+    def roles(self, page_size=None, consistency=None):
         """GET /api/v2/roles: the roles as ``{"name", "description"}``,
         sorted by name."""
-        return self._list(("roles",), page_size)
+        return self._list(("roles",), page_size, consistency=consistency, consistent=True)
 
     def create_role(self, name, description=None):
         """POST /api/v2/roles: ``{"name", "description"}``. An existing role
@@ -644,50 +798,88 @@ class V2:
             raise AuthTransportError("PUT %s: unexpected answer: created is not a bool" % path)
         return created
 
-    def get_role(self, name):
+    def get_role(self, name, consistency=None):
         """GET /api/v2/roles/{name}: ``{"name", "description", "permissions":
-        N, "members": N, "parents": […]}``; a missing role raises with
-        ``reason`` ``"role_not_found"``."""
-        return self._call("GET", _path(("v2", "roles", (name,))), "name")
+        N, "members": N, "parents": […], "revision": N}``; a missing role
+        raises with ``reason`` ``"role_not_found"``."""
+        return self._call("GET", self._with_consistency(_path(("v2", "roles", (name,))), consistency), "name")
 
     def delete_role(self, name):
         """DELETE /api/v2/roles/{name}: whether it existed."""
         return self._flag("DELETE", "deleted", "roles", (name,))
 
-    def permissions(self, role, page_size=None):
+    def permissions(self, role, page_size=None, consistency=None):
         """GET /api/v2/roles/{role}/permissions: the names of its direct
         grants."""
-        return self._list(("roles", (role,), "permissions"), page_size, lambda it: it["name"])
+        return self._list(("roles", (role,), "permissions"), page_size, lambda it: it["name"], consistency, True)
 
-    def put_permission(self, role, permission):
+    def permissions_detailed(self, role, page_size=None, consistency=None):
+        """GET /api/v2/roles/{role}/permissions: its direct grants as
+        ``{"name", "expires_at"}`` (``expires_at``: an RFC 3339 string, or
+        ``None`` when permanent). Expired grants are left out."""
+        return self._list(("roles", (role,), "permissions"), page_size, _expiring("name"), consistency, True)
+
+    def put_permission(self, role, permission, ttl=None, expires_at=None):
         """PUT /api/v2/roles/{role}/permissions/{permission}: whether the
-        grant is new."""
-        return self._flag("PUT", "created", "roles", (role,), "permissions", (permission,))
+        grant is new. ``ttl`` (a Go duration such as ``"4h"``, seconds, or a
+        ``timedelta``) or ``expires_at`` (a ``datetime``, naive ones taken as
+        UTC, or an RFC 3339 string) make it time-bound; without them it is
+        permanent. An existing grant gets the new expiry."""
+        return self.put_permission_detailed(role, permission, ttl, expires_at)["created"]
+
+    def put_permission_detailed(self, role, permission, ttl=None, expires_at=None):
+        """:meth:`put_permission` returning the answer: ``{"created",
+        "expires_at", "revision", "role", "permission"}``."""
+        return self._put_expiring(_expiry(ttl, expires_at), "roles", (role,), "permissions", (permission,))
+
+    def _put_expiring(self, body, *parts):
+        path = _path(("v2",) + parts)
+        meta = {}
+        data = self._call("PUT", path, "created", body=body, meta=meta)
+        if not isinstance(data["created"], bool):
+            raise AuthTransportError("PUT %s: unexpected answer: created is not a bool" % path, 200, data)
+        if "revision" not in data and meta.get("revision") is not None:
+            data["revision"] = meta["revision"]
+        return data
 
     def delete_permission(self, role, permission):
         """DELETE /api/v2/roles/{role}/permissions/{permission}: whether it
         was granted."""
         return self._flag("DELETE", "deleted", "roles", (role,), "permissions", (permission,))
 
-    def members(self, role, page_size=None):
+    def members(self, role, page_size=None, consistency=None):
         """GET /api/v2/roles/{role}/members: the names of its direct
         members."""
-        return self._list(("roles", (role,), "members"), page_size, lambda it: it["user"])
+        return self._list(("roles", (role,), "members"), page_size, lambda it: it["user"], consistency, True)
 
-    def put_member(self, role, user):
+    def members_detailed(self, role, page_size=None, consistency=None):
+        """GET /api/v2/roles/{role}/members: its direct members as ``{"user",
+        "expires_at"}`` (``expires_at``: an RFC 3339 string, or ``None`` when
+        permanent). Expired memberships are left out."""
+        return self._list(("roles", (role,), "members"), page_size, _expiring("user"), consistency, True)
+
+    def put_member(self, role, user, ttl=None, expires_at=None):
         """PUT /api/v2/roles/{role}/members/{user}: whether the membership
-        is new."""
-        return self._flag("PUT", "created", "roles", (role,), "members", (user,))
+        is new. ``ttl`` (a Go duration such as ``"4h"``, seconds, or a
+        ``timedelta``) or ``expires_at`` (a ``datetime``, naive ones taken as
+        UTC, or an RFC 3339 string) make it time-bound; without them it is
+        permanent. An existing membership gets the new expiry."""
+        return self.put_member_detailed(role, user, ttl, expires_at)["created"]
+
+    def put_member_detailed(self, role, user, ttl=None, expires_at=None):
+        """:meth:`put_member` returning the answer: ``{"created",
+        "expires_at", "revision", "role", "user"}``."""
+        return self._put_expiring(_expiry(ttl, expires_at), "roles", (role,), "members", (user,))
 
     def delete_member(self, role, user):
         """DELETE /api/v2/roles/{role}/members/{user}: whether the user was
         a member."""
         return self._flag("DELETE", "deleted", "roles", (role,), "members", (user,))
 
-    def parents(self, role, page_size=None):
+    def parents(self, role, page_size=None, consistency=None):
         """GET /api/v2/roles/{role}/parents: the names of the roles it
         inherits from directly."""
-        return self._list(("roles", (role,), "parents"), page_size, lambda it: it["name"])
+        return self._list(("roles", (role,), "parents"), page_size, lambda it: it["name"], consistency, True)
 
     def put_parent(self, role, parent):
         """PUT /api/v2/roles/{role}/parents/{parent}: whether the link is
@@ -702,15 +894,15 @@ class V2:
 
     # -- users and permissions ---------------------------------------------
 
-    def user_roles(self, user, page_size=None):
+    def user_roles(self, user, page_size=None, consistency=None):
         """GET /api/v2/users/{user}/roles: ``{"name", "inherited", "via"?}``
         for each role, direct and inherited."""
-        return self._list(("users", (user,), "roles"), page_size)
+        return self._list(("users", (user,), "roles"), page_size, consistency=consistency, consistent=True)
 
-    def user_permissions(self, user, page_size=None):
+    def user_permissions(self, user, page_size=None, consistency=None):
         """GET /api/v2/users/{user}/permissions: ``{"name", "roles"}`` for
         each effective permission."""
-        return self._list(("users", (user,), "permissions"), page_size)
+        return self._list(("users", (user,), "permissions"), page_size, consistency=consistency, consistent=True)
 
     def delete_user(self, user):
         """DELETE /api/v2/users/{user}: how many memberships were
@@ -721,22 +913,29 @@ class V2:
             raise AuthTransportError("DELETE %s: unexpected answer: memberships_removed is not a number" % path)
         return n
 
-    def permission_roles(self, permission, page_size=None):
+    def permission_roles(self, permission, page_size=None, consistency=None):
         """GET /api/v2/permissions/{permission}/roles: ``{"name",
         "inherited"}`` for each role that grants it."""
-        return self._list(("permissions", (permission,), "roles"), page_size)
+        return self._list(("permissions", (permission,), "roles"), page_size, consistency=consistency, consistent=True)
 
-    def permission_users(self, permission, page_size=None):
+    def permission_users(self, permission, page_size=None, consistency=None):
         """GET /api/v2/permissions/{permission}/users: ``{"user", "roles"}``
         for each user who holds it."""
-        return self._list(("permissions", (permission,), "users"), page_size)
+        return self._list(("permissions", (permission,), "users"), page_size, consistency=consistency, consistent=True)
 
     # -- policy ------------------------------------------------------------
 
-    def export_policy(self):
+    def export_policy(self, consistency=None):
         """GET /api/v2/policy/export: ``{"format": "casbin-csv", "policy":
-        "<CSV>", "roles": N, "rules": N, "version": N}``."""
-        return self._call("GET", "/api/v2/policy/export", "policy")
+        "<CSV>", "roles": N, "rules": N, "version": N, "revision": N}``;
+        ``revision`` is the revision the export was taken at (from the
+        ``X-Auth-Revision`` header when the body lacks it): a change-feed
+        consumer resynchronising follows on from it."""
+        meta = {}
+        data = self._call("GET", self._with_consistency("/api/v2/policy/export", consistency), "policy", meta=meta)
+        if "revision" not in data and meta.get("revision") is not None:
+            data["revision"] = meta["revision"]
+        return data
 
     def import_policy(self, policy, merge=False, dry_run=False):
         """POST /api/v2/policy/import: ``{"mode", "dry_run",
@@ -750,6 +949,72 @@ class V2:
             query["mode"] = "merge"
         path = "/api/v2/policy/import" + ("?" + urlencode(query) if query else "")
         return self._call("POST", path, "mode", body={"policy": policy})
+
+    # -- change feed -------------------------------------------------------
+
+    def changes(self, since=0, limit=None, cursor=None, wait=None):
+        """GET /api/v2/changes: one page of the tenant's change feed,
+        ``{"items": [...], "next_cursor": str | None, "revision": N}``.
+
+        Items (in commit order) are ``{"at", "op", "revision", ...}`` with
+        ``role``, ``permission``, ``user``, ``parent``, ``description`` or
+        ``expires_at`` as the op has them. ``cursor`` (a previous
+        ``next_cursor``) wins over ``since``. ``wait`` (seconds or a
+        ``timedelta``, up to 60) lets the service hold the request until a
+        change commits when there is nothing after the position. A position
+        older than the feed keeps raises :class:`ChangesExpiredError`."""
+        query = {}
+        if cursor is not None:
+            query["cursor"] = cursor
+        elif since:
+            query["since"] = str(int(since))
+        if limit is not None:
+            query["limit"] = str(limit)
+        seconds = _seconds(wait, "wait") if wait is not None else 0
+        if seconds:
+            query["wait"] = _duration(seconds)
+        path = "/api/v2/changes" + ("?" + urlencode(query) if query else "")
+        data = self._call("GET", path, "items", wait=seconds)
+        if not isinstance(data["items"], list) or not isinstance(data.get("revision"), int):
+            raise AuthTransportError("GET %s: unexpected answer: no items or revision" % path, 200, data)
+        return data
+
+    def follow_changes(self, since=0, wait=30, page_size=None, stop=None):
+        """A generator of the tenant's changes with a revision greater than
+        ``since``, in commit order, without end: it follows each page's
+        ``next_cursor`` and, once caught up, long-polls (each request held up
+        to ``wait`` seconds) for the changes to come. It ends when ``stop``
+        (a ``threading.Event`` or a callable) says so between two requests,
+        or when the caller stops iterating. Failures raise; a
+        :class:`ChangesExpiredError` means: resynchronise from
+        :meth:`export_policy` and follow again from its ``revision``."""
+        seconds = _seconds(wait, "wait")
+
+        def stopped():
+            if stop is None:
+                return False
+            return stop.is_set() if hasattr(stop, "is_set") else bool(stop())
+
+        def feed():
+            position, cursor = since, None
+            while not stopped():
+                page = self.changes(
+                    since=position, limit=page_size, cursor=cursor, wait=None if cursor else seconds
+                )
+                for item in page["items"]:
+                    yield item
+                nxt = page.get("next_cursor")
+                if nxt:
+                    if nxt == cursor:
+                        raise AuthTransportError("GET /api/v2/changes: next_cursor repeats the cursor", 200, page)
+                    cursor = nxt
+                    continue
+                cursor = None
+                position = max(position, page["revision"])
+                if page["items"]:
+                    position = max(position, page["items"][-1].get("revision", 0))
+
+        return feed()
 
     # -- workflows ---------------------------------------------------------
 
@@ -858,6 +1123,59 @@ def _duration(value):
         raise ValueError("a duration cannot be negative: %r" % (value,))
     ms = int(round(value * 1000))
     return "%ds" % (ms // 1000) if ms % 1000 == 0 else "%dms" % ms
+
+
+def _consistency_value(value):
+    """A consistency as sent: a string as it is, an int n as at_least:n."""
+    if value is None or isinstance(value, str):
+        return value
+    return at_least(value)
+
+
+def _expiring(name_key):
+    """A list item picker keeping the name and expires_at."""
+    return lambda it: {name_key: it[name_key], "expires_at": it.get("expires_at")}
+
+
+def _revision(value):
+    """An X-Auth-Revision value as a positive int, else None."""
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        return None
+    return n if n > 0 else None
+
+
+def _seconds(value, name):
+    """A wait as seconds: a number or a timedelta, 0 to MAX_WAIT."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("%s is a number of seconds or a timedelta, got %r" % (name, value))
+    if not 0 <= value <= MAX_WAIT:
+        raise ValueError("%s must be 0 to %g seconds, got %r" % (name, MAX_WAIT, value))
+    return value
+
+
+def _expiry(ttl, expires_at):
+    """The body of a time-bound PUT: None (permanent) or {"ttl"} or
+    {"expires_at"}."""
+    if ttl is not None and expires_at is not None:
+        raise ValueError("give ttl or expires_at, not both")
+    if ttl is not None:
+        seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
+        if not isinstance(seconds, str) and (isinstance(seconds, bool) or not seconds > 0):
+            raise ValueError("ttl must be positive, got %r" % (ttl,))
+        return {"ttl": _duration(ttl)}
+    if expires_at is not None:
+        if isinstance(expires_at, datetime):
+            if expires_at.tzinfo is None:
+                expires_at = expires_at.replace(tzinfo=timezone.utc)
+            expires_at = expires_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        if not isinstance(expires_at, str) or not expires_at:
+            raise TypeError("expires_at is a datetime or an RFC 3339 string, got %r" % (expires_at,))
+        return {"expires_at": expires_at}
+    return None
 
 
 def _path(parts, query=None):
