@@ -189,13 +189,17 @@ func rekey(ctx context.Context, cfg settings.Config, db *sqldb.DB, store *policy
 	return err
 }
 
-// workflowRows is the count of workflow rows in rekey's report (nothing
-// when there were none).
+// workflowRows is the count of change-log and workflow rows in rekey's
+// report (each left out when there were none).
 func workflowRows(st policydb.RekeyStats) string {
-	if st.Other == 0 {
-		return ""
+	out := ""
+	if st.Changes > 0 {
+		out += fmt.Sprintf(", %d change-log rows", st.Changes)
 	}
-	return fmt.Sprintf(", %d workflow rows", st.Other)
+	if st.Other > 0 {
+		out += fmt.Sprintf(", %d workflow rows", st.Other)
+	}
+	return out
 }
 
 // serve runs the server until ctx ends (SIGTERM, SIGINT) or a part fails.

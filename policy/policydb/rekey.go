@@ -122,6 +122,9 @@ func (s *Store) CheckEncryption(ctx context.Context) error {
 // RekeyStats counts what Rekey changed.
 type RekeyStats struct {
 	Rules, Roles, Merged int
+	// Changes counts the rows of the change log and of the ends of
+	// time-bound rules re-sealed.
+	Changes int
 	// Other counts the rows the passes (RekeyPass) changed.
 	Other int
 }
@@ -206,7 +209,7 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyStats),
 	}
 	for _, pass := range []RekeyPass{s.rekeyExpiries, s.rekeyChanges} {
 		n, err := pass(ctx, clearText)
-		st.Other += n
+		st.Changes += n
 		if err != nil {
 			return st, err
 		}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -93,12 +95,48 @@ func (c v2Client) expect(t testing.TB, method, path, body string, status int, da
 		t.Fatalf("%s: status %d, want %d", r, r.status, status)
 	}
 	var got bytes.Buffer
-	if err := json.Compact(&got, a.Data); err != nil {
+	if err := json.Compact(&got, withoutRevision(t, r, a.Data)); err != nil {
 		t.Fatalf("%s: %v", r, err)
 	}
 	if got.String() != data {
 		t.Errorf("%s %s:\n got data %s\nwant data %s", method, path, got.String(), data)
 	}
+}
+
+// withoutRevision checks the revision an answer's data states (the
+// X-Auth-Revision header's; on a change, a committed one) and returns the
+// data without it, keys in order, for comparison with a fixed answer.
+func withoutRevision(t testing.TB, r response, data json.RawMessage) json.RawMessage {
+	t.Helper()
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(data, &fields) != nil || fields["revision"] == nil {
+		return data
+	}
+	var rev int64
+	if err := json.Unmarshal(fields["revision"], &rev); err != nil || rev < 0 {
+		t.Fatalf("%s: revision %s is not a revision", r, fields["revision"])
+	}
+	if h := r.header.Get("X-Auth-Revision"); h != fmt.Sprint(rev) {
+		t.Errorf("%s: X-Auth-Revision %q, data.revision %d", r, h, rev)
+	}
+	if r.method != "GET" && r.status < 300 && rev == 0 {
+		t.Errorf("%s: a change answered revision 0", r)
+	}
+	delete(fields, "revision")
+	keys := slices.Sorted(maps.Keys(fields))
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		b.Write(kb)
+		b.WriteByte(':')
+		b.Write(fields[k])
+	}
+	b.WriteByte('}')
+	return b.Bytes()
 }
 
 // expectErr calls a route and checks its error status, reason and, when
@@ -163,8 +201,8 @@ func testV2Roles(t *testing.T, c v2Client) {
 		t.Errorf("v1 GET /api/roles does not show the description: %s", r.body)
 	}
 
-	c.expect(t, "PUT", "/roles/editor/permissions/read", "", 201, `{"created":true,"permission":"read","role":"editor"}`)
-	c.expect(t, "PUT", "/roles/editor/members/alice", "", 201, `{"created":true,"role":"editor","user":"alice"}`)
+	c.expect(t, "PUT", "/roles/editor/permissions/read", "", 201, `{"created":true,"expires_at":null,"permission":"read","role":"editor"}`)
+	c.expect(t, "PUT", "/roles/editor/members/alice", "", 201, `{"created":true,"expires_at":null,"role":"editor","user":"alice"}`)
 	c.expect(t, "PUT", "/roles/editor/parents/viewer", "", 201, `{"created":true,"parent":"viewer","role":"editor"}`)
 	c.expect(t, "GET", "/roles/editor", "", 200, `{"description":"Edits things","members":1,"name":"editor","parents":["viewer"],"permissions":1}`)
 
@@ -183,16 +221,16 @@ func testV2Grants(t *testing.T, c v2Client) {
 	c.expectErr(t, "DELETE", "/roles/ghost/permissions/read", "", 404, "role_not_found", "role", "ghost")
 	c.expect(t, "PUT", "/roles/editor", "", 201, `{"created":true,"description":null,"name":"editor"}`)
 	c.expect(t, "GET", "/roles/editor/permissions", "", 200, `{"items":[],"next_cursor":null}`)
-	c.expect(t, "PUT", "/roles/editor/permissions/write", "", 201, `{"created":true,"permission":"write","role":"editor"}`)
-	c.expect(t, "PUT", "/roles/editor/permissions/write", "", 200, `{"created":false,"permission":"write","role":"editor"}`)
-	c.expect(t, "PUT", "/roles/editor/permissions/read", "", 201, `{"created":true,"permission":"read","role":"editor"}`)
-	c.expect(t, "GET", "/roles/editor/permissions", "", 200, `{"items":[{"name":"read"},{"name":"write"}],"next_cursor":null}`)
+	c.expect(t, "PUT", "/roles/editor/permissions/write", "", 201, `{"created":true,"expires_at":null,"permission":"write","role":"editor"}`)
+	c.expect(t, "PUT", "/roles/editor/permissions/write", "", 200, `{"created":false,"expires_at":null,"permission":"write","role":"editor"}`)
+	c.expect(t, "PUT", "/roles/editor/permissions/read", "", 201, `{"created":true,"expires_at":null,"permission":"read","role":"editor"}`)
+	c.expect(t, "GET", "/roles/editor/permissions", "", 200, `{"items":[{"expires_at":null,"name":"read"},{"expires_at":null,"name":"write"}],"next_cursor":null}`)
 	c.expect(t, "DELETE", "/roles/editor/permissions/write", "", 200, `{"deleted":true,"permission":"write","role":"editor"}`)
 	c.expect(t, "DELETE", "/roles/editor/permissions/write", "", 200, `{"deleted":false,"permission":"write","role":"editor"}`)
-	c.expect(t, "GET", "/roles/editor/permissions", "", 200, `{"items":[{"name":"read"}],"next_cursor":null}`)
+	c.expect(t, "GET", "/roles/editor/permissions", "", 200, `{"items":[{"expires_at":null,"name":"read"}],"next_cursor":null}`)
 	c.expectErr(t, "PUT", "/roles/editor/permissions/bad%20perm", "", 400, "invalid_name", "kind", "permission")
 	// The decision follows.
-	c.expect(t, "PUT", "/roles/editor/members/bob", "", 201, `{"created":true,"role":"editor","user":"bob"}`)
+	c.expect(t, "PUT", "/roles/editor/members/bob", "", 201, `{"created":true,"expires_at":null,"role":"editor","user":"bob"}`)
 	if r := c.get(t, "/api/has_permission/bob/read"); !strings.Contains(string(r.body), `"has_permission":true`) {
 		t.Errorf("bob cannot read after the grant: %s", r)
 	}
@@ -203,13 +241,13 @@ func testV2Members(t *testing.T, c v2Client) {
 	c.expectErr(t, "PUT", "/roles/ghost/members/alice", "", 404, "role_not_found", "role", "ghost")
 	c.expectErr(t, "DELETE", "/roles/ghost/members/alice", "", 404, "role_not_found", "role", "ghost")
 	c.expect(t, "PUT", "/roles/editor", "", 201, `{"created":true,"description":null,"name":"editor"}`)
-	c.expect(t, "PUT", "/roles/editor/members/carol", "", 201, `{"created":true,"role":"editor","user":"carol"}`)
-	c.expect(t, "PUT", "/roles/editor/members/carol", "", 200, `{"created":false,"role":"editor","user":"carol"}`)
-	c.expect(t, "PUT", "/roles/editor/members/a.b@example.com", "", 201, `{"created":true,"role":"editor","user":"a.b@example.com"}`)
-	c.expect(t, "GET", "/roles/editor/members", "", 200, `{"items":[{"user":"a.b@example.com"},{"user":"carol"}],"next_cursor":null}`)
+	c.expect(t, "PUT", "/roles/editor/members/carol", "", 201, `{"created":true,"expires_at":null,"role":"editor","user":"carol"}`)
+	c.expect(t, "PUT", "/roles/editor/members/carol", "", 200, `{"created":false,"expires_at":null,"role":"editor","user":"carol"}`)
+	c.expect(t, "PUT", "/roles/editor/members/a.b@example.com", "", 201, `{"created":true,"expires_at":null,"role":"editor","user":"a.b@example.com"}`)
+	c.expect(t, "GET", "/roles/editor/members", "", 200, `{"items":[{"expires_at":null,"user":"a.b@example.com"},{"expires_at":null,"user":"carol"}],"next_cursor":null}`)
 	c.expect(t, "DELETE", "/roles/editor/members/carol", "", 200, `{"deleted":true,"role":"editor","user":"carol"}`)
 	c.expect(t, "DELETE", "/roles/editor/members/carol", "", 200, `{"deleted":false,"role":"editor","user":"carol"}`)
-	c.expect(t, "GET", "/roles/editor/members", "", 200, `{"items":[{"user":"a.b@example.com"}],"next_cursor":null}`)
+	c.expect(t, "GET", "/roles/editor/members", "", 200, `{"items":[{"expires_at":null,"user":"a.b@example.com"}],"next_cursor":null}`)
 }
 
 func testV2Parents(t *testing.T, c v2Client) {
@@ -249,13 +287,13 @@ func testV2Users(t *testing.T, c v2Client) {
 	}
 	c.expect(t, "PUT", "/roles/editor/parents/staff", "", 201, `{"created":true,"parent":"staff","role":"editor"}`)
 	c.expect(t, "PUT", "/roles/senior/parents/editor", "", 201, `{"created":true,"parent":"editor","role":"senior"}`)
-	c.expect(t, "PUT", "/roles/staff/permissions/read", "", 201, `{"created":true,"permission":"read","role":"staff"}`)
-	c.expect(t, "PUT", "/roles/editor/permissions/read", "", 201, `{"created":true,"permission":"read","role":"editor"}`)
-	c.expect(t, "PUT", "/roles/editor/permissions/write", "", 201, `{"created":true,"permission":"write","role":"editor"}`)
-	c.expect(t, "PUT", "/roles/senior/permissions/approve", "", 201, `{"created":true,"permission":"approve","role":"senior"}`)
-	c.expect(t, "PUT", "/roles/senior/members/alice", "", 201, `{"created":true,"role":"senior","user":"alice"}`)
-	c.expect(t, "PUT", "/roles/staff/members/alice", "", 201, `{"created":true,"role":"staff","user":"alice"}`)
-	c.expect(t, "PUT", "/roles/editor/members/bob", "", 201, `{"created":true,"role":"editor","user":"bob"}`)
+	c.expect(t, "PUT", "/roles/staff/permissions/read", "", 201, `{"created":true,"expires_at":null,"permission":"read","role":"staff"}`)
+	c.expect(t, "PUT", "/roles/editor/permissions/read", "", 201, `{"created":true,"expires_at":null,"permission":"read","role":"editor"}`)
+	c.expect(t, "PUT", "/roles/editor/permissions/write", "", 201, `{"created":true,"expires_at":null,"permission":"write","role":"editor"}`)
+	c.expect(t, "PUT", "/roles/senior/permissions/approve", "", 201, `{"created":true,"expires_at":null,"permission":"approve","role":"senior"}`)
+	c.expect(t, "PUT", "/roles/senior/members/alice", "", 201, `{"created":true,"expires_at":null,"role":"senior","user":"alice"}`)
+	c.expect(t, "PUT", "/roles/staff/members/alice", "", 201, `{"created":true,"expires_at":null,"role":"staff","user":"alice"}`)
+	c.expect(t, "PUT", "/roles/editor/members/bob", "", 201, `{"created":true,"expires_at":null,"role":"editor","user":"bob"}`)
 
 	c.expect(t, "GET", "/users/alice/roles", "", 200,
 		`{"items":[{"inherited":true,"name":"editor","via":"senior"},{"inherited":false,"name":"senior"},{"inherited":false,"name":"staff"}],"next_cursor":null}`)
@@ -272,11 +310,11 @@ func testV2ReverseLookups(t *testing.T, c v2Client) {
 		c.expect(t, "PUT", "/roles/"+r, "", 201, `{"created":true,"description":null,"name":"`+r+`"}`)
 	}
 	c.expect(t, "PUT", "/roles/editor/parents/staff", "", 201, `{"created":true,"parent":"staff","role":"editor"}`)
-	c.expect(t, "PUT", "/roles/staff/permissions/read", "", 201, `{"created":true,"permission":"read","role":"staff"}`)
-	c.expect(t, "PUT", "/roles/other/permissions/read", "", 201, `{"created":true,"permission":"read","role":"other"}`)
-	c.expect(t, "PUT", "/roles/editor/members/alice", "", 201, `{"created":true,"role":"editor","user":"alice"}`)
-	c.expect(t, "PUT", "/roles/staff/members/alice", "", 201, `{"created":true,"role":"staff","user":"alice"}`)
-	c.expect(t, "PUT", "/roles/other/members/bob", "", 201, `{"created":true,"role":"other","user":"bob"}`)
+	c.expect(t, "PUT", "/roles/staff/permissions/read", "", 201, `{"created":true,"expires_at":null,"permission":"read","role":"staff"}`)
+	c.expect(t, "PUT", "/roles/other/permissions/read", "", 201, `{"created":true,"expires_at":null,"permission":"read","role":"other"}`)
+	c.expect(t, "PUT", "/roles/editor/members/alice", "", 201, `{"created":true,"expires_at":null,"role":"editor","user":"alice"}`)
+	c.expect(t, "PUT", "/roles/staff/members/alice", "", 201, `{"created":true,"expires_at":null,"role":"staff","user":"alice"}`)
+	c.expect(t, "PUT", "/roles/other/members/bob", "", 201, `{"created":true,"expires_at":null,"role":"other","user":"bob"}`)
 
 	c.expect(t, "GET", "/permissions/read/roles", "", 200,
 		`{"items":[{"inherited":true,"name":"editor"},{"inherited":false,"name":"other"},{"inherited":false,"name":"staff"}],"next_cursor":null}`)
@@ -290,9 +328,9 @@ func testV2ReverseLookups(t *testing.T, c v2Client) {
 func testV2DeleteUser(t *testing.T, c v2Client) {
 	for _, r := range []string{"r1", "r2", "r3"} {
 		c.expect(t, "PUT", "/roles/"+r, "", 201, `{"created":true,"description":null,"name":"`+r+`"}`)
-		c.expect(t, "PUT", "/roles/"+r+"/members/gone", "", 201, `{"created":true,"role":"`+r+`","user":"gone"}`)
-		c.expect(t, "PUT", "/roles/"+r+"/members/stays", "", 201, `{"created":true,"role":"`+r+`","user":"stays"}`)
-		c.expect(t, "PUT", "/roles/"+r+"/permissions/p", "", 201, `{"created":true,"permission":"p","role":"`+r+`"}`)
+		c.expect(t, "PUT", "/roles/"+r+"/members/gone", "", 201, `{"created":true,"expires_at":null,"role":"`+r+`","user":"gone"}`)
+		c.expect(t, "PUT", "/roles/"+r+"/members/stays", "", 201, `{"created":true,"expires_at":null,"role":"`+r+`","user":"stays"}`)
+		c.expect(t, "PUT", "/roles/"+r+"/permissions/p", "", 201, `{"created":true,"expires_at":null,"permission":"p","role":"`+r+`"}`)
 	}
 	c.expect(t, "DELETE", "/users/gone", "", 200, `{"memberships_removed":3,"user":"gone"}`)
 	c.expect(t, "DELETE", "/users/gone", "", 200, `{"memberships_removed":0,"user":"gone"}`)
@@ -300,7 +338,7 @@ func testV2DeleteUser(t *testing.T, c v2Client) {
 	c.expect(t, "GET", "/users/stays/roles", "", 200,
 		`{"items":[{"inherited":false,"name":"r1"},{"inherited":false,"name":"r2"},{"inherited":false,"name":"r3"}],"next_cursor":null}`)
 	for _, r := range []string{"r1", "r2", "r3"} {
-		c.expect(t, "GET", "/roles/"+r+"/members", "", 200, `{"items":[{"user":"stays"}],"next_cursor":null}`)
+		c.expect(t, "GET", "/roles/"+r+"/members", "", 200, `{"items":[{"expires_at":null,"user":"stays"}],"next_cursor":null}`)
 	}
 	if r := c.get(t, "/api/has_permission/gone/p"); !strings.Contains(string(r.body), `"has_permission":false`) {
 		t.Errorf("a deleted user still holds p: %s", r)
@@ -427,8 +465,8 @@ func testV2Pagination(t *testing.T, c v2Client) {
 	// one before the pages read (not seen), one after (seen); a removed
 	// one not yet reached is not seen.
 	got := c.walk(t, "/roles/big/members", 300, "user", 3, func() {
-		c.expect(t, "PUT", "/roles/big/members/u00001", "", 201, `{"created":true,"role":"big","user":"u00001"}`)
-		c.expect(t, "PUT", "/roles/big/members/u04999", "", 201, `{"created":true,"role":"big","user":"u04999"}`)
+		c.expect(t, "PUT", "/roles/big/members/u00001", "", 201, `{"created":true,"expires_at":null,"role":"big","user":"u00001"}`)
+		c.expect(t, "PUT", "/roles/big/members/u04999", "", 201, `{"created":true,"expires_at":null,"role":"big","user":"u04999"}`)
 		c.expect(t, "DELETE", "/roles/big/members/u04998", "", 200, `{"deleted":true,"role":"big","user":"u04998"}`)
 	})
 	w := want("u04999")
@@ -479,7 +517,7 @@ func testV2InvalidNames(t *testing.T, c v2Client) {
 	c.expectErr(t, "GET", "/users/bad%20user/permissions", "", 400, "invalid_name", "kind", "user")
 	c.expectErr(t, "GET", "/permissions/bad%20perm/roles", "", 400, "invalid_name", "kind", "permission")
 	// A percent-encoded valid name is the name.
-	c.expect(t, "PUT", "/roles/ok/members/a%2Bb%40x.io", "", 201, `{"created":true,"role":"ok","user":"a+b@x.io"}`)
+	c.expect(t, "PUT", "/roles/ok/members/a%2Bb%40x.io", "", 201, `{"created":true,"expires_at":null,"role":"ok","user":"a+b@x.io"}`)
 }
 
 func testV2ReadOnlyToken(t *testing.T, c v2Client) {
@@ -496,7 +534,7 @@ func testV2ReadOnlyToken(t *testing.T, c v2Client) {
 func testV2ListingsAudited(t *testing.T, c v2Client) {
 	c.expect(t, "PUT", "/roles/r", "", 201, `{"created":true,"description":null,"name":"r"}`)
 	c.expect(t, "PUT", "/roles/r", `{"description":"d"}`, 200, `{"created":false,"description":"d","name":"r"}`)
-	c.expect(t, "PUT", "/roles/r/members/alice", "", 201, `{"created":true,"role":"r","user":"alice"}`)
+	c.expect(t, "PUT", "/roles/r/members/alice", "", 201, `{"created":true,"expires_at":null,"role":"r","user":"alice"}`)
 	es := c.auditAll(t, "action=UPDATE_ROLE")
 	if len(es) != 1 || es[0].Resource != "r" || !es[0].Success {
 		t.Fatalf("UPDATE_ROLE records:\n%s", dumpEntries(es))
@@ -504,7 +542,7 @@ func testV2ListingsAudited(t *testing.T, c v2Client) {
 	if es := c.auditAll(t, "action=CREATE_ROLE"); len(es) != 1 {
 		t.Fatalf("CREATE_ROLE records:\n%s", dumpEntries(es))
 	}
-	c.expect(t, "GET", "/roles/r/members", "", 200, `{"items":[{"user":"alice"}],"next_cursor":null}`)
+	c.expect(t, "GET", "/roles/r/members", "", 200, `{"items":[{"expires_at":null,"user":"alice"}],"next_cursor":null}`)
 	c.expect(t, "GET", "/users/alice/permissions", "", 200, `{"items":[],"next_cursor":null}`)
 	c.waitAudit(t, "action=LIST_MEMBERSHIPS", "the members listing", func(es []auditEntry) bool {
 		return len(es) == 1 && es[0].Resource == "r"

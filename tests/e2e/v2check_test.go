@@ -264,7 +264,7 @@ func TestV2ExplainSQLite(t *testing.T) {
 	}
 	// The exact shape of a denial.
 	expect(t, c.get(t, "/api/v2/check?user=bob&permission=write&explain=true"), 200,
-		env(`{"allowed":false,"explanation":{"path":null,"rule":null},"permission":"write","user":"bob"}`,
+		env(`{"allowed":false,"explanation":{"path":null,"rule":null},"permission":"write","revision":9,"user":"bob"}`,
 			"Permission check for user 'bob' and permission 'write' completed"))
 	es := c.waitAudit(t, "action=CHECK_PERMISSION", "six records", func(es []auditEntry) bool { return len(es) >= 6 })
 	if len(es) != 6 || *es[0].User != userFP(t, key, "bob") || es[0].Resource != userFP(t, key, "bob")+":write" || es[0].Details["allowed"] != false {

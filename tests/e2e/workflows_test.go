@@ -332,11 +332,11 @@ func testWorkflowScheduledDelivery(t *testing.T, c v2Client) {
 	for _, r := range []string{"clerks", "juniors"} {
 		c.expect(t, "PUT", "/roles/"+r, "", 201, `{"created":true,"description":null,"name":"`+r+`"}`)
 	}
-	c.expect(t, "PUT", "/roles/clerks/permissions/run_payroll", "", 201, `{"created":true,"permission":"run_payroll","role":"clerks"}`)
-	c.expect(t, "PUT", "/roles/clerks/members/alice", "", 201, `{"created":true,"role":"clerks","user":"alice"}`)
-	c.expect(t, "PUT", "/roles/clerks/members/bob", "", 201, `{"created":true,"role":"clerks","user":"bob"}`)
+	c.expect(t, "PUT", "/roles/clerks/permissions/run_payroll", "", 201, `{"created":true,"expires_at":null,"permission":"run_payroll","role":"clerks"}`)
+	c.expect(t, "PUT", "/roles/clerks/members/alice", "", 201, `{"created":true,"expires_at":null,"role":"clerks","user":"alice"}`)
+	c.expect(t, "PUT", "/roles/clerks/members/bob", "", 201, `{"created":true,"expires_at":null,"role":"clerks","user":"bob"}`)
 	// carol is in juniors, which holds nothing yet.
-	c.expect(t, "PUT", "/roles/juniors/members/carol", "", 201, `{"created":true,"role":"juniors","user":"carol"}`)
+	c.expect(t, "PUT", "/roles/juniors/members/carol", "", 201, `{"created":true,"expires_at":null,"role":"juniors","user":"carol"}`)
 
 	w := c.putWorkflow(t, "payroll", `{"schedule":"1s","permission":"run_payroll","webhook_url":"`+rc.url()+`"}`, 201)
 	if w.Secret == nil || !strings.HasPrefix(*w.Secret, "whsec_") {
@@ -446,8 +446,8 @@ func testWorkflowScheduledDelivery(t *testing.T, c v2Client) {
 // fails once then succeeds is delivered in two attempts.
 func testWorkflowRetries(t *testing.T, c v2Client) {
 	c.expect(t, "PUT", "/roles/ops", "", 201, `{"created":true,"description":null,"name":"ops"}`)
-	c.expect(t, "PUT", "/roles/ops/permissions/deploy", "", 201, `{"created":true,"permission":"deploy","role":"ops"}`)
-	c.expect(t, "PUT", "/roles/ops/members/dave", "", 201, `{"created":true,"role":"ops","user":"dave"}`)
+	c.expect(t, "PUT", "/roles/ops/permissions/deploy", "", 201, `{"created":true,"expires_at":null,"permission":"deploy","role":"ops"}`)
+	c.expect(t, "PUT", "/roles/ops/members/dave", "", 201, `{"created":true,"expires_at":null,"role":"ops","user":"dave"}`)
 
 	failing := newReceiver(t, func(int, *http.Request) int { return http.StatusInternalServerError })
 	w := c.putWorkflow(t, "deploy", `{"schedule":"1h","notify":"always","webhook_url":"`+failing.url()+`"}`, 201)
@@ -661,12 +661,12 @@ func testWorkflowV1Routes(t *testing.T, c v2Client) {
 	for _, r := range []string{"clerks", "named"} {
 		c.expect(t, "PUT", "/roles/"+r, "", 201, `{"created":true,"description":null,"name":"`+r+`"}`)
 	}
-	c.expect(t, "PUT", "/roles/clerks/permissions/run_payroll", "", 201, `{"created":true,"permission":"run_payroll","role":"clerks"}`)
-	c.expect(t, "PUT", "/roles/clerks/members/alice", "", 201, `{"created":true,"role":"clerks","user":"alice"}`)
-	c.expect(t, "PUT", "/roles/clerks/members/bob", "", 201, `{"created":true,"role":"clerks","user":"bob"}`)
+	c.expect(t, "PUT", "/roles/clerks/permissions/run_payroll", "", 201, `{"created":true,"expires_at":null,"permission":"run_payroll","role":"clerks"}`)
+	c.expect(t, "PUT", "/roles/clerks/members/alice", "", 201, `{"created":true,"expires_at":null,"role":"clerks","user":"alice"}`)
+	c.expect(t, "PUT", "/roles/clerks/members/bob", "", 201, `{"created":true,"expires_at":null,"role":"clerks","user":"bob"}`)
 	// mallory holds the permission named like the workflow.
-	c.expect(t, "PUT", "/roles/named/permissions/payroll", "", 201, `{"created":true,"permission":"payroll","role":"named"}`)
-	c.expect(t, "PUT", "/roles/named/members/mallory", "", 201, `{"created":true,"role":"named","user":"mallory"}`)
+	c.expect(t, "PUT", "/roles/named/permissions/payroll", "", 201, `{"created":true,"expires_at":null,"permission":"payroll","role":"named"}`)
+	c.expect(t, "PUT", "/roles/named/members/mallory", "", 201, `{"created":true,"expires_at":null,"role":"named","user":"mallory"}`)
 
 	byName := func() {
 		t.Helper()
@@ -779,8 +779,8 @@ func TestWorkflowShutdownFinishesRun(t *testing.T) {
 	s := sqliteServer(t, append(slices.Clone(wfEnv), "AUTH_SHUTDOWN_TIMEOUT=10s")...)
 	c := v2Client{s.client(newKey(t))}
 	c.expect(t, "PUT", "/roles/ops", "", 201, `{"created":true,"description":null,"name":"ops"}`)
-	c.expect(t, "PUT", "/roles/ops/permissions/slow", "", 201, `{"created":true,"permission":"slow","role":"ops"}`)
-	c.expect(t, "PUT", "/roles/ops/members/erin", "", 201, `{"created":true,"role":"ops","user":"erin"}`)
+	c.expect(t, "PUT", "/roles/ops/permissions/slow", "", 201, `{"created":true,"expires_at":null,"permission":"slow","role":"ops"}`)
+	c.expect(t, "PUT", "/roles/ops/members/erin", "", 201, `{"created":true,"expires_at":null,"role":"ops","user":"erin"}`)
 	c.putWorkflow(t, "slow", `{"schedule":"1s","notify":"always","webhook_url":"`+rc.url()+`"}`, 201)
 	var id string
 	select {
@@ -830,8 +830,8 @@ func TestWorkflowShutdownInterruptsRun(t *testing.T) {
 	s := sqliteServer(t, append(slices.Clone(wfEnv), "AUTH_SHUTDOWN_TIMEOUT=2s", "AUTH_WEBHOOK_TIMEOUT=30s")...)
 	c := v2Client{s.client(newKey(t))}
 	c.expect(t, "PUT", "/roles/ops", "", 201, `{"created":true,"description":null,"name":"ops"}`)
-	c.expect(t, "PUT", "/roles/ops/permissions/hold", "", 201, `{"created":true,"permission":"hold","role":"ops"}`)
-	c.expect(t, "PUT", "/roles/ops/members/erin", "", 201, `{"created":true,"role":"ops","user":"erin"}`)
+	c.expect(t, "PUT", "/roles/ops/permissions/hold", "", 201, `{"created":true,"expires_at":null,"permission":"hold","role":"ops"}`)
+	c.expect(t, "PUT", "/roles/ops/members/erin", "", 201, `{"created":true,"expires_at":null,"role":"ops","user":"erin"}`)
 	w := c.putWorkflow(t, "hold", `{"schedule":"1s","webhook_url":"`+rc.url()+`"}`, 201)
 	var id string
 	select {
@@ -909,8 +909,8 @@ func TestWorkflowReplicasExactlyOnce(t *testing.T) {
 	db := rs.openDB(t)
 	c := v2Client{rs.nodes[0].s.client(newKey(t))}
 	c.expect(t, "PUT", "/roles/ops", "", 201, `{"created":true,"description":null,"name":"ops"}`)
-	c.expect(t, "PUT", "/roles/ops/permissions/tick", "", 201, `{"created":true,"permission":"tick","role":"ops"}`)
-	c.expect(t, "PUT", "/roles/ops/members/erin", "", 201, `{"created":true,"role":"ops","user":"erin"}`)
+	c.expect(t, "PUT", "/roles/ops/permissions/tick", "", 201, `{"created":true,"expires_at":null,"permission":"tick","role":"ops"}`)
+	c.expect(t, "PUT", "/roles/ops/members/erin", "", 201, `{"created":true,"expires_at":null,"role":"ops","user":"erin"}`)
 	w := c.putWorkflow(t, "tick", `{"schedule":"1s","notify":"always","webhook_url":"`+rc.url()+`"}`, 201)
 	var wfID int64
 	if err := db.QueryRow(`SELECT id FROM workflows WHERE schedule = '1s' ORDER BY id DESC LIMIT 1`).Scan(&wfID); err != nil {
