@@ -133,11 +133,38 @@ func pageOf(item schema) schema {
 		"The cursor of the next page (pass it as cursor), null on the last page.")))
 }
 
+// revisionField is the tenant revision an answer states.
+var revisionField = describe(tCount, "The tenant's revision the answer was computed at, or that the change committed.")
+
+// policyPageOf is a page of a list of the policy: it states its revision.
+func policyPageOf(item schema) schema {
+	return object(need("items", arrayOf(item)), need("next_cursor", describe(tNString,
+		"The cursor of the next page (pass it as cursor), null on the last page.")), need("revision", revisionField))
+}
+
 var pageParams = []queryParam{
 	{name: "limit", description: "Items per page, 1 to " + strconv.Itoa(MaxPageLimit) + " (default " + strconv.Itoa(DefaultPageLimit) + ").",
 		s: schema{"type": "integer", "minimum": 1, "maximum": MaxPageLimit, "default": DefaultPageLimit}},
 	{name: "cursor", description: "next_cursor of the previous page, unchanged.", s: tString},
 }
+
+// consistencyParam is the consistency a read asks for.
+var consistencyParam = queryParam{name: "consistency",
+	description: "minimize_latency (default): the replica's state; at_least:<revision>: a state at or after that revision " +
+		"(waits briefly, then reloads from the database; 400 revision_ahead, 503 consistency_unavailable); full: the database's latest.",
+	s: schema{"type": "string", "pattern": `^(minimize_latency|full|at_least:(0|[1-9][0-9]*))$`, "default": "minimize_latency"}}
+
+// policyPageParams are the parameters of a list of the policy.
+var policyPageParams = append(append([]queryParam{}, pageParams...), consistencyParam)
+
+// expiryBody is the optional body of a PUT of a membership or grant.
+var expiryBody = schema{"type": "object", "additionalProperties": false, "maxProperties": 1, "properties": schema{
+	"expires_at": describe(tString, "RFC 3339: the membership or grant ends then."),
+	"ttl":        describe(tString, "A duration (90m, 4h): the membership or grant ends that long from now."),
+}}
+
+// tExpiry is the end of a time-bound membership or grant (null: permanent).
+var tExpiry = describe(schema{"oneOf": []schema{{"type": "null"}, ref("Timestamp")}}, "When it ends; null when permanent.")
 
 // components are the shared schemas.
 func components() schema {
@@ -208,6 +235,20 @@ func components() schema {
 				need("status", schema{"type": []string{"integer", "null"}}),
 			)}}),
 		),
+		"Change": describe(schema{"type": "object", "additionalProperties": false,
+			"required": []string{"at", "op", "revision"},
+			"properties": schema{
+				"at": ref("Timestamp"),
+				"op": schema{"enum": []string{"create_role", "delete_role", "set_description", "grant", "revoke", "add_member",
+					"remove_member", "add_parent", "remove_parent", "delete_user", "expire", "external"}},
+				"revision":    tCount,
+				"role":        tString,
+				"permission":  tString,
+				"user":        tString,
+				"parent":      tString,
+				"description": tNString,
+				"expires_at":  ref("Timestamp"),
+			}}, "One committed change, in API terms (docs/consistency.md states each op's fields)."),
 		"Membership":    object(need("role", tString), need("user", tString)),
 		"NameItem":      object(need("name", tString)),
 		"HasPermission": object(need("has_permission", tBool)),
@@ -319,67 +360,95 @@ func v2RouteList() []route {
 	roleName := schema{"type": "string", "pattern": patRole}
 	return append([]route{
 		{method: "GET", path: "/roles", id: "v2ListRoles", tag: roles, summary: "Every role, by name.",
-			query: pageParams, ok: v2OK(pageOf(ref("Role")))},
+			query: policyPageParams, ok: v2OK(policyPageOf(ref("Role")))},
 		{method: "POST", path: "/roles", id: "v2CreateRole", tag: roles, summary: "Create a role (409 role_exists if it exists).",
 			body: object(need("name", roleName), maybe("description", tNString)),
-			ok:   map[int]schema{http.StatusCreated: v2Envelope(http.StatusCreated, ref("Role"))}, errors: []int{http.StatusConflict}},
+			ok: map[int]schema{http.StatusCreated: v2Envelope(http.StatusCreated,
+				object(need("name", tString), need("description", tNString), need("revision", revisionField)))},
+			errors: []int{http.StatusConflict}},
 		{method: "GET", path: "/roles/{role}", id: "v2GetRole", tag: roles, summary: "A role, with its counts of direct grants and members and its direct parents.",
+			query: []queryParam{consistencyParam},
 			ok: v2OK(object(need("name", tString), need("description", tNString), need("permissions", tCount),
-				need("members", tCount), need("parents", arrayOf(tString)))), errors: notFound},
+				need("members", tCount), need("parents", arrayOf(tString)), need("revision", revisionField))), errors: notFound},
 		{method: "PUT", path: "/roles/{role}", id: "v2PutRole", tag: roles,
 			summary: "Create the role, or set its description (null clears it); idempotent.",
 			body:    object(need("description", tNString)), bodyOptional: true,
-			ok: v2Upsert(object(need("name", tString), need("description", tNString), need("created", tBool)))},
+			ok: v2Upsert(object(need("name", tString), need("description", tNString), need("created", tBool), need("revision", revisionField)))},
 		{method: "DELETE", path: "/roles/{role}", id: "v2DeleteRole", tag: roles,
 			summary: "Delete the role with its grants, memberships and inheritance links; idempotent.",
-			ok:      v2OK(object(need("role", tString), need("deleted", tBool)))},
+			ok:      v2OK(object(need("role", tString), need("deleted", tBool), need("revision", revisionField)))},
 		{method: "GET", path: "/roles/{role}/permissions", id: "v2RolePermissions", tag: roles, summary: "The role's direct grants.",
-			query: pageParams, ok: v2OK(pageOf(ref("NameItem"))), errors: notFound},
-		{method: "PUT", path: "/roles/{role}/permissions/{permission}", id: "v2Grant", tag: roles, summary: "Grant a permission; idempotent.",
-			ok: v2Upsert(object(need("role", tString), need("permission", tString), need("created", tBool))), errors: notFound},
+			query: policyPageParams, ok: v2OK(policyPageOf(object(need("name", tString), need("expires_at", tExpiry)))), errors: notFound},
+		{method: "PUT", path: "/roles/{role}/permissions/{permission}", id: "v2Grant", tag: roles,
+			summary: "Grant a permission, for good or (expires_at or ttl) until an instant; idempotent, a new end replaces the old.",
+			body:    expiryBody, bodyOptional: true,
+			ok: v2Upsert(object(need("role", tString), need("permission", tString), need("created", tBool),
+				need("expires_at", tExpiry), need("revision", revisionField))), errors: notFound},
 		{method: "DELETE", path: "/roles/{role}/permissions/{permission}", id: "v2Revoke", tag: roles, summary: "Revoke a permission; idempotent.",
-			ok: v2OK(object(need("role", tString), need("permission", tString), need("deleted", tBool))), errors: notFound},
+			ok: v2OK(object(need("role", tString), need("permission", tString), need("deleted", tBool), need("revision", revisionField))), errors: notFound},
 		{method: "GET", path: "/roles/{role}/members", id: "v2RoleMembers", tag: roles, summary: "The role's direct members.",
-			query: pageParams, ok: v2OK(pageOf(object(need("user", tString)))), errors: notFound},
-		{method: "PUT", path: "/roles/{role}/members/{user}", id: "v2AddMember", tag: roles, summary: "Add a member; idempotent.",
-			ok: v2Upsert(object(need("role", tString), need("user", tString), need("created", tBool))), errors: notFound},
+			query: policyPageParams, ok: v2OK(policyPageOf(object(need("user", tString), need("expires_at", tExpiry)))), errors: notFound},
+		{method: "PUT", path: "/roles/{role}/members/{user}", id: "v2AddMember", tag: roles,
+			summary: "Add a member, for good or (expires_at or ttl) until an instant; idempotent, a new end replaces the old.",
+			body:    expiryBody, bodyOptional: true,
+			ok: v2Upsert(object(need("role", tString), need("user", tString), need("created", tBool),
+				need("expires_at", tExpiry), need("revision", revisionField))), errors: notFound},
 		{method: "DELETE", path: "/roles/{role}/members/{user}", id: "v2RemoveMember", tag: roles, summary: "Remove a member; idempotent.",
-			ok: v2OK(object(need("role", tString), need("user", tString), need("deleted", tBool))), errors: notFound},
+			ok: v2OK(object(need("role", tString), need("user", tString), need("deleted", tBool), need("revision", revisionField))), errors: notFound},
 		{method: "GET", path: "/roles/{role}/parents", id: "v2RoleParents", tag: roles, summary: "The roles it inherits from directly.",
-			query: pageParams, ok: v2OK(pageOf(ref("NameItem"))), errors: notFound},
+			query: policyPageParams, ok: v2OK(policyPageOf(ref("NameItem"))), errors: notFound},
 		{method: "PUT", path: "/roles/{role}/parents/{parent}", id: "v2AddParent", tag: roles,
 			summary: "Make the role inherit from parent; idempotent (409 role_cycle or role_depth).",
-			ok:      v2Upsert(object(need("role", tString), need("parent", tString), need("created", tBool))), errors: []int{http.StatusNotFound, http.StatusConflict}},
+			ok:      v2Upsert(object(need("role", tString), need("parent", tString), need("created", tBool), need("revision", revisionField))), errors: []int{http.StatusNotFound, http.StatusConflict}},
 		{method: "DELETE", path: "/roles/{role}/parents/{parent}", id: "v2RemoveParent", tag: roles, summary: "Remove an inheritance link; idempotent.",
-			ok: v2OK(object(need("role", tString), need("parent", tString), need("deleted", tBool))), errors: notFound},
+			ok: v2OK(object(need("role", tString), need("parent", tString), need("deleted", tBool), need("revision", revisionField))), errors: notFound},
 		{method: "GET", path: "/users/{user}/roles", id: "v2UserRoles", tag: users,
 			summary: "The user's roles, direct and inherited (via: the direct role it is inherited through).",
-			query:   pageParams, ok: v2OK(pageOf(object(need("name", tString), need("inherited", tBool), maybe("via", tString))))},
+			query:   policyPageParams, ok: v2OK(policyPageOf(object(need("name", tString), need("inherited", tBool), maybe("via", tString))))},
 		{method: "GET", path: "/users/{user}/permissions", id: "v2UserPermissions", tag: users,
 			summary: "The user's effective permissions, each once, with every role of the user that holds it.",
-			query:   pageParams, ok: v2OK(pageOf(object(need("name", tString), need("roles", arrayOf(tString)))))},
+			query:   policyPageParams, ok: v2OK(policyPageOf(object(need("name", tString), need("roles", arrayOf(tString)))))},
 		{method: "DELETE", path: "/users/{user}", id: "v2DeleteUser", tag: users,
 			summary: "Remove the user from every role, in one transaction.",
-			ok:      v2OK(object(need("user", tString), need("memberships_removed", tCount)))},
+			ok:      v2OK(object(need("user", tString), need("memberships_removed", tCount), need("revision", revisionField)))},
 		{method: "GET", path: "/permissions/{permission}/roles", id: "v2PermissionRoles", tag: perms,
 			summary: "The roles that grant the permission, directly or through a parent.",
-			query:   pageParams, ok: v2OK(pageOf(object(need("name", tString), need("inherited", tBool))))},
+			query:   policyPageParams, ok: v2OK(policyPageOf(object(need("name", tString), need("inherited", tBool))))},
 		{method: "GET", path: "/permissions/{permission}/users", id: "v2PermissionUsers", tag: perms,
 			summary: "The users who hold the permission, each once, with the roles (direct memberships) through which.",
-			query:   pageParams, ok: v2OK(pageOf(object(need("user", tString), need("roles", arrayOf(tString)))))},
+			query:   policyPageParams, ok: v2OK(policyPageOf(object(need("user", tString), need("roles", arrayOf(tString)))))},
 		{method: "GET", path: "/check", id: "v2Check", tag: checks, summary: "Does the user hold the permission? With explain=true, why.",
 			query: []queryParam{
 				{name: "user", description: "The user.", s: schema{"type": "string", "pattern": patUser}, required: true},
 				{name: "permission", description: "The permission.", s: tString, required: true},
 				{name: "explain", description: "Also answer the path that grants the permission.", s: schema{"type": "boolean", "default": false}},
+				consistencyParam,
 			},
-			ok: v2OK(object(need("user", tString), need("permission", tString), need("allowed", tBool), maybe("explanation", ref("Explanation"))))},
+			ok: v2OK(object(need("user", tString), need("permission", tString), need("allowed", tBool), maybe("explanation", ref("Explanation")),
+				need("revision", revisionField)))},
 		{method: "POST", path: "/check", id: "v2CheckBatch", tag: checks, summary: "Check up to 1000 (user, permission) pairs; results in request order.",
-			body: object(need("checks", schema{"type": "array", "items": ref("CheckPair"), "minItems": 1, "maxItems": 1000})),
-			ok:   v2OK(object(need("results", arrayOf(ref("CheckResult")))))},
+			query: []queryParam{consistencyParam},
+			body:  object(need("checks", schema{"type": "array", "items": ref("CheckPair"), "minItems": 1, "maxItems": 1000})),
+			ok:    v2OK(object(need("results", arrayOf(ref("CheckResult"))), need("revision", revisionField)))},
 		{method: "GET", path: "/policy/export", id: "v2ExportPolicy", tag: pol, summary: "The tenant's policy as a Casbin CSV file.",
+			query: []queryParam{consistencyParam},
 			ok: v2OK(object(need("format", schema{"const": "casbin-csv"}), need("policy", tString), need("roles", tCount),
-				need("rules", tCount), need("version", tCount)))},
+				need("rules", tCount), need("version", tCount),
+				need("revision", describe(tCount, "The revision exported: follow the change feed from it (since=<revision>).")))),
+		},
+		{method: "GET", path: "/changes", id: "v2Changes", tag: pol,
+			summary: "The tenant's committed changes after a revision, in order; wait holds the request until one commits.",
+			query: []queryParam{
+				{name: "since", description: "Changes after this revision (default 0).", s: schema{"type": "integer", "minimum": 0, "default": 0}},
+				{name: "cursor", description: "next_cursor of the previous page, unchanged (since is then ignored).", s: tString},
+				{name: "limit", description: "Items per page, 1 to " + strconv.Itoa(MaxChangesLimit) + " (default " + strconv.Itoa(DefaultPageLimit) + ").",
+					s: schema{"type": "integer", "minimum": 1, "maximum": MaxChangesLimit, "default": DefaultPageLimit}},
+				{name: "wait", description: "With nothing to answer, wait this long (0s to 60s) for a change to commit.", s: schema{"type": "string", "default": "0s"}},
+			},
+			ok: v2OK(object(need("items", arrayOf(ref("Change"))),
+				need("next_cursor", describe(tNString, "The cursor of the next page when more changes exist now; null when caught up.")),
+				need("revision", describe(tCount, "Caught up (next_cursor null): the tenant's latest revision, to pass as since; otherwise the last item's.")))),
+			errors: []int{http.StatusGone}},
 		{method: "POST", path: "/policy/import", id: "v2ImportPolicy", tag: pol,
 			summary: "Replace (or with mode=merge, extend) the tenant's policy with a Casbin CSV file; dry_run=true only reports.",
 			query: []queryParam{
@@ -390,7 +459,7 @@ func v2RouteList() []route {
 			body: object(need("policy", tString)),
 			ok: v2OK(object(need("mode", schema{"enum": []string{"replace", "merge"}}), need("dry_run", tBool),
 				need("roles_created", tCount), need("roles_deleted", tCount), need("rules_added", tCount),
-				need("rules_removed", tCount), need("version", tCount)))},
+				need("rules_removed", tCount), need("version", tCount), maybe("revision", revisionField)))},
 	}, v2WorkflowRoutes()...)
 }
 

@@ -169,11 +169,11 @@ func TestOpenAPIValidatesAnswers(t *testing.T) {
 		{"OPTIONS with a body", "OPTIONS", "/api/roles", 200, "application/json", `{}`, "not documented"},
 		{"undocumented method", "PUT", "/api/roles", 200, "application/json", `{}`, "not documented"},
 		{"v2 page", "GET", "/api/v2/roles?limit=1", 200, "application/json",
-			`{"code":200,"data":{"items":[{"description":null,"name":"a"}],"next_cursor":"azE6YQ"},"message":"m","success":true,` + ts + `}`, ""},
+			`{"code":200,"data":{"items":[{"description":null,"name":"a"}],"next_cursor":"azE6YQ","revision":3},"message":"m","success":true,` + ts + `}`, ""},
 		{"v2 created", "PUT", "/api/v2/roles/a", 201, "application/json",
-			`{"code":201,"data":{"created":true,"description":null,"name":"a"},"message":"m","success":true,` + ts + `}`, ""},
+			`{"code":201,"data":{"created":true,"description":null,"name":"a","revision":4},"message":"m","success":true,` + ts + `}`, ""},
 		{"v2 code differs from status", "PUT", "/api/v2/roles/a", 201, "application/json",
-			`{"code":200,"data":{"created":true,"description":null,"name":"a"},"message":"m","success":true,` + ts + `}`, "code"},
+			`{"code":200,"data":{"created":true,"description":null,"name":"a","revision":4},"message":"m","success":true,` + ts + `}`, "code"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

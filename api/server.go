@@ -298,6 +298,7 @@ func (s *Server) guarded(c echo.Context, next echo.HandlerFunc, cors, limit echo
 		}
 	}()
 	secure(c)
+	revisioned(c)
 	start := time.Now()
 	if err := bounded(c, next, cors, limit); err != nil {
 		c.Error(err)

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
@@ -56,6 +57,17 @@ const (
 	ReasonWorkflowNotFound     = "workflow_not_found"
 	ReasonInvalidSchedule      = "invalid_schedule"
 	ReasonWebhookRefused       = "webhook_refused"
+	// ReasonRevisionAhead: at_least names a revision the tenant has not
+	// reached in the database.
+	ReasonRevisionAhead = "revision_ahead"
+	// ReasonConsistencyUnavailable: the replica is behind the revision
+	// asked for and could not read the database in time.
+	ReasonConsistencyUnavailable = "consistency_unavailable"
+	// ReasonChangesExpired: the change feed no longer holds the position
+	// asked for; resynchronise from an export.
+	ReasonChangesExpired = "changes_expired"
+	// ReasonExpiryUnsupported: time-bound rules need the default model.
+	ReasonExpiryUnsupported = "expiry_unsupported"
 )
 
 // Reasons lists every reason, for the OpenAPI document and its test.
@@ -65,7 +77,8 @@ var Reasons = []string{
 	ReasonRoleNotFound, ReasonMethodNotAllowed, ReasonRoleExists, ReasonRoleCycle, ReasonRoleDepth,
 	ReasonKeyRotated, ReasonConflict, ReasonBodyTooLarge, ReasonUnsupportedMediaType, ReasonRateLimited,
 	ReasonChainMissing, ReasonInternal, ReasonUnavailable, ReasonWorkflowNotFound, ReasonInvalidSchedule,
-	ReasonWebhookRefused,
+	ReasonWebhookRefused, ReasonRevisionAhead, ReasonConsistencyUnavailable, ReasonChangesExpired,
+	ReasonExpiryUnsupported,
 }
 
 // v2Error is an error of a v2 handler with its status, message, reason and
@@ -103,6 +116,9 @@ func v2StatusOf(err error) (int, string, string, map[string]any) {
 		return ve.code, ve.message, ve.reason, ve.details
 	}
 	code, msg := statusOf(err)
+	var ra *policy.RevisionAheadError
+	var cx *policy.ChangesExpiredError
+	var ee *policy.ExpiryError
 	var ne *policy.NameError
 	var rn *policy.RoleNotFoundError
 	var ce *policy.CheckError
@@ -112,6 +128,22 @@ func v2StatusOf(err error) (int, string, string, map[string]any) {
 	var fe *workflow.FieldError
 	var we *webhook.RefusedError
 	switch {
+	case errors.As(err, &ra):
+		return http.StatusBadRequest, fmt.Sprintf("Revision %d is ahead of the tenant's latest revision %d: "+
+				"pass a revision this service returned for this tenant.", ra.Revision, ra.Latest),
+			ReasonRevisionAhead, map[string]any{"revision": ra.Revision, "latest": ra.Latest}
+	case errors.Is(err, policy.ErrConsistencyUnavailable):
+		return http.StatusServiceUnavailable, "This replica is behind the revision asked for and could not read " +
+			"the database in time; retrying is safe.", ReasonConsistencyUnavailable, nil
+	case errors.As(err, &cx):
+		return http.StatusGone, fmt.Sprintf("The change log no longer holds changes before revision %d: "+
+				"resynchronise from GET /api/v2/policy/export and continue with since=<its revision>.", cx.Oldest),
+			ReasonChangesExpired, map[string]any{"oldest": cx.Oldest}
+	case errors.As(err, &ee):
+		return http.StatusBadRequest, "expires_at " + ee.Reason + ".", ReasonInvalidBody, map[string]any{"field": "expires_at"}
+	case errors.Is(err, policy.ErrExpiryUnsupported):
+		return http.StatusBadRequest, "Time-bound memberships and grants need the default model; this server serves another.",
+			ReasonExpiryUnsupported, nil
 	case errors.As(err, &wn):
 		return http.StatusNotFound, wn.Error(), ReasonWorkflowNotFound, map[string]any{"workflow": wn.Name}
 	case errors.As(err, &se):
@@ -196,6 +228,9 @@ func v2JSON(c echo.Context, code int, message string, data any) error {
 type Page[T any] struct {
 	Items      []T     `json:"items"`
 	NextCursor *string `json:"next_cursor"`
+	// Revision is the tenant's revision the list was computed at (lists
+	// of the policy only).
+	Revision *int64 `json:"revision,omitempty"`
 }
 
 // pageRequest is a list request's limit and position.

@@ -27,6 +27,7 @@ func (s *Server) v2Checks() {
 	s.v2Add(get, "/check", s.v2Check, false, s.audited(read(audit.CheckPermission, "user", "permission").fromQuery()))
 	s.v2Add(post, "/check", s.v2CheckBatch, false, s.audited(read(audit.CheckPermission, "").fixed("check_batch")))
 	s.v2Add(get, "/policy/export", s.v2ExportPolicy, false)
+	s.v2Add(get, "/changes", s.v2Changes, false)
 	s.v2Add(post, "/policy/import", s.v2ImportPolicy, true, s.audited(write(audit.ImportPolicy, "").fixed("policy")))
 }
 
@@ -37,6 +38,7 @@ type (
 		Allowed     bool           `json:"allowed"`
 		Explanation *v2Explanation `json:"explanation,omitempty"`
 		Permission  string         `json:"permission"`
+		Revision    int64          `json:"revision"`
 		User        string         `json:"user"`
 	}
 	v2Explanation struct {
@@ -60,7 +62,8 @@ type (
 		User       string `json:"user"`
 	}
 	v2BatchData struct {
-		Results []v2BatchResult `json:"results"`
+		Results  []v2BatchResult `json:"results"`
+		Revision int64           `json:"revision"`
 	}
 )
 
@@ -102,7 +105,10 @@ func (s *Server) v2Check(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
+	ctx, rc, err := consistent(c)
+	if err != nil {
+		return err
+	}
 	data := v2CheckData{Permission: perm, User: user}
 	if explain {
 		e, err := s.deps.Policy.Explain(ctx, tenantOf(c), user, perm)
@@ -124,6 +130,8 @@ func (s *Server) v2Check(c echo.Context) error {
 		}
 	}
 	decided(c, data.Allowed)
+	data.Revision = rc.Revision
+	answeredAt(c, rc)
 	return v2JSON(c, http.StatusOK, fmt.Sprintf("Permission check for user '%s' and permission '%s' completed", user, perm), data)
 }
 
@@ -208,11 +216,16 @@ func (s *Server) v2CheckBatch(c echo.Context) error {
 		}
 		checks[i] = policy.Check{User: *p.User, Permission: *p.Permission}
 	}
-	allowed, err := s.deps.Policy.CheckBatch(c.Request().Context(), tenantOf(c), checks)
+	ctx, rc, err := consistent(c)
 	if err != nil {
 		return err
 	}
-	out := v2BatchData{Results: make([]v2BatchResult, len(checks))}
+	allowed, err := s.deps.Policy.CheckBatch(ctx, tenantOf(c), checks)
+	if err != nil {
+		return err
+	}
+	answeredAt(c, rc)
+	out := v2BatchData{Results: make([]v2BatchResult, len(checks)), Revision: rc.Revision}
 	for i, ch := range checks {
 		out.Results[i] = v2BatchResult{Allowed: allowed[i], Permission: ch.Permission, User: ch.User}
 	}

@@ -12,11 +12,12 @@ import (
 // Wire shapes of the v2 policy file transfer (sorted keys).
 type (
 	v2ExportData struct {
-		Format  string `json:"format"`
-		Policy  string `json:"policy"`
-		Roles   int    `json:"roles"`
-		Rules   int    `json:"rules"`
-		Version int64  `json:"version"`
+		Format   string `json:"format"`
+		Policy   string `json:"policy"`
+		Revision int64  `json:"revision"`
+		Roles    int    `json:"roles"`
+		Rules    int    `json:"rules"`
+		Version  int64  `json:"version"`
 	}
 	v2ImportBody struct {
 		Policy *string `json:"policy"`
@@ -28,6 +29,7 @@ type (
 		RolesDeleted int    `json:"roles_deleted"`
 		RulesAdded   int    `json:"rules_added"`
 		RulesRemoved int    `json:"rules_removed"`
+		Revision     int64  `json:"revision,omitempty"`
 		Version      int64  `json:"version"`
 	}
 )
@@ -38,16 +40,21 @@ const policyFormat = "casbin-csv"
 // v2ExportPolicy answers GET /api/v2/policy/export: the tenant's policy as
 // a Casbin policy file.
 func (s *Server) v2ExportPolicy(c echo.Context) error {
-	f, err := s.deps.Policy.ExportPolicy(c.Request().Context(), tenantOf(c))
+	ctx, rc, err := consistent(c)
 	if err != nil {
 		return err
 	}
+	f, err := s.deps.Policy.ExportPolicy(ctx, tenantOf(c))
+	if err != nil {
+		return err
+	}
+	answeredAt(c, rc)
 	var b strings.Builder
 	if err := f.WriteCSV(&b); err != nil {
 		return err
 	}
 	return v2JSON(c, http.StatusOK, "Policy exported", v2ExportData{
-		Format: policyFormat, Policy: b.String(), Roles: len(f.Roles), Rules: len(f.Rules), Version: f.Version,
+		Format: policyFormat, Policy: b.String(), Roles: len(f.Roles), Rules: len(f.Rules), Version: f.Version, Revision: f.Version,
 	})
 }
 
@@ -91,6 +98,6 @@ func (s *Server) v2ImportPolicy(c echo.Context) error {
 	}
 	return v2JSON(c, http.StatusOK, msg, v2ImportData{
 		DryRun: dry, Mode: mode, RolesCreated: res.RolesCreated, RolesDeleted: res.RolesDeleted,
-		RulesAdded: res.RulesAdded, RulesRemoved: res.RulesRemoved, Version: res.Version,
+		RulesAdded: res.RulesAdded, RulesRemoved: res.RulesRemoved, Version: res.Version, Revision: committed(c),
 	})
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -26,23 +28,36 @@ type (
 		Created     bool    `json:"created"`
 		Description *string `json:"description"`
 		Name        string  `json:"name"`
+		Revision    int64   `json:"revision"`
 	}
-	v2RoleInfo struct {
+	v2RoleDeleted struct {
+		Deleted  bool   `json:"deleted"`
+		Revision int64  `json:"revision"`
+		Role     string `json:"role"`
+	}
+	v2RoleCreated struct {
+		Description *string `json:"description"`
+		Name        string  `json:"name"`
+		Revision    int64   `json:"revision"`
+	}
+	v2RoleDetail struct {
 		Description *string  `json:"description"`
 		Members     int      `json:"members"`
 		Name        string   `json:"name"`
 		Parents     []string `json:"parents"`
 		Permissions int      `json:"permissions"`
+		Revision    int64    `json:"revision"`
 	}
-	v2RoleDeleted struct {
-		Deleted bool   `json:"deleted"`
-		Role    string `json:"role"`
+	v2Grant struct {
+		ExpiresAt *string `json:"expires_at"`
+		Name      string  `json:"name"`
+	}
+	v2Member struct {
+		ExpiresAt *string `json:"expires_at"`
+		User      string  `json:"user"`
 	}
 	v2Name struct {
 		Name string `json:"name"`
-	}
-	v2User struct {
-		User string `json:"user"`
 	}
 	v2UserRole struct {
 		Inherited bool   `json:"inherited"`
@@ -63,6 +78,7 @@ type (
 	}
 	v2UserDeleted struct {
 		MembershipsRemoved int    `json:"memberships_removed"`
+		Revision           int64  `json:"revision"`
 		User               string `json:"user"`
 	}
 )
@@ -96,17 +112,25 @@ func (s *Server) v2Resources() {
 	r(get, "/permissions/:permission/users", s.v2PermissionUsers, read(audit.ListMemberships, "", "permission"))
 }
 
-// v2List answers one page of a list computed by list.
-func v2List[T any](c echo.Context, list func() ([]T, error), key func(T) string) error {
+// v2List answers one page of a list computed by list, at the consistency
+// the request asks for; the page states the revision it was computed at.
+func v2List[T any](c echo.Context, list func(ctx context.Context) ([]T, error), key func(T) string) error {
 	p, err := parsePage(c)
 	if err != nil {
 		return err
 	}
-	items, err := list()
+	ctx, rc, err := consistent(c)
 	if err != nil {
 		return err
 	}
-	return v2JSON(c, http.StatusOK, "OK", paginate(items, key, p))
+	items, err := list(ctx)
+	if err != nil {
+		return err
+	}
+	page := paginate(items, key, p)
+	page.Revision = &rc.Revision
+	answeredAt(c, rc)
+	return v2JSON(c, http.StatusOK, "OK", page)
 }
 
 func mapped[A, B any](in []A, f func(A) B) []B {
@@ -120,8 +144,8 @@ func mapped[A, B any](in []A, f func(A) B) []B {
 func v2NameOf(n string) v2Name { return v2Name{Name: n} }
 
 func (s *Server) v2ListRoles(c echo.Context) error {
-	return v2List(c, func() ([]v2Role, error) {
-		roles, err := s.deps.Policy.ListRoles(c.Request().Context(), tenantOf(c))
+	return v2List(c, func(ctx context.Context) ([]v2Role, error) {
+		roles, err := s.deps.Policy.ListRoles(ctx, tenantOf(c))
 		return mapped(roles, func(r policy.Role) v2Role { return v2Role{Name: r.Name, Description: r.Description} }), err
 	}, func(r v2Role) string { return r.Name })
 }
@@ -201,11 +225,16 @@ func (s *Server) v2CreateRole(c echo.Context) error {
 			fmt.Sprintf("Role '%s' already exists; PUT /roles/{role} creates or updates idempotently.", b.Name),
 			map[string]any{"role": b.Name})
 	}
-	return v2JSON(c, http.StatusCreated, fmt.Sprintf("Role '%s' created.", b.Name), v2Role{Name: b.Name, Description: b.Description})
+	return v2JSON(c, http.StatusCreated, fmt.Sprintf("Role '%s' created.", b.Name),
+		v2RoleCreated{Name: b.Name, Description: b.Description, Revision: committed(c)})
 }
 
 func (s *Server) v2GetRole(c echo.Context) error {
-	info, err := s.deps.Policy.RoleInfo(c.Request().Context(), tenantOf(c), param(c, "role"))
+	ctx, rc, err := consistent(c)
+	if err != nil {
+		return err
+	}
+	info, err := s.deps.Policy.RoleInfo(ctx, tenantOf(c), param(c, "role"))
 	if err != nil {
 		return err
 	}
@@ -213,8 +242,9 @@ func (s *Server) v2GetRole(c echo.Context) error {
 	if parents == nil {
 		parents = []string{}
 	}
-	return v2JSON(c, http.StatusOK, "OK", v2RoleInfo{Name: info.Name, Description: info.Description,
-		Permissions: info.Permissions, Members: info.Members, Parents: parents})
+	answeredAt(c, rc)
+	return v2JSON(c, http.StatusOK, "OK", v2RoleDetail{Name: info.Name, Description: info.Description,
+		Permissions: info.Permissions, Members: info.Members, Parents: parents, Revision: rc.Revision})
 }
 
 func (s *Server) v2PutRole(c echo.Context) error {
@@ -228,7 +258,7 @@ func (s *Server) v2PutRole(c echo.Context) error {
 		return err
 	}
 	return v2JSON(c, createdStatus(created), fmt.Sprintf("Role '%s' %s.", role, createdWord(created, "exists")),
-		v2RolePut{Name: role, Description: desc, Created: created})
+		v2RolePut{Name: role, Description: desc, Created: created, Revision: committed(c)})
 }
 
 func (s *Server) v2DeleteRole(c echo.Context) error {
@@ -237,7 +267,7 @@ func (s *Server) v2DeleteRole(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return v2JSON(c, http.StatusOK, fmt.Sprintf("Role '%s' %s.", role, deletedWord(deleted)), v2RoleDeleted{Role: role, Deleted: deleted})
+	return v2JSON(c, http.StatusOK, fmt.Sprintf("Role '%s' %s.", role, deletedWord(deleted)), v2RoleDeleted{Role: role, Deleted: deleted, Revision: committed(c)})
 }
 
 func createdStatus(created bool) int {
@@ -262,22 +292,22 @@ func deletedWord(deleted bool) string {
 }
 
 func (s *Server) v2RoleGrants(c echo.Context) error {
-	return v2List(c, func() ([]v2Name, error) {
-		l, err := s.deps.Policy.DirectGrants(c.Request().Context(), tenantOf(c), param(c, "role"))
-		return mapped(l, v2NameOf), err
-	}, func(n v2Name) string { return n.Name })
+	return v2List(c, func(ctx context.Context) ([]v2Grant, error) {
+		l, err := s.deps.Policy.DirectGrants(ctx, tenantOf(c), param(c, "role"))
+		return mapped(l, func(h policy.Held) v2Grant { return v2Grant{Name: h.Name, ExpiresAt: expiryWire(h.ExpiresAt)} }), err
+	}, func(g v2Grant) string { return g.Name })
 }
 
 func (s *Server) v2RoleMembers(c echo.Context) error {
-	return v2List(c, func() ([]v2User, error) {
-		l, err := s.deps.Policy.DirectMembers(c.Request().Context(), tenantOf(c), param(c, "role"))
-		return mapped(l, func(u string) v2User { return v2User{User: u} }), err
-	}, func(u v2User) string { return u.User })
+	return v2List(c, func(ctx context.Context) ([]v2Member, error) {
+		l, err := s.deps.Policy.DirectMembers(ctx, tenantOf(c), param(c, "role"))
+		return mapped(l, func(h policy.Held) v2Member { return v2Member{User: h.Name, ExpiresAt: expiryWire(h.ExpiresAt)} }), err
+	}, func(m v2Member) string { return m.User })
 }
 
 func (s *Server) v2RoleParents(c echo.Context) error {
-	return v2List(c, func() ([]v2Name, error) {
-		l, err := s.deps.Policy.DirectParents(c.Request().Context(), tenantOf(c), param(c, "role"))
+	return v2List(c, func(ctx context.Context) ([]v2Name, error) {
+		l, err := s.deps.Policy.DirectParents(ctx, tenantOf(c), param(c, "role"))
 		return mapped(l, v2NameOf), err
 	}, func(n v2Name) string { return n.Name })
 }
@@ -285,14 +315,23 @@ func (s *Server) v2RoleParents(c echo.Context) error {
 // v2Link answers a PUT or DELETE of a link between a role and another
 // name (a permission, a member, a parent): data is {"role", <other>,
 // "created"|"deleted"}.
-func v2Link(c echo.Context, other string, put bool, do func(role, name string) (bool, error)) error {
+func v2Link(c echo.Context, other string, put bool, do func(role, name string) (bool, error), until ...*time.Time) error {
 	role, name := param(c, "role"), param(c, other)
 	changed, err := do(role, name)
 	if err != nil {
 		return err
 	}
-	data := map[string]any{"role": role, other: name}
+	data := map[string]any{"role": role, other: name, "revision": committed(c)}
 	label := map[string]string{"permission": "Permission", "user": "Member", "parent": "Parent"}[other]
+	if len(until) > 0 {
+		// The end as kept: to the microsecond.
+		var end *time.Time
+		if until[0] != nil {
+			e := until[0].UTC().Truncate(time.Microsecond)
+			end = &e
+		}
+		data["expires_at"] = expiryWire(end)
+	}
 	if put {
 		data["created"] = changed
 		return v2JSON(c, createdStatus(changed), fmt.Sprintf("%s '%s' of role '%s' %s.", label, name, role,
@@ -303,9 +342,13 @@ func v2Link(c echo.Context, other string, put bool, do func(role, name string) (
 }
 
 func (s *Server) v2PutGrant(c echo.Context) error {
+	until, err := readExpiry(c)
+	if err != nil {
+		return err
+	}
 	return v2Link(c, "permission", true, func(role, perm string) (bool, error) {
-		return s.deps.Policy.PutGrant(c.Request().Context(), tenantOf(c), role, perm)
-	})
+		return s.deps.Policy.PutGrantUntil(c.Request().Context(), tenantOf(c), role, perm, until)
+	}, until)
 }
 
 func (s *Server) v2DeleteGrant(c echo.Context) error {
@@ -315,9 +358,13 @@ func (s *Server) v2DeleteGrant(c echo.Context) error {
 }
 
 func (s *Server) v2PutMember(c echo.Context) error {
+	until, err := readExpiry(c)
+	if err != nil {
+		return err
+	}
 	return v2Link(c, "user", true, func(role, user string) (bool, error) {
-		return s.deps.Policy.PutMember(c.Request().Context(), tenantOf(c), user, role)
-	})
+		return s.deps.Policy.PutMemberUntil(c.Request().Context(), tenantOf(c), user, role, until)
+	}, until)
 }
 
 func (s *Server) v2DeleteMember(c echo.Context) error {
@@ -339,8 +386,8 @@ func (s *Server) v2DeleteParent(c echo.Context) error {
 }
 
 func (s *Server) v2UserRoles(c echo.Context) error {
-	return v2List(c, func() ([]v2UserRole, error) {
-		l, err := s.deps.Policy.UserRoleTree(c.Request().Context(), tenantOf(c), param(c, "user"))
+	return v2List(c, func(ctx context.Context) ([]v2UserRole, error) {
+		l, err := s.deps.Policy.UserRoleTree(ctx, tenantOf(c), param(c, "user"))
 		return mapped(l, func(r policy.UserRole) v2UserRole {
 			return v2UserRole{Name: r.Name, Inherited: r.Inherited, Via: r.Via}
 		}), err
@@ -348,8 +395,8 @@ func (s *Server) v2UserRoles(c echo.Context) error {
 }
 
 func (s *Server) v2UserPermissions(c echo.Context) error {
-	return v2List(c, func() ([]v2NamedRoles, error) {
-		l, err := s.deps.Policy.UserGrants(c.Request().Context(), tenantOf(c), param(c, "user"))
+	return v2List(c, func(ctx context.Context) ([]v2NamedRoles, error) {
+		l, err := s.deps.Policy.UserGrants(ctx, tenantOf(c), param(c, "user"))
 		return mapped(l, func(p policy.HeldPermission) v2NamedRoles { return v2NamedRoles{Name: p.Name, Roles: p.Roles} }), err
 	}, func(p v2NamedRoles) string { return p.Name })
 }
@@ -361,19 +408,19 @@ func (s *Server) v2DeleteUser(c echo.Context) error {
 		return err
 	}
 	return v2JSON(c, http.StatusOK, fmt.Sprintf("User '%s' removed from %d roles.", user, n),
-		v2UserDeleted{User: user, MembershipsRemoved: n})
+		v2UserDeleted{User: user, MembershipsRemoved: n, Revision: committed(c)})
 }
 
 func (s *Server) v2PermissionRoles(c echo.Context) error {
-	return v2List(c, func() ([]v2Holding, error) {
-		l, err := s.deps.Policy.PermissionRoles(c.Request().Context(), tenantOf(c), param(c, "permission"))
+	return v2List(c, func(ctx context.Context) ([]v2Holding, error) {
+		l, err := s.deps.Policy.PermissionRoles(ctx, tenantOf(c), param(c, "permission"))
 		return mapped(l, func(r policy.RoleHolding) v2Holding { return v2Holding{Name: r.Name, Inherited: r.Inherited} }), err
 	}, func(r v2Holding) string { return r.Name })
 }
 
 func (s *Server) v2PermissionUsers(c echo.Context) error {
-	return v2List(c, func() ([]v2UserRoles, error) {
-		l, err := s.deps.Policy.WhichUsersCan(c.Request().Context(), tenantOf(c), param(c, "permission"))
+	return v2List(c, func(ctx context.Context) ([]v2UserRoles, error) {
+		l, err := s.deps.Policy.WhichUsersCan(ctx, tenantOf(c), param(c, "permission"))
 		by := map[string][]string{}
 		for _, m := range l {
 			by[m.User] = append(by[m.User], m.Role)

@@ -61,13 +61,20 @@ const (
 	// RunWorkflow is a run of a workflow asked for through the API (the
 	// users it found are recorded as a listing, LIST_MEMBERSHIPS).
 	RunWorkflow Action = "RUN_WORKFLOW"
+	// ExpireMembership is a time-bound membership removed by the expiry
+	// sweep once it ended.
+	ExpireMembership Action = "EXPIRE_MEMBERSHIP"
+	// ExpirePermission is a time-bound grant removed by the expiry sweep
+	// once it ended.
+	ExpirePermission Action = "EXPIRE_PERMISSION"
 )
 
 // Actions lists every action, for validating query filters.
 var Actions = []Action{CreateRole, DeleteRole, AddPermission, RemovePermission, AddMembership,
 	RemoveMembership, CheckPermission, CheckMembership, ListRoles, ListPermissions, ListMemberships,
 	UserPermissions, AddRoleParent, RemoveRoleParent, GetAudit, RotateKey, IssueToken, RevokeKey, ExternalChange, ImportPolicy, ResetChain,
-	UpdateRole, DeleteUser, ListWorkflows, PutWorkflow, DeleteWorkflow, RotateWorkflowSecret, RunWorkflow}
+	UpdateRole, DeleteUser, ListWorkflows, PutWorkflow, DeleteWorkflow, RotateWorkflowSecret, RunWorkflow,
+	ExpireMembership, ExpirePermission}
 
 // Entry is one audit record as the policy core describes it. Tenant and user
 // are the raw values; a Recorder fingerprints them before they are stored.

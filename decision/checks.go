@@ -2,6 +2,7 @@ package decision
 
 import (
 	"context"
+	"time"
 
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/policy"
@@ -55,4 +56,16 @@ func (p *Policy) ExportPolicy(ctx context.Context, key policy.KeyHash) (policy.P
 // ImportPolicy applies a policy file to the tenant (recorded by the core).
 func (p *Policy) ImportPolicy(ctx context.Context, key policy.KeyHash, f policy.PolicyFile, opts policy.ImportOptions) (policy.ImportResult, error) {
 	return p.core.ImportPolicy(ctx, key, f, opts)
+}
+
+// Feed is the policy core's change feed. Reading it is not recorded: it
+// states changes, each recorded when it was made, and answers no question
+// about a user.
+type Feed interface {
+	Changes(ctx context.Context, key policy.KeyHash, from policy.Position, limit int, wait time.Duration) (policy.ChangePage, error)
+}
+
+// Changes returns a page of the tenant's change feed.
+func (p *Policy) Changes(ctx context.Context, key policy.KeyHash, from policy.Position, limit int, wait time.Duration) (policy.ChangePage, error) {
+	return p.core.Changes(ctx, key, from, limit, wait)
 }

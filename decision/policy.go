@@ -43,6 +43,7 @@ type Core interface {
 	Queries
 	Checks
 	PolicyFiles
+	Feed
 }
 
 var (

@@ -2,6 +2,7 @@ package decision
 
 import (
 	"context"
+	"time"
 
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/policy"
@@ -12,8 +13,8 @@ import (
 // role.
 type ResourceQueries interface {
 	RoleInfo(ctx context.Context, key policy.KeyHash, role string) (policy.RoleInfo, error)
-	DirectGrants(ctx context.Context, key policy.KeyHash, role string) ([]string, error)
-	DirectMembers(ctx context.Context, key policy.KeyHash, role string) ([]string, error)
+	DirectGrants(ctx context.Context, key policy.KeyHash, role string) ([]policy.Held, error)
+	DirectMembers(ctx context.Context, key policy.KeyHash, role string) ([]policy.Held, error)
 	DirectParents(ctx context.Context, key policy.KeyHash, role string) ([]string, error)
 	UserRoleTree(ctx context.Context, key policy.KeyHash, user string) ([]policy.UserRole, error)
 	UserGrants(ctx context.Context, key policy.KeyHash, user string) ([]policy.HeldPermission, error)
@@ -27,8 +28,10 @@ type ResourceCommands interface {
 	CreateRoleDescribed(ctx context.Context, key policy.KeyHash, role string, desc *string) (bool, error)
 	PutRole(ctx context.Context, key policy.KeyHash, role string, setDesc bool, desc *string) (bool, *string, error)
 	PutGrant(ctx context.Context, key policy.KeyHash, role, perm string) (bool, error)
+	PutGrantUntil(ctx context.Context, key policy.KeyHash, role, perm string, until *time.Time) (bool, error)
 	DeleteGrant(ctx context.Context, key policy.KeyHash, role, perm string) (bool, error)
 	PutMember(ctx context.Context, key policy.KeyHash, user, role string) (bool, error)
+	PutMemberUntil(ctx context.Context, key policy.KeyHash, user, role string, until *time.Time) (bool, error)
 	DeleteMember(ctx context.Context, key policy.KeyHash, user, role string) (bool, error)
 	PutParent(ctx context.Context, key policy.KeyHash, role, parent string) (bool, error)
 	DeleteParent(ctx context.Context, key policy.KeyHash, role, parent string) (bool, error)
@@ -44,13 +47,13 @@ func (p *Policy) RoleInfo(ctx context.Context, key policy.KeyHash, role string) 
 
 // DirectGrants lists role's own grants, and records the listing like
 // RolePermissions.
-func (p *Policy) DirectGrants(ctx context.Context, key policy.KeyHash, role string) ([]string, error) {
+func (p *Policy) DirectGrants(ctx context.Context, key policy.KeyHash, role string) ([]policy.Held, error) {
 	list, err := p.core.DirectGrants(ctx, key, role)
 	return listed(ctx, p.log, key, Question{Action: audit.ListPermissions, Resource: role}, list, err)
 }
 
 // DirectMembers lists role's members, and records the listing like Members.
-func (p *Policy) DirectMembers(ctx context.Context, key policy.KeyHash, role string) ([]string, error) {
+func (p *Policy) DirectMembers(ctx context.Context, key policy.KeyHash, role string) ([]policy.Held, error) {
 	list, err := p.core.DirectMembers(ctx, key, role)
 	return listed(ctx, p.log, key, Question{Action: audit.ListMemberships, Resource: role}, list, err)
 }

@@ -2,6 +2,7 @@ package decision_test
 
 import (
 	"context"
+	"time"
 
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/decision"
@@ -14,11 +15,20 @@ func (f fakeCore) RoleInfo(context.Context, policy.KeyHash, string) (policy.Role
 	}
 	return policy.RoleInfo{Name: "x"}, nil
 }
-func (f fakeCore) DirectGrants(context.Context, policy.KeyHash, string) ([]string, error) {
-	return f.list()
+func (f fakeCore) held() ([]policy.Held, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	return []policy.Held{{Name: "x"}}, nil
 }
-func (f fakeCore) DirectMembers(context.Context, policy.KeyHash, string) ([]string, error) {
-	return f.list()
+func (f fakeCore) DirectGrants(context.Context, policy.KeyHash, string) ([]policy.Held, error) {
+	return f.held()
+}
+func (f fakeCore) DirectMembers(context.Context, policy.KeyHash, string) ([]policy.Held, error) {
+	return f.held()
+}
+func (f fakeCore) Changes(context.Context, policy.KeyHash, policy.Position, int, time.Duration) (policy.ChangePage, error) {
+	return policy.ChangePage{}, f.err
 }
 func (f fakeCore) DirectParents(context.Context, policy.KeyHash, string) ([]string, error) {
 	return f.list()

@@ -70,17 +70,28 @@ func (s *Service) tenant(ctx context.Context, key KeyHash, create bool) (*tenant
 }
 
 // read runs fn on a tenant's state under its read lock; fn gets nil for a
-// tenant that does not exist.
+// tenant that does not exist. A request's receipt (WithReceipt) gets the
+// revision fn read at, and its consistency demand is met first (settle).
 func (s *Service) read(ctx context.Context, key KeyHash, fn func(t *tenant) error) error {
+	rc := ReceiptFrom(ctx)
+	if rc != nil && rc.Need.Mode != MinimizeLatency {
+		if err := s.settle(ctx, key, rc.Need); err != nil {
+			return err
+		}
+	}
+	now := s.now()
 	// A loaded tenant is read under one shared lock, taken once.
 	s.mu.RLock()
 	t := s.tenants[key]
 	s.mu.RUnlock()
 	if t != nil {
 		t.mu.RLock()
-		if t.loaded {
-			t.touch(s.now())
+		if t.loaded && !t.idx.due(now.UnixNano()) {
+			t.touch(now)
 			defer t.mu.RUnlock()
+			if rc != nil {
+				rc.Revision = t.version
+			}
 			return fn(t)
 		}
 		t.mu.RUnlock()
@@ -90,10 +101,17 @@ func (s *Service) read(ctx context.Context, key KeyHash, fn func(t *tenant) erro
 		return err
 	}
 	if t == nil {
+		if rc != nil {
+			rc.Revision = 0
+		}
 		return fn(nil)
 	}
+	t.ensureCurrent(now)
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	if rc != nil {
+		rc.Revision = t.version
+	}
 	return fn(t)
 }
 
@@ -103,7 +121,12 @@ type change struct {
 	action   audit.Action
 	resource string
 	user     string
-	op       func(ctx context.Context, tx Tx, t *tenant, dom string) (bool, func(t *tenant) error, error)
+	// op returns the result and the memory operations of what it changed
+	// (applied to memory after the commit, published to the other
+	// replicas and, as the change's items, written to the change log). An
+	// op that returns errNoChange has nothing to do: the transaction rolls
+	// back and takes no revision.
+	op func(ctx context.Context, tx Tx, t *tenant, dom string) (bool, []Op, error)
 	// fresh says that op decides on the tenant's memory (not only on the
 	// database), which must then be as new as the database: if another
 	// process changed the tenant since it was loaded, the tenant is
@@ -119,6 +142,10 @@ type change struct {
 	// change whose kind depends on the tenant's state).
 	actionOf func() audit.Action
 }
+
+// errNoChange rolls back a change that has nothing to do (an expiry
+// another replica has swept already).
+var errNoChange = errors.New("policy: nothing to change")
 
 // errStale aborts a change whose tenant memory is older than the database.
 var errStale = errors.New("policy: tenant changed by another process")
@@ -138,9 +165,10 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 	}
 	defer t.writeMu.unlock()
 	defer s.account(t)
+	t.ensureCurrent(s.now())
 	var (
 		result  bool
-		apply   func(*tenant) error
+		ops     []Op
 		tid     int64
 		version int64
 	)
@@ -161,8 +189,15 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 					return errStale
 				}
 			}
-			if result, apply, err = c.op(ctx, tx, t, domainOf(tid)); err != nil {
+			dom := domainOf(tid)
+			if result, ops, err = c.op(ctx, tx, t, dom); err != nil {
 				return err
+			}
+			now := s.now().UTC()
+			if items := changeItems(dom, ops); len(items) > 0 {
+				if err := tx.AppendChanges(ctx, tid, version, now, items); err != nil {
+					return err
+				}
 			}
 			details := map[string]any{"result": result}
 			for k, v := range c.details {
@@ -173,7 +208,7 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 				action = c.actionOf()
 			}
 			return s.opts.Recorder.RecordChange(ctx, audit.Entry{
-				Time:     s.now().UTC(),
+				Time:     now,
 				Tenant:   string(key),
 				User:     c.user,
 				Action:   action,
@@ -192,6 +227,10 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 		if err := s.loadTenant(ctx, t); err != nil {
 			return false, err
 		}
+		t.ensureCurrent(s.now())
+	}
+	if errors.Is(err, errNoChange) {
+		return false, nil
 	}
 	if err != nil {
 		return false, err
@@ -199,22 +238,23 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 	if c.version != nil {
 		*c.version = version
 	}
+	noteWrite(ctx, version)
 	t.mu.Lock()
 	stale := t.version+1 != version || (t.id != 0 && t.id != tid)
 	if t.id == 0 {
 		t.id, t.dom = tid, domainOf(tid)
 	}
-	var ops []Op
-	if !stale && apply != nil {
-		t.journal = &ops
-		aerr := apply(t)
-		t.journal = nil
-		if aerr != nil {
-			s.log.ErrorContext(ctx, "apply committed change to memory; reloading tenant", "tenant", tid, "err", aerr)
-			stale = true
+	if !stale {
+		for _, op := range ops {
+			if aerr := t.applyOp(op); aerr != nil {
+				s.log.ErrorContext(ctx, "apply committed change to memory; reloading tenant", "tenant", tid, "err", aerr)
+				stale = true
+				break
+			}
 		}
 	}
 	t.version = version
+	t.revised()
 	t.mu.Unlock()
 	if stale {
 		// Another process changed this tenant in between: read it afresh.
@@ -225,12 +265,17 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 			s.log.ErrorContext(ctx, "reload tenant after change", "tenant", tid, "err", err)
 		}
 	}
+	s.feed.wake(tid)
 	if s.opts.Publisher != nil {
 		// Tell the other replicas, in order (the tenant is still locked),
 		// outside the memory locks. Without the change's operations (memory
 		// was behind), they reload the tenant if they are behind it. A lost
 		// message is repaired by Resync.
-		_ = s.opts.Publisher.Publish(ctx, Change{TenantID: tid, Version: version, Ops: ops, Reload: stale})
+		pub := ops
+		if stale {
+			pub = nil
+		}
+		_ = s.opts.Publisher.Publish(ctx, Change{TenantID: tid, Version: version, Ops: pub, Reload: stale})
 	}
 	return result, nil
 }

@@ -14,7 +14,7 @@ func (s *Service) CreateRole(ctx context.Context, key KeyHash, role string) (boo
 		return false, err
 	}
 	return s.write(ctx, key, change{action: audit.CreateRole, resource: role,
-		op: func(ctx context.Context, tx Tx, _ *tenant, _ string) (bool, func(*tenant) error, error) {
+		op: func(ctx context.Context, tx Tx, _ *tenant, _ string) (bool, []Op, error) {
 			tid, err := tx.EnsureTenant(ctx, key)
 			if err != nil {
 				return false, nil, err
@@ -23,9 +23,7 @@ func (s *Service) CreateRole(ctx context.Context, key KeyHash, role string) (boo
 			if err != nil || !created {
 				return err == nil, nil, err
 			}
-			return true, func(t *tenant) error {
-				return t.applyOp(Op{Kind: OpAddRole, Role: role})
-			}, nil
+			return true, []Op{{Kind: OpAddRole, Role: role}}, nil
 		}})
 }
 
@@ -37,7 +35,7 @@ func (s *Service) DeleteRole(ctx context.Context, key KeyHash, role string) (boo
 	}
 	sub := roleSubject(role)
 	return s.write(ctx, key, change{action: audit.DeleteRole, resource: role,
-		op: func(ctx context.Context, tx Tx, _ *tenant, dom string) (bool, func(*tenant) error, error) {
+		op: func(ctx context.Context, tx Tx, _ *tenant, dom string) (bool, []Op, error) {
 			tid, err := tx.EnsureTenant(ctx, key)
 			if err != nil {
 				return false, nil, err
@@ -56,14 +54,11 @@ func (s *Service) DeleteRole(ctx context.Context, key KeyHash, role string) (boo
 					return false, nil, err
 				}
 			}
-			return true, func(t *tenant) error {
-				for _, f := range filters {
-					if err := t.applyOp(Op{Kind: OpRemoveFiltered, Ptype: f.ptype, FieldIndex: f.field, Values: f.values}); err != nil {
-						return err
-					}
-				}
-				return t.applyOp(Op{Kind: OpRemoveRole, Role: role})
-			}, nil
+			ops := make([]Op, 0, len(filters)+1)
+			for _, f := range filters {
+				ops = append(ops, Op{Kind: OpRemoveFiltered, Ptype: f.ptype, FieldIndex: f.field, Values: f.values})
+			}
+			return true, append(ops, Op{Kind: OpRemoveRole, Role: role}), nil
 		}})
 }
 
@@ -129,13 +124,13 @@ func (s *Service) RemoveMember(ctx context.Context, key KeyHash, user, role stri
 func (s *Service) ruleChange(ctx context.Context, key KeyHash, action audit.Action, resource, user, role string,
 	add bool, ptype string, rule func(dom string) []string) (bool, error) {
 	return s.write(ctx, key, change{action: action, resource: resource, user: user,
-		op: func(ctx context.Context, tx Tx, _ *tenant, dom string) (bool, func(*tenant) error, error) {
+		op: func(ctx context.Context, tx Tx, _ *tenant, dom string) (bool, []Op, error) {
 			r := [][]string{rule(dom)}
 			if !add {
 				if err := tx.RemoveRules(ctx, ptype, r); err != nil {
 					return false, nil, err
 				}
-				return true, func(t *tenant) error { return t.applyOp(Op{Kind: OpRemoveRules, Ptype: ptype, Rules: r}) }, nil
+				return true, []Op{{Kind: OpRemoveRules, Ptype: ptype, Rules: r}}, nil
 			}
 			tid, err := tx.EnsureTenant(ctx, key)
 			if err != nil {
@@ -145,10 +140,11 @@ func (s *Service) ruleChange(ctx context.Context, key KeyHash, action audit.Acti
 			if err != nil || !ok {
 				return false, nil, err
 			}
-			if err := tx.AddRules(ctx, ptype, r); err != nil {
+			op, err := addRules(ctx, tx, tid, ptype, r, 0)
+			if err != nil {
 				return false, nil, err
 			}
-			return true, func(t *tenant) error { return t.applyOp(Op{Kind: OpAddRules, Ptype: ptype, Rules: r}) }, nil
+			return true, []Op{op}, nil
 		}})
 }
 
@@ -166,7 +162,7 @@ func (s *Service) AddRoleParent(ctx context.Context, key KeyHash, role, parent s
 		return false, ErrRoleCycle
 	}
 	return s.write(ctx, key, change{action: audit.AddRoleParent, resource: role + ":" + parent, fresh: true,
-		op: func(ctx context.Context, tx Tx, t *tenant, dom string) (bool, func(*tenant) error, error) {
+		op: func(ctx context.Context, tx Tx, t *tenant, dom string) (bool, []Op, error) {
 			tid, err := tx.EnsureTenant(ctx, key)
 			if err != nil {
 				return false, nil, err
@@ -196,7 +192,7 @@ func (s *Service) AddRoleParent(ctx context.Context, key KeyHash, role, parent s
 			if err := tx.AddRules(ctx, "g", r); err != nil {
 				return false, nil, err
 			}
-			return true, func(t *tenant) error { return t.applyOp(Op{Kind: OpAddRules, Ptype: "g", Rules: r}) }, nil
+			return true, []Op{{Kind: OpAddRules, Ptype: "g", Rules: r}}, nil
 		}})
 }
 

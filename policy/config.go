@@ -16,6 +16,14 @@ type Config struct {
 	ModelPath         string        `yaml:"model_path" env:"AUTH_MODEL_PATH"`
 	TenantIdleTimeout time.Duration `yaml:"tenant_idle_timeout" env:"AUTH_TENANT_IDLE_TIMEOUT"`
 	MaxRoleDepth      int           `yaml:"max_role_depth" env:"AUTH_MAX_ROLE_DEPTH"`
+	// ConsistencyWait bounds how long an at_least read waits for the other
+	// replicas' message before it reloads the tenant (0: reload at once).
+	ConsistencyWait time.Duration `yaml:"consistency_wait" env:"AUTH_CONSISTENCY_WAIT"`
+	// ChangesRetention is how long the change feed keeps its items.
+	ChangesRetention time.Duration `yaml:"changes_retention" env:"AUTH_CHANGES_RETENTION"`
+	// ExpirySweepInterval is how often ended time-bound rules are removed
+	// from the database.
+	ExpirySweepInterval time.Duration `yaml:"expiry_sweep_interval" env:"AUTH_EXPIRY_SWEEP_INTERVAL"`
 	// ModelText is the model: set it to the built-in one before
 	// validating; Validate replaces it with ModelPath's contents.
 	ModelText string `yaml:"-"`
@@ -30,6 +38,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRoleDepth < 1 || c.MaxRoleDepth > 9 {
 		errs = append(errs, config.Invalid("MaxRoleDepth", strconv.Itoa(c.MaxRoleDepth), "must be between 1 and 9"))
+	}
+	if c.ConsistencyWait < 0 || c.ConsistencyWait > 10*time.Second {
+		errs = append(errs, config.Invalid("ConsistencyWait", c.ConsistencyWait.String(), "must be between 0 and 10s"))
+	}
+	if c.ChangesRetention < time.Minute || c.ChangesRetention > 366*24*time.Hour {
+		errs = append(errs, config.Invalid("ChangesRetention", c.ChangesRetention.String(), "must be between 1m and 8784h (366 days)"))
+	}
+	if c.ExpirySweepInterval < 100*time.Millisecond || c.ExpirySweepInterval > time.Hour {
+		errs = append(errs, config.Invalid("ExpirySweepInterval", c.ExpirySweepInterval.String(), "must be between 100ms and 1h"))
 	}
 	if c.ModelPath != "" {
 		b, err := os.ReadFile(c.ModelPath)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ourway/auth"
 	"github.com/ourway/auth/audit"
@@ -218,6 +219,22 @@ func (downStore) Change(context.Context, func(context.Context, policy.Tx) error)
 }
 
 func (downStore) Ping(context.Context) error { return policy.ErrUnavailable }
+
+func (downStore) Revision(context.Context, policy.KeyHash) (int64, int64, bool, error) {
+	return 0, 0, false, policy.ErrUnavailable
+}
+
+func (downStore) ReadChanges(context.Context, int64, policy.Position, int) (policy.ChangeBatch, error) {
+	return policy.ChangeBatch{}, policy.ErrUnavailable
+}
+
+func (downStore) PurgeChanges(context.Context, time.Time) (int64, error) {
+	return 0, policy.ErrUnavailable
+}
+
+func (downStore) DueExpiries(context.Context, time.Time, int) ([]policy.DueExpiry, error) {
+	return nil, policy.ErrUnavailable
+}
 
 func TestUnreachableStore(t *testing.T) {
 	ctx := context.Background()

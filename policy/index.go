@@ -55,6 +55,8 @@ type ruleIndex struct {
 	others   [][2]string         // g rules whose parent is not a role subject
 
 	nP, nG int // p rules and role links held
+
+	exp expiries // ends of time-bound rules
 }
 
 func newRuleIndex() *ruleIndex {
@@ -152,6 +154,7 @@ func (x *ruleIndex) removeGrant(sub, obj string) bool {
 		x.grants[s] = gs
 	}
 	x.nP--
+	x.forget(ruleRef{a: s, b: o})
 	return true
 }
 
@@ -211,6 +214,7 @@ func (x *ruleIndex) removeLink(child, parent string) bool {
 		down[p] = d
 	}
 	x.nG--
+	x.forget(ruleRef{link: true, a: c, b: p})
 	return true
 }
 

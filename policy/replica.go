@@ -19,6 +19,9 @@ const (
 	// OpSetDescription replaces a role's description (Description; nil
 	// clears it).
 	OpSetDescription OpKind = "set_description"
+	// OpExpire removes rules that reached their end (the sweep's change):
+	// to memory, a removal.
+	OpExpire OpKind = "expire"
 )
 
 // Op is one memory operation of a committed change: exactly what the
@@ -33,6 +36,9 @@ type Op struct {
 	Role       string
 	// Description is the new description of OpSetDescription.
 	Description *string
+	// ExpiresAt is the end of the rules of OpAddRules in Unix nanoseconds
+	// (0: permanent); it replaces the end they had.
+	ExpiresAt int64
 }
 
 // Change is a committed change of one tenant, as replicas exchange it.
@@ -65,16 +71,18 @@ type Publisher interface {
 	Publish(ctx context.Context, c Change) error
 }
 
-// applyOp applies one operation to t's memory and, while a change is being
-// applied, notes it in the change's journal. The caller holds t.mu.
+// applyOp applies one operation to t's memory. The caller holds t.mu.
 func (t *tenant) applyOp(op Op) error {
-	if t.journal != nil {
-		*t.journal = append(*t.journal, op)
-	}
 	switch op.Kind {
 	case OpAddRules:
-		return t.addRules(op.Ptype, op.Rules)
-	case OpRemoveRules:
+		if err := t.addRules(op.Ptype, op.Rules); err != nil {
+			return err
+		}
+		for _, r := range op.Rules {
+			t.idx.setExpiry(op.Ptype[:1], r, op.ExpiresAt)
+		}
+		return nil
+	case OpRemoveRules, OpExpire:
 		return t.removeRules(op.Ptype, op.Rules)
 	case OpRemoveFiltered:
 		return t.removeFiltered(op.Ptype, op.FieldIndex, op.Values...)
@@ -157,6 +165,7 @@ func (o Outcome) String() string {
 // change whose operations are unknown makes the tenant reload from the
 // database. It reports what it did.
 func (s *Service) ApplyRemote(ctx context.Context, c Change) (Outcome, error) {
+	s.feed.wake(c.TenantID)
 	t := s.loadedByID(c.TenantID, c.Version)
 	if t == nil {
 		return NotLoaded, nil
@@ -182,6 +191,7 @@ func (s *Service) ApplyRemote(ctx context.Context, c Change) (Outcome, error) {
 		}
 		if err == nil {
 			t.version = c.Version
+			t.revised()
 			t.mu.Unlock()
 			s.account(t)
 			return Applied, nil

@@ -40,6 +40,18 @@ type Options struct {
 	// ErrTenantCreationRefused; ctx is the write's (the HTTP layer keeps the
 	// client's address in it, see audit.RequestFrom).
 	Admit func(ctx context.Context) error
+	// ConsistencyWait bounds how long a read that needs a newer revision
+	// than the replica holds (at_least) waits for the other replicas'
+	// message before it reloads the tenant from the database (default
+	// 100ms; negative: reload at once).
+	ConsistencyWait time.Duration
+	// ChangesRetention is how long the change log keeps items (default 7
+	// days).
+	ChangesRetention time.Duration
+	// FeedPoll is how often a change feed request that waits for a change
+	// also looks in the database, for a change whose message was lost
+	// (default 1s).
+	FeedPoll time.Duration
 	// MemoryBudget bounds the estimated memory of the tenants held in
 	// memory (see TenantBaseBytes), in bytes: past it the least recently
 	// used tenants are evicted (0: no bound).
@@ -67,6 +79,9 @@ type Service struct {
 	bytes            int64
 	overBudgetLogged bool
 
+	// feed wakes change feed requests waiting for a tenant's change.
+	feed feedHub
+
 	evicting                       atomic.Bool // a budget sweep is under way
 	idleEvictions, budgetEvictions atomic.Uint64
 }
@@ -93,6 +108,15 @@ func New(store Store, modelText string, opts Options) (*Service, error) {
 	}
 	if opts.Recorder == nil {
 		opts.Recorder = audit.Nop{}
+	}
+	if opts.ConsistencyWait == 0 {
+		opts.ConsistencyWait = 100 * time.Millisecond
+	}
+	if opts.ChangesRetention <= 0 {
+		opts.ChangesRetention = 7 * 24 * time.Hour
+	}
+	if opts.FeedPoll <= 0 {
+		opts.FeedPoll = time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

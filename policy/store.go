@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Role is a role of a tenant.
@@ -17,6 +18,34 @@ type Snapshot struct {
 	TenantID int64
 	Version  int64
 	Roles    []Role // in creation order
+	// Expiries are the tenant's time-bound rules (names in clear); a rule
+	// that is not among the loaded rules is ignored.
+	Expiries []Expiry
+}
+
+// Expiry is the end of a time-bound rule: ptype "p" or "g" with the rule as
+// RuleFunc receives it.
+type Expiry struct {
+	Ptype string
+	Rule  []string
+	At    time.Time
+}
+
+// DueExpiry is a time-bound rule past its end, still in the database.
+type DueExpiry struct {
+	TenantID int64
+	// Tenant is the tenant's handle (the hash of its first client key).
+	Tenant KeyHash
+	Expiry
+}
+
+// ChangeBatch is a page of a tenant's change log as the store reads it.
+type ChangeBatch struct {
+	Records []ChangeRecord
+	// Latest is the tenant's revision when the page was read (0 for a
+	// tenant that does not exist); Floor is the newest revision whose
+	// records were purged (a position before it cannot be served).
+	Latest, Floor int64
 }
 
 // RuleFunc receives one Casbin rule of a loaded tenant: ptype "p" with
@@ -50,6 +79,19 @@ type Store interface {
 	Change(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
+	// Revision returns the tenant's current revision as the database has
+	// it (found false, revision 0, for a tenant that does not exist).
+	Revision(ctx context.Context, key KeyHash) (id, revision int64, found bool, err error)
+	// ReadChanges reads, in one snapshot, up to limit records of the
+	// tenant's change log after position after, in order, with the
+	// tenant's latest revision and the log's floor.
+	ReadChanges(ctx context.Context, tenantID int64, after Position, limit int) (ChangeBatch, error)
+	// PurgeChanges deletes the change records older than before and raises
+	// each tenant's floor accordingly; it returns how many it deleted.
+	PurgeChanges(ctx context.Context, before time.Time) (int64, error)
+	// DueExpiries returns up to limit time-bound rules that ended at or
+	// before now, earliest first.
+	DueExpiries(ctx context.Context, now time.Time, limit int) ([]DueExpiry, error)
 }
 
 // Tx is the write side of one transaction.
@@ -76,6 +118,14 @@ type Tx interface {
 	// RemoveFilteredRules removes the rules of a ptype whose fields, from
 	// fieldIndex on, equal the given values ("" matches anything).
 	RemoveFilteredRules(ctx context.Context, ptype string, fieldIndex int, values ...string) error
+	// SetExpiry makes the given rules of the tenant end at at, or (nil)
+	// permanent.
+	SetExpiry(ctx context.Context, tenantID int64, ptype string, rules [][]string, at *time.Time) error
+	// ExpireRule removes the rule and its expiry if it ended at or before
+	// now, and reports whether it did.
+	ExpireRule(ctx context.Context, tenantID int64, ptype string, rule []string, now time.Time) (bool, error)
+	// AppendChanges writes the records of one revision to the change log.
+	AppendChanges(ctx context.Context, tenantID, revision int64, at time.Time, records []ChangeRecord) error
 }
 
 // unwrapper is a Store decorator that gives access to the store it wraps.

@@ -44,9 +44,8 @@ type tenant struct {
 	// cost is the estimated memory of this tenant as last accounted in
 	// Service.bytes; guarded by Service.mu.
 	cost int64
-	// journal, while set, collects the operations a local change applies,
-	// to be published to the other replicas.
-	journal *[]Op
+	// next is closed when the revision changes (see advanced).
+	next chan struct{}
 }
 
 func domainOf(id int64) string { return strconv.FormatInt(id, 10) }
@@ -89,6 +88,7 @@ func (t *tenant) build(m model.Model, idx *ruleIndex, snap Snapshot) error {
 	t.descs = descs
 	t.idx = idx
 	t.loaded = true
+	t.revised()
 	return nil
 }
 
@@ -347,6 +347,7 @@ func (s *Service) loadTenant(ctx context.Context, t *tenant) error {
 		t.mu.Lock()
 		t.loaded, t.id, t.dom, t.version, t.enf = fresh.loaded, fresh.id, fresh.dom, fresh.version, fresh.enf
 		t.roles, t.descs, t.idx = fresh.roles, fresh.descs, fresh.idx
+		t.revised()
 		missed := fresh.id != 0 && s.missed[fresh.id] > fresh.version
 		t.mu.Unlock()
 		s.mu.Unlock()
@@ -394,6 +395,11 @@ func (s *Service) readTenant(ctx context.Context, key KeyHash) (*tenant, error) 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load tenant %d: %w", id, err)
+	}
+	for _, e := range snap.Expiries {
+		if len(e.Rule) > 0 && (e.Ptype == "p" || e.Ptype == "g") {
+			idx.setExpiry(e.Ptype, e.Rule, e.At.UnixNano())
+		}
 	}
 	if err := fresh.build(m, idx, snap); err != nil {
 		return nil, fmt.Errorf("load tenant %d: %w", id, err)

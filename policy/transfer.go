@@ -412,7 +412,7 @@ func (s *Service) ImportPolicy(ctx context.Context, key KeyHash, f PolicyFile, o
 	details := map[string]any{"mode": mode}
 	_, err = s.write(ctx, key, change{action: audit.ImportPolicy, resource: "policy", fresh: true,
 		details: details, version: &res.Version,
-		op: func(ctx context.Context, tx Tx, t *tenant, dom string) (bool, func(*tenant) error, error) {
+		op: func(ctx context.Context, tx Tx, t *tenant, dom string) (bool, []Op, error) {
 			tid, err := tx.EnsureTenant(ctx, key)
 			if err != nil {
 				return false, nil, err
@@ -458,19 +458,13 @@ func (s *Service) ImportPolicy(ctx context.Context, key KeyHash, f PolicyFile, o
 				if len(r.rules) == 0 {
 					continue
 				}
-				if err := tx.AddRules(ctx, r.ptype, r.rules); err != nil {
+				op, err := addRules(ctx, tx, tid, r.ptype, r.rules, 0)
+				if err != nil {
 					return false, nil, err
 				}
-				ops = append(ops, Op{Kind: OpAddRules, Ptype: r.ptype, Rules: r.rules})
+				ops = append(ops, op)
 			}
-			return true, func(t *tenant) error {
-				for _, op := range ops {
-					if err := t.applyOp(op); err != nil {
-						return err
-					}
-				}
-				return nil
-			}, nil
+			return true, ops, nil
 		}})
 	if err != nil {
 		return ImportResult{}, err

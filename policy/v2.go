@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"time"
 	"context"
 	"fmt"
 	"math"
@@ -84,7 +85,7 @@ func (s *Service) putRole(ctx context.Context, key KeyHash, role string, setDesc
 	action := audit.CreateRole
 	_, err := s.write(ctx, key, change{action: audit.CreateRole, resource: role, fresh: true,
 		actionOf: func() audit.Action { return action },
-		op: func(ctx context.Context, tx Tx, t *tenant, _ string) (bool, func(*tenant) error, error) {
+		op: func(ctx context.Context, tx Tx, t *tenant, _ string) (bool, []Op, error) {
 			created, action = false, audit.CreateRole
 			tid, err := tx.EnsureTenant(ctx, key)
 			if err != nil {
@@ -115,7 +116,7 @@ func (s *Service) putRole(ctx context.Context, key KeyHash, role string, setDesc
 				}
 				ops = append(ops, Op{Kind: OpSetDescription, Role: role, Description: desc})
 			}
-			return true, applyAll(ops), nil
+			return true, ops, nil
 		}})
 	if err != nil {
 		return false, nil, err
@@ -123,28 +124,29 @@ func (s *Service) putRole(ctx context.Context, key KeyHash, role string, setDesc
 	return created, now, nil
 }
 
-// applyAll returns the memory update that applies ops in order.
-func applyAll(ops []Op) func(*tenant) error {
-	return func(t *tenant) error {
-		for _, op := range ops {
-			if err := t.applyOp(op); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-}
-
 // PutGrant gives perm to role, answering whether the grant is new. It fails
 // with RoleNotFoundError if the role does not exist.
 func (s *Service) PutGrant(ctx context.Context, key KeyHash, role, perm string) (bool, error) {
+	return s.PutGrantUntil(ctx, key, role, perm, nil)
+}
+
+// PutGrantUntil gives perm to role until the instant until (nil: for
+// good), answering whether the grant is new. An existing grant takes the
+// new end (it is extended, shortened or made permanent). The end must be
+// in the future (an *ExpiryError otherwise) and needs the default model
+// (ErrExpiryUnsupported otherwise); it is kept to the microsecond.
+func (s *Service) PutGrantUntil(ctx context.Context, key KeyHash, role, perm string, until *time.Time) (bool, error) {
 	if err := checkRole(role); err != nil {
 		return false, err
 	}
 	if err := s.checkGrant(perm); err != nil {
 		return false, err
 	}
-	return s.link(ctx, key, audit.AddPermission, role+":"+perm, "", []string{role}, true, "p",
+	at, err := s.expiryNanos(until)
+	if err != nil {
+		return false, err
+	}
+	return s.link(ctx, key, audit.AddPermission, role+":"+perm, "", []string{role}, true, at, "p",
 		func(t *tenant) bool { return t.idx.holds(roleSubject(role), perm) },
 		func(dom string) []string { return []string{roleSubject(role), dom, perm} }, nil)
 }
@@ -158,7 +160,7 @@ func (s *Service) DeleteGrant(ctx context.Context, key KeyHash, role, perm strin
 	if err := s.checkGrant(perm); err != nil {
 		return false, err
 	}
-	return s.link(ctx, key, audit.RemovePermission, role+":"+perm, "", []string{role}, false, "p",
+	return s.link(ctx, key, audit.RemovePermission, role+":"+perm, "", []string{role}, false, 0, "p",
 		func(t *tenant) bool { return t.idx.holds(roleSubject(role), perm) },
 		func(dom string) []string { return []string{roleSubject(role), dom, perm} }, nil)
 }
@@ -166,13 +168,24 @@ func (s *Service) DeleteGrant(ctx context.Context, key KeyHash, role, perm strin
 // PutMember makes user a member of role, answering whether the membership
 // is new. It fails with RoleNotFoundError if the role does not exist.
 func (s *Service) PutMember(ctx context.Context, key KeyHash, user, role string) (bool, error) {
+	return s.PutMemberUntil(ctx, key, user, role, nil)
+}
+
+// PutMemberUntil makes user a member of role until the instant until (nil:
+// for good), answering whether the membership is new; an existing
+// membership takes the new end, as PutGrantUntil describes.
+func (s *Service) PutMemberUntil(ctx context.Context, key KeyHash, user, role string, until *time.Time) (bool, error) {
 	if err := checkUser(user); err != nil {
 		return false, err
 	}
 	if err := checkRole(role); err != nil {
 		return false, err
 	}
-	return s.link(ctx, key, audit.AddMembership, role, user, []string{role}, true, "g",
+	at, err := s.expiryNanos(until)
+	if err != nil {
+		return false, err
+	}
+	return s.link(ctx, key, audit.AddMembership, role, user, []string{role}, true, at, "g",
 		func(t *tenant) bool { return t.idx.linked(user, roleSubject(role)) },
 		func(dom string) []string { return []string{user, roleSubject(role), dom} }, nil)
 }
@@ -186,7 +199,7 @@ func (s *Service) DeleteMember(ctx context.Context, key KeyHash, user, role stri
 	if err := checkRole(role); err != nil {
 		return false, err
 	}
-	return s.link(ctx, key, audit.RemoveMembership, role, user, []string{role}, false, "g",
+	return s.link(ctx, key, audit.RemoveMembership, role, user, []string{role}, false, 0, "g",
 		func(t *tenant) bool { return t.idx.linked(user, roleSubject(role)) },
 		func(dom string) []string { return []string{user, roleSubject(role), dom} }, nil)
 }
@@ -201,7 +214,7 @@ func (s *Service) PutParent(ctx context.Context, key KeyHash, role, parent strin
 	if err := checkRole(parent); err != nil {
 		return false, err
 	}
-	return s.link(ctx, key, audit.AddRoleParent, role+":"+parent, "", []string{role, parent}, true, "g",
+	return s.link(ctx, key, audit.AddRoleParent, role+":"+parent, "", []string{role, parent}, true, 0, "g",
 		func(t *tenant) bool { return t.idx.linked(roleSubject(role), roleSubject(parent)) },
 		func(dom string) []string { return []string{roleSubject(role), roleSubject(parent), dom} },
 		func(t *tenant) error {
@@ -230,22 +243,34 @@ func (s *Service) DeleteParent(ctx context.Context, key KeyHash, role, parent st
 	if err := checkRole(parent); err != nil {
 		return false, err
 	}
-	return s.link(ctx, key, audit.RemoveRoleParent, role+":"+parent, "", []string{role, parent}, false, "g",
+	return s.link(ctx, key, audit.RemoveRoleParent, role+":"+parent, "", []string{role, parent}, false, 0, "g",
 		func(t *tenant) bool { return t.idx.linked(roleSubject(role), roleSubject(parent)) },
 		func(dom string) []string { return []string{roleSubject(role), roleSubject(parent), dom} }, nil)
 }
 
 // link adds (add) or removes one rule and answers whether it changed
-// anything: the rule was absent (add) or present (remove). The roles must
-// exist; allowed, when set, may refuse an addition. The decision is taken
-// on memory that is as new as the database (a fresh change).
+// anything: the rule was absent (add) or present (remove). An addition
+// gives the rule the end at (Unix nanoseconds, 0: permanent); a rule
+// already there whose end differs takes the new one (answering false, but
+// a change all the same). The roles must exist; allowed, when set, may
+// refuse an addition. The decision is taken on memory that is as new as
+// the database (a fresh change).
 func (s *Service) link(ctx context.Context, key KeyHash, action audit.Action, resource, user string, roles []string,
-	add bool, ptype string, present func(*tenant) bool, rule func(dom string) []string, allowed func(*tenant) error) (bool, error) {
-	return s.write(ctx, key, change{action: action, resource: resource, user: user, fresh: true,
-		op: func(ctx context.Context, tx Tx, t *tenant, dom string) (bool, func(*tenant) error, error) {
+	add bool, at int64, ptype string, present func(*tenant) bool, rule func(dom string) []string, allowed func(*tenant) error) (bool, error) {
+	details := map[string]any{}
+	if at != 0 {
+		details["expires_at"] = time.Unix(0, at).UTC().Format(time.RFC3339Nano)
+	}
+	return s.write(ctx, key, change{action: action, resource: resource, user: user, fresh: true, details: details,
+		op: func(ctx context.Context, tx Tx, t *tenant, dom string) (bool, []Op, error) {
+			r := [][]string{rule(dom)}
 			t.mu.RLock()
 			err := mustExist(t, roles...)
 			was := err == nil && present(t)
+			var had int64
+			if was {
+				had = t.idx.expiryOf(ptype[:1], r[0])
+			}
 			if err == nil && add && !was && allowed != nil {
 				err = allowed(t)
 			}
@@ -253,20 +278,24 @@ func (s *Service) link(ctx context.Context, key KeyHash, action audit.Action, re
 			if err != nil {
 				return false, nil, err
 			}
-			if was == add {
-				return false, nil, nil
-			}
-			r := [][]string{rule(dom)}
-			if add {
-				if err := tx.AddRules(ctx, ptype, r); err != nil {
+			if add && (!was || had != at) {
+				tid, err := ParseDomain(dom)
+				if err != nil {
 					return false, nil, err
 				}
-				return true, func(t *tenant) error { return t.applyOp(Op{Kind: OpAddRules, Ptype: ptype, Rules: r}) }, nil
+				op, err := addRules(ctx, tx, tid, ptype, r, at)
+				if err != nil {
+					return false, nil, err
+				}
+				return !was, []Op{op}, nil
+			}
+			if was == add {
+				return false, nil, nil
 			}
 			if err := tx.RemoveRules(ctx, ptype, r); err != nil {
 				return false, nil, err
 			}
-			return true, func(t *tenant) error { return t.applyOp(Op{Kind: OpRemoveRules, Ptype: ptype, Rules: r}) }, nil
+			return true, []Op{{Kind: OpRemoveRules, Ptype: ptype, Rules: r}}, nil
 		}})
 }
 
@@ -281,7 +310,7 @@ func (s *Service) DeleteUser(ctx context.Context, key KeyHash, user string) (int
 	// The resource is not the user: users are kept as fingerprints only.
 	_, err := s.write(ctx, key, change{action: audit.DeleteUser, resource: "memberships", user: user, fresh: true,
 		details: details,
-		op: func(ctx context.Context, tx Tx, t *tenant, dom string) (bool, func(*tenant) error, error) {
+		op: func(ctx context.Context, tx Tx, t *tenant, dom string) (bool, []Op, error) {
 			t.mu.RLock()
 			n = t.idx.upCount(user)
 			t.mu.RUnlock()
@@ -293,9 +322,7 @@ func (s *Service) DeleteUser(ctx context.Context, key KeyHash, user string) (int
 			if err := tx.RemoveFilteredRules(ctx, f.ptype, f.field, f.values...); err != nil {
 				return false, nil, err
 			}
-			return true, func(t *tenant) error {
-				return t.applyOp(Op{Kind: OpRemoveFiltered, Ptype: f.ptype, FieldIndex: f.field, Values: f.values})
-			}, nil
+			return true, []Op{{Kind: OpRemoveFiltered, Ptype: f.ptype, FieldIndex: f.field, Values: f.values}}, nil
 		}})
 	if err != nil {
 		return 0, err
@@ -321,16 +348,54 @@ func (s *Service) RoleInfo(ctx context.Context, key KeyHash, role string) (RoleI
 	return out, err
 }
 
-// DirectGrants lists the permissions granted to role itself; it fails with
-// RoleNotFoundError if there is no such role.
-func (s *Service) DirectGrants(ctx context.Context, key KeyHash, role string) ([]string, error) {
-	return s.roleList(ctx, key, role, func(t *tenant) []string { return t.idx.grantsOf(roleSubject(role)) })
+// Held is a permission a role is granted, or a member of a role, with the
+// end of a time-bound grant or membership (nil: permanent).
+type Held struct {
+	Name      string
+	ExpiresAt *time.Time
 }
 
-// DirectMembers lists the direct members of role; it fails with
+// DirectGrants lists, sorted, the permissions granted to role itself; it
+// fails with RoleNotFoundError if there is no such role.
+func (s *Service) DirectGrants(ctx context.Context, key KeyHash, role string) ([]Held, error) {
+	return s.heldList(ctx, key, role, func(t *tenant) []string { return t.idx.grantsOf(roleSubject(role)) },
+		func(dom, perm string) (string, []string) { return "p", []string{roleSubject(role), dom, perm} })
+}
+
+// DirectMembers lists, sorted, the direct members of role; it fails with
 // RoleNotFoundError if there is no such role.
-func (s *Service) DirectMembers(ctx context.Context, key KeyHash, role string) ([]string, error) {
-	return s.roleList(ctx, key, role, func(t *tenant) []string { return t.idx.membersOf(roleSubject(role)) })
+func (s *Service) DirectMembers(ctx context.Context, key KeyHash, role string) ([]Held, error) {
+	return s.heldList(ctx, key, role, func(t *tenant) []string { return t.idx.membersOf(roleSubject(role)) },
+		func(dom, user string) (string, []string) { return "g", []string{user, roleSubject(role), dom} })
+}
+
+// heldList lists the names list gives for role, sorted, each with the end
+// of its rule (as rule states it).
+func (s *Service) heldList(ctx context.Context, key KeyHash, role string, list func(*tenant) []string,
+	rule func(dom, name string) (string, []string)) ([]Held, error) {
+	if err := checkRole(role); err != nil {
+		return nil, err
+	}
+	var out []Held
+	err := s.read(ctx, key, func(t *tenant) error {
+		if err := mustExist(t, role); err != nil {
+			return err
+		}
+		names := sorted(list(t))
+		out = make([]Held, len(names))
+		for i, n := range names {
+			out[i].Name = n
+			if t.idx.exp.at == nil {
+				continue
+			}
+			if at := t.idx.expiryOf(rule(t.dom, n)); at != 0 {
+				e := time.Unix(0, at).UTC()
+				out[i].ExpiresAt = &e
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // DirectParents lists the roles role inherits from directly; it fails with

@@ -9,6 +9,7 @@ import (
 	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/audit/auditdb"
 	"github.com/ourway/auth/internal/schedule"
+	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policysync"
 	"github.com/ourway/auth/settings"
 )
@@ -62,4 +63,38 @@ func retentionJob(days int, store *auditdb.Store, log *slog.Logger) schedule.Job
 		}
 		log.Info("audit retention purge", "deleted", n, "retention_days", days)
 	}}
+}
+
+// changesPurgeEvery is how often the change feed's retention purge runs.
+const changesPurgeEvery = time.Hour
+
+// addPolicyJobs adds the policy core's periodic jobs: the expiry sweep
+// (every AUTH_EXPIRY_SWEEP_INTERVAL, at start too) and the change feed's
+// hourly retention purge.
+func addPolicyJobs(s *schedule.Scheduler, cfg settings.Config, svc *policy.Service, log *slog.Logger) error {
+	err := s.Add(schedule.Job{Name: "expiry sweep", Every: cfg.Policy.ExpirySweepInterval, Immediately: true,
+		Run: func(ctx context.Context) {
+			n, err := svc.SweepExpired(ctx)
+			if err != nil {
+				log.Warn("expiry sweep failed; the next pass tries again", "removed", n, "err", err)
+				return
+			}
+			if n > 0 {
+				log.Info("expiry sweep", "removed", n)
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	return s.Add(schedule.Job{Name: "change feed retention", Every: changesPurgeEvery, Immediately: true,
+		Run: func(ctx context.Context) {
+			n, err := svc.PurgeChanges(ctx)
+			if err != nil {
+				log.Warn("change feed retention purge failed", "err", err)
+				return
+			}
+			if n > 0 {
+				log.Info("change feed retention purge", "deleted", n, "retention", cfg.Policy.ChangesRetention.String())
+			}
+		}})
 }

@@ -229,6 +229,9 @@ func serve(ctx context.Context, cfg settings.Config, db *sqldb.DB, store *policy
 		return err
 	}
 	syncer.SetApplier(svc)
+	if err := addPolicyJobs(sched, cfg, svc, log); err != nil {
+		return err
+	}
 	// Checks and listings are recorded below the API, whoever asks them.
 	decisions := decision.NewLog(trail)
 	wf, err := newWorkflows(cfg, db, svc, decisions, sched, mx, log)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/ourway/auth/api"
 	"github.com/ourway/auth/audit"
@@ -28,6 +29,8 @@ func newPolicyService(cfg settings.Config, store *policydb.Store, trail *audit.T
 		Logger:       log,
 		Admit:        api.TenantAdmission(limiter),
 		MemoryBudget: cfg.Tenants.MemoryBytes,
+		ConsistencyWait:  consistencyWait(cfg.Policy.ConsistencyWait),
+		ChangesRetention: cfg.Policy.ChangesRetention,
 	})
 	if err != nil {
 		return nil, modelError(cfg, err)
@@ -35,4 +38,13 @@ func newPolicyService(cfg settings.Config, store *policydb.Store, trail *audit.T
 	mx.GaugeFunc("auth_tenants_loaded", "Tenants whose policies are in memory.", func() float64 { return float64(svc.LoadedTenants()) })
 	registerTenantMetrics(mx, svc)
 	return svc, nil
+}
+
+// consistencyWait is the core's option for the setting: the setting's 0
+// (reload at once) is the core's negative (its 0 is its default).
+func consistencyWait(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -182,3 +182,43 @@ func (g *guardedTenants) TenantByHandle(ctx context.Context, handle policy.KeyHa
 	})
 	return info, found, err
 }
+
+// Revision implements policy.Store through the read breaker.
+func (g *guardedStore) Revision(ctx context.Context, key policy.KeyHash) (id, rev int64, found bool, err error) {
+	err = guard.Run(ctx, g.reads, func(ctx context.Context) error {
+		var err error
+		id, rev, found, err = g.s.Revision(ctx, key)
+		return err
+	})
+	return id, rev, found, err
+}
+
+// ReadChanges implements policy.Store through the read breaker.
+func (g *guardedStore) ReadChanges(ctx context.Context, tenantID int64, after policy.Position, limit int) (b policy.ChangeBatch, err error) {
+	err = guard.Run(ctx, g.reads, func(ctx context.Context) error {
+		var err error
+		b, err = g.s.ReadChanges(ctx, tenantID, after, limit)
+		return err
+	})
+	return b, err
+}
+
+// PurgeChanges implements policy.Store through the write breaker.
+func (g *guardedStore) PurgeChanges(ctx context.Context, before time.Time) (n int64, err error) {
+	err = guard.Run(ctx, g.writes, func(ctx context.Context) error {
+		var err error
+		n, err = g.s.PurgeChanges(ctx, before)
+		return err
+	})
+	return n, err
+}
+
+// DueExpiries implements policy.Store through the read breaker.
+func (g *guardedStore) DueExpiries(ctx context.Context, now time.Time, limit int) (d []policy.DueExpiry, err error) {
+	err = guard.Run(ctx, g.reads, func(ctx context.Context) error {
+		var err error
+		d, err = g.s.DueExpiries(ctx, now, limit)
+		return err
+	})
+	return d, err
+}

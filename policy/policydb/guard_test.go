@@ -34,6 +34,16 @@ func (f *fakeStore) Change(context.Context, func(context.Context, policy.Tx) err
 	return f.hit()
 }
 func (f *fakeStore) Ping(context.Context) error { return f.hit() }
+func (f *fakeStore) Revision(context.Context, policy.KeyHash) (int64, int64, bool, error) {
+	return 0, 0, false, f.hit()
+}
+func (f *fakeStore) ReadChanges(context.Context, int64, policy.Position, int) (policy.ChangeBatch, error) {
+	return policy.ChangeBatch{}, f.hit()
+}
+func (f *fakeStore) PurgeChanges(context.Context, time.Time) (int64, error) { return 0, f.hit() }
+func (f *fakeStore) DueExpiries(context.Context, time.Time, int) ([]policy.DueExpiry, error) {
+	return nil, f.hit()
+}
 func (f *fakeStore) FindKey(context.Context, policy.KeyHash) (policy.KeyRecord, bool, error) {
 	return policy.KeyRecord{}, false, f.hit()
 }

@@ -110,7 +110,9 @@ func (s *Store) LoadTenant(ctx context.Context, id int64, add policy.RuleFunc) (
 		if err := s.loadRules(ctx, tx, dom, add); err != nil {
 			return fmt.Errorf("load rules: %w", err)
 		}
-		return nil
+		var err error
+		snap.Expiries, err = s.loadExpiries(tx, id)
+		return err
 	}
 	g := s.db.Gorm().WithContext(ctx)
 	var err error
@@ -281,6 +283,9 @@ func (t *tx) RemoveRules(ctx context.Context, ptype string, rules [][]string) er
 		if err := t.a.RemovePolicyCtx(ctx, ptype[:1], ptype, r); err != nil {
 			return fmt.Errorf("remove rule: %w", err)
 		}
+		if err := t.removeExpiries(ctx, ptype, 0, r); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -289,7 +294,7 @@ func (t *tx) RemoveFilteredRules(ctx context.Context, ptype string, fieldIndex i
 	if err := t.a.RemoveFilteredPolicyCtx(ctx, ptype[:1], ptype, fieldIndex, values...); err != nil {
 		return fmt.Errorf("remove rules: %w", err)
 	}
-	return nil
+	return t.removeExpiries(ctx, ptype, fieldIndex, values)
 }
 
 // openRole decrypts a stored role row (a no-op without encryption).

@@ -58,7 +58,8 @@ func send(w *rediswatcher.Watcher, c policy.Change) error {
 		switch op.Kind {
 		case policy.OpAddRules:
 			err = w.UpdateForAddPolicies(op.Ptype[:1], op.Ptype, op.Rules...)
-		case policy.OpRemoveRules:
+		case policy.OpRemoveRules, policy.OpExpire:
+			// To memory an expiry is a removal.
 			err = w.UpdateForRemovePolicies(op.Ptype[:1], op.Ptype, op.Rules...)
 		case policy.OpRemoveFiltered:
 			err = w.UpdateForRemoveFilteredPolicy(op.Ptype[:1], op.Ptype, op.FieldIndex, op.Values...)
@@ -78,11 +79,13 @@ func send(w *rediswatcher.Watcher, c policy.Change) error {
 
 // sendable reports whether every operation has a message form. A role's
 // description has none (it is never sent over Redis, where it would travel
-// unencrypted): a change of one is sent as a reload hint, and the replicas
-// behind it read the tenant from the database.
+// unencrypted), nor has the end of a time-bound rule (Casbin's message
+// format carries no such field): a change of one is sent as a reload hint,
+// and the replicas behind it read the tenant from the database. An
+// addition without an end clears the end a rule had, on every replica.
 func sendable(ops []policy.Op) bool {
 	for _, op := range ops {
-		if op.Kind == policy.OpSetDescription {
+		if op.Kind == policy.OpSetDescription || op.ExpiresAt != 0 {
 			return false
 		}
 	}
