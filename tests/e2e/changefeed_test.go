@@ -284,7 +284,8 @@ func TestChangeFeedRebuild(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	t.Logf("%d writes reported a change, %d changes read in %d polls up to revision %d", len(changed), len(consumed), polls, latest)
+	t.Logf("%d writes reported a change, %d changes read in %d polls up to revision %d; rebuilt: %d roles, %d grants, %d members, %d parent links",
+		len(changed), len(consumed), polls, latest, len(rebuilt.roles), len(rebuilt.grants), len(rebuilt.members), len(rebuilt.parents))
 	if len(changed) < feedWritesPerReplica {
 		t.Errorf("only %d of %d writes reported a change: the random writes do not exercise the feed", len(changed), 3*feedWritesPerReplica)
 	}
@@ -468,4 +469,71 @@ func testLongPollWake(t *testing.T, writer, waiter *server, key string, since in
 	}
 	reportLine(t, fmt.Sprintf("feed long-poll wake p50=%d max=%d",
 		percentile(took, 0.5).Milliseconds(), percentile(took, 1).Milliseconds()))
+}
+
+// TestChangeFeedExpired: with AUTH_CHANGES_RETENTION=1m, changes older
+// than the retention (aged in the database, since the smallest retention is
+// a minute) leave the feed at the purge a server runs when it starts. A
+// position before them (since or a cursor) answers 410 changes_expired
+// with the oldest revision still held; the export's revision is a position
+// to continue from.
+func TestChangeFeedExpired(t *testing.T) {
+	skipHeavyInShort(t)
+	t.Parallel()
+	s := postgresServer(t, "AUTH_CHANGES_RETENTION=1m")
+	key := newKey(t)
+	var revs []int64
+	for _, w := range []string{"/roles/r", "/roles/r/permissions/p1", "/roles/r/permissions/p2", "/roles/r/permissions/p3", "/roles/r/permissions/p4"} {
+		r, a := s.v2Must(t, key, "PUT", w, "", 201)
+		revs = append(revs, mustRevision(t, r, a))
+	}
+	first, _, err := s.changes(key, "since=0&limit=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.NextCursor == nil || len(first.Items) != 1 || first.Items[0].Revision != revs[0] {
+		t.Fatalf("first page %+v: want revision %d and a next_cursor", first, revs[0])
+	}
+	// The first three revisions are two minutes old.
+	db := s.openDB(t)
+	if _, err := db.Exec(`UPDATE policy_changes SET at = at - 120000000 WHERE tenant_id = $1 AND revision <= $2`,
+		tenantID(t, db, key), revs[2]); err != nil {
+		t.Fatal(err)
+	}
+	s = s.restart(t)
+	eventually(t, 10*time.Second, "the purge at start", func() (string, error) {
+		_, r, err := s.changes(key, "since=0")
+		if err != nil && r.status == 410 {
+			return "", nil
+		}
+		return fmt.Sprintf("GET /api/v2/changes?since=0: %v", err), err
+	})
+	oldest := float64(revs[2] + 1)
+	for _, q := range []string{"since=0", fmt.Sprintf("since=%d", revs[1]), "cursor=" + url.QueryEscape(*first.NextCursor)} {
+		_, r, err := s.changes(key, q)
+		if err == nil {
+			t.Errorf("GET /api/v2/changes?%s answered 200 after the purge", q)
+			continue
+		}
+		expectV2Error(t, r, 410, "changes_expired", map[string]any{"oldest": oldest})
+		if !strings.Contains(string(r.body), "/api/v2/policy/export") {
+			t.Errorf("%s: the message does not say to resynchronise from the export", r)
+		}
+	}
+	items, latest, err := s.feedAll(key, revs[2], 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 2 || items[0].Revision != revs[3] || items[1].Revision != revs[4] || latest != revs[4] {
+		t.Errorf("feed since=%d after the purge: %s(latest %d), want the grants of revisions %d and %d", revs[2], itemsText(items), latest, revs[3], revs[4])
+	}
+	// Resynchronising: the export's revision is a position the feed holds.
+	_, rev, err := s.exported(key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, _, err := s.changes(key, fmt.Sprintf("since=%d", rev))
+	if err != nil || len(pg.Items) != 0 || pg.Revision != rev {
+		t.Errorf("feed since the export's revision %d: %+v, %v; want no items at revision %d", rev, pg, err, rev)
+	}
 }

@@ -24,7 +24,9 @@ const (
 // to payroll (which grants pay) on A and removed again on A; C, asked with
 // the revision of the removal, must deny every time and say it answered at
 // that revision or later. How often C, asked without the revision, still
-// allows is measured and reported only.
+// allows is measured and reported only: C is stale that way in the rounds
+// where it had caught up with the addition (every 25th, where it is asked
+// at the addition's revision); otherwise its memory predates the addition.
 func TestNewEnemy(t *testing.T) {
 	t.Parallel()
 	rs := newReplicaSet(t, 3, "AUTH_CONSISTENCY_WAIT=20ms", "AUTH_SYNC_INTERVAL=1h")
