@@ -53,24 +53,24 @@ func randomFeedWrite(rng *rand.Rand) feedWrite {
 		return feedWrite{"POST", "/roles", fmt.Sprintf(`{"name":%q}`, r)}
 	case n < 16:
 		return feedWrite{"PUT", "/roles/" + r, ""}
-	case n < 20:
+	case n < 18:
 		return feedWrite{"DELETE", "/roles/" + r, ""}
-	case n < 26:
+	case n < 24:
 		if rng.IntN(3) == 0 {
 			return feedWrite{"PUT", "/roles/" + r, `{"description":null}`}
 		}
 		return feedWrite{"PUT", "/roles/" + r, fmt.Sprintf(`{"description":"d%d"}`, rng.IntN(100))}
-	case n < 42:
+	case n < 40:
 		return feedWrite{"PUT", "/roles/" + r + "/permissions/" + p, expiry()}
-	case n < 50:
+	case n < 47:
 		return feedWrite{"DELETE", "/roles/" + r + "/permissions/" + p, ""}
-	case n < 70:
+	case n < 67:
 		return feedWrite{"PUT", "/roles/" + r + "/members/" + u, expiry()}
-	case n < 78:
+	case n < 74:
 		return feedWrite{"DELETE", "/roles/" + r + "/members/" + u, ""}
-	case n < 88:
+	case n < 90:
 		return feedWrite{"PUT", "/roles/" + r + "/parents/" + q, ""}
-	case n < 95:
+	case n < 96:
 		return feedWrite{"DELETE", "/roles/" + r + "/parents/" + q, ""}
 	default:
 		return feedWrite{"DELETE", "/users/" + u, ""}
