@@ -75,7 +75,7 @@ func TestNewEnemy(t *testing.T) {
 	}
 	stale := map[string]int{}
 	for _, ph := range phases {
-		t.Run(ph.name, func(t *testing.T) {
+		ok := t.Run(ph.name, func(t *testing.T) {
 			ph.start(t)
 			defer ph.end(t)
 			var last int64
@@ -119,6 +119,9 @@ func TestNewEnemy(t *testing.T) {
 			}
 			testConsistencyForms(t, rs, key, last)
 		})
+		if !ok {
+			return // the next phase would start from a state this one left behind
+		}
 	}
 	reportLine(t, fmt.Sprintf("new-enemy stale-without-token delayed=%d/%d cut=%d/%d",
 		stale["delayed"], enemyRounds, stale["cut"], enemyRounds))
