@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -88,11 +89,14 @@ func pingRedis(addr string, user *url.Userinfo) error {
 
 // Proxy is a TCP proxy on a fixed local port that a test can cut (every
 // connection is closed and new ones are refused) and restore, to play an
-// outage of the service behind it.
+// outage of the service behind it, or slow down (every chunk the service
+// sends is held for a while before it is passed on), to play a lagging
+// link.
 type Proxy struct {
 	t      testing.TB
 	target string
 	addr   string
+	delay  atomic.Int64 // time.Duration each chunk from the target is held
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -135,6 +139,15 @@ func (p *Proxy) Cut() {
 	}
 	clear(p.conns)
 }
+
+// SetDelay holds every chunk the target sends for d before the proxy
+// passes it on to its client (0: no delay), on the connections open now and
+// later ones, until it is set again. A chunk keeps the delay in force when
+// it was read; the order of the bytes is kept, and a delay does not slow the
+// stream down otherwise (chunks are held side by side, not one after the
+// other). Bytes toward the target are never delayed. Cut drops the chunks
+// still held.
+func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
 
 // Restore listens again on the same port.
 func (p *Proxy) Restore() {
@@ -198,7 +211,61 @@ func (p *Proxy) pipe(c net.Conn) {
 		return
 	}
 	done := make(chan struct{}, 2)
+	stop := make(chan struct{})
+	defer close(stop)
 	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	go func() { p.down(c, up, stop); done <- struct{}{} }()
 	<-done
+}
+
+// chunk is a piece of the target's stream and when it may be passed on.
+type chunk struct {
+	b   []byte
+	due time.Time
+}
+
+// down copies the target's stream src to the client dst, holding each chunk
+// for the delay in force when it was read. It returns when src ends, dst
+// fails or stop is closed.
+func (p *Proxy) down(dst, src net.Conn, stop <-chan struct{}) {
+	held := make(chan chunk, 4096)
+	dead := make(chan struct{}) // closed when the writer gives up
+	go func() {
+		defer close(dead)
+		for ch := range held {
+			if wait := time.Until(ch.due); wait > 0 {
+				tm := time.NewTimer(wait)
+				select {
+				case <-tm.C:
+				case <-stop:
+					tm.Stop()
+					return
+				}
+			}
+			if _, err := dst.Write(ch.b); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(held)
+		<-dead
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			ch := chunk{b: append([]byte(nil), buf[:n]...), due: time.Now().Add(time.Duration(p.delay.Load()))}
+			select {
+			case held <- ch:
+			case <-dead:
+				return
+			case <-stop:
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
