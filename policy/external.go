@@ -27,7 +27,9 @@ type ExternalChange struct {
 // programs. Claim runs fn, in one write transaction carried by the context
 // it is given, with the changes not yet claimed, and removes them from the
 // note when fn succeeds: of several replicas claiming at once, each change
-// goes to exactly one. With nothing to claim, fn is not called.
+// goes to exactly one. With nothing to claim, fn is not called. The claim
+// also gives each tenant a new revision whose one change-feed item,
+// ChangeExternal, tells a feed consumer to resynchronise from an export.
 type ExternalChanges interface {
 	ClaimExternalChanges(ctx context.Context, fn func(ctx context.Context, cs []ExternalChange) error) error
 }

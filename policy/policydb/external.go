@@ -2,6 +2,7 @@ package policydb
 
 import (
 	"context"
+	"time"
 	"fmt"
 
 	"gorm.io/gorm"
@@ -76,6 +77,22 @@ func (s *Store) ClaimExternalChanges(ctx context.Context, fn func(ctx context.Co
 		}
 		if len(cs) == 0 {
 			return nil
+		}
+		// The change feed says, at a revision of its own (after every
+		// revision a consumer may have read), that the rules changed
+		// outside the service: a consumer resynchronises from an export.
+		now := time.Now().UnixMicro()
+		for _, c := range cs {
+			if err := tx.Exec("UPDATE tenants SET policy_version = policy_version + 1 WHERE id = ?", c.TenantID).Error; err != nil {
+				return fmt.Errorf("bump policy version: %w", err)
+			}
+			var rev int64
+			if err := tx.Raw("SELECT policy_version FROM tenants WHERE id = ?", c.TenantID).Scan(&rev).Error; err != nil {
+				return fmt.Errorf("read policy version: %w", err)
+			}
+			if err := tx.Create(&changeRow{TenantID: c.TenantID, Revision: rev, Op: policy.ChangeExternal, At: now}).Error; err != nil {
+				return fmt.Errorf("write change log: %w", err)
+			}
 		}
 		return fn(ctx, cs)
 	})

@@ -145,6 +145,21 @@ func testCasbinTools(t *testing.T, env []string, dbType, dsn string) {
 		t.Errorf("EXTERNAL_CHANGE records after removing 1 rule: %d records, added %v, removed %v; want 2, 2, 1:\n%s",
 			records, added, removed, dumpEntries(ca.auditAll(t, "")))
 	}
+	// The change feed tells its consumers to resynchronise, once per
+	// claimed change, after every revision they may have read.
+	items, _, err := a.feedAll(key, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var external []int64
+	for _, it := range items {
+		if it.Op == "external" {
+			external = append(external, it.Revision)
+		}
+	}
+	if len(external) != 2 || external[1] != items[len(items)-1].Revision {
+		t.Errorf("change feed after two external changes: external items at revisions %v, want 2, the last one last:\n%v", external, items)
+	}
 	// The service's own writes are not taken for external ones.
 	mustResult(t, ca.post(t, "/api/permission/viewer/archive"), true)
 	everywhere(t, 20*time.Second, "a rule added through the API", []*server{a, b},
