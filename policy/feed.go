@@ -198,7 +198,10 @@ func (s *Service) readChanges(ctx context.Context, id int64, found bool, from Po
 	if err != nil {
 		return ChangePage{}, err
 	}
-	if from.Revision < b.Floor {
+	// A position inside the floor's revision lost that revision's other
+	// items (a revision's items are purged together) as surely as an
+	// older one.
+	if from.Revision < b.Floor || (from.Seq >= 0 && from.Revision == b.Floor && b.Floor > 0) {
 		return ChangePage{}, &ChangesExpiredError{Oldest: b.Floor + 1}
 	}
 	page := ChangePage{Items: b.Records, Revision: max(b.Latest, from.Revision)}
