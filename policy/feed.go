@@ -198,7 +198,9 @@ func (s *Service) readChanges(ctx context.Context, id int64, found bool, from Po
 	if err != nil {
 		return ChangePage{}, err
 	}
-	if from.Revision < b.Floor {
+	// A position inside the newest purged revision (a cursor) has lost the
+	// rest of that revision's items as much as an older position has.
+	if from.Revision < b.Floor || (from.Revision == b.Floor && from.Seq >= 0 && b.Floor > 0) {
 		return ChangePage{}, &ChangesExpiredError{Oldest: b.Floor + 1}
 	}
 	page := ChangePage{Items: b.Records, Revision: max(b.Latest, from.Revision)}
