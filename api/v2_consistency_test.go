@@ -337,3 +337,43 @@ func TestChangesHandler(t *testing.T) {
 		t.Errorf("empty page: %s", rec.Body)
 	}
 }
+
+// slowFeed is a change feed whose long poll answers after hold, the time
+// a real one waits for a change.
+type slowFeed struct {
+	Authorizer
+	hold time.Duration
+}
+
+func (f slowFeed) Changes(ctx context.Context, _ policy.KeyHash, from policy.Position, _ int, _ time.Duration) (policy.ChangePage, error) {
+	t := time.NewTimer(f.hold)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return policy.ChangePage{Items: []policy.ChangeRecord{}, Revision: from.Revision}, nil
+}
+
+// TestChangesLongPollOutlivesWriteTimeout: a long poll answers after its
+// wait even when that is longer than the listener's write timeout.
+func TestChangesLongPollOutlivesWriteTimeout(t *testing.T) {
+	s := &Server{deps: Deps{Policy: slowFeed{hold: 500 * time.Millisecond}}}
+	e := echo.New()
+	e.GET("/api/v2/changes", s.v2Changes)
+	srv := httptest.NewUnstartedServer(e)
+	srv.Config.WriteTimeout = 50 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	res, err := srv.Client().Get(srv.URL + "/api/v2/changes?since=3&wait=10s")
+	if err != nil {
+		t.Fatalf("long poll past the write timeout: %v", err)
+	}
+	defer res.Body.Close()
+	var body struct {
+		Data v2ChangePage `json:"data"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || res.StatusCode != 200 || body.Data.Revision != 3 {
+		t.Errorf("long poll past the write timeout: %d %+v, %v", res.StatusCode, body, err)
+	}
+}
