@@ -96,6 +96,10 @@ type (
 // MaxChangesLimit is the most items one page of the change feed holds.
 const MaxChangesLimit = 1000
 
+// changesWriteMargin is the time a long-polling change feed request has,
+// after its wait, to read its page and write it.
+const changesWriteMargin = 15 * time.Second
+
 // changeCursorPrefix versions the change feed's cursor format.
 const changeCursorPrefix = "c1:"
 
@@ -138,6 +142,12 @@ func (s *Server) v2Changes(c echo.Context) error {
 				map[string]any{"parameter": "wait"})
 		}
 		wait = d
+	}
+	if wait > 0 {
+		// The listener's write timeout (server.write_timeout, 15s by
+		// default) would cut a long poll before it answers: this response
+		// may be written up to wait later than usual.
+		_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(wait + changesWriteMargin))
 	}
 	page, err := s.deps.Policy.Changes(c.Request().Context(), tenantOf(c), from, limit, wait)
 	if err != nil {

@@ -198,10 +198,9 @@ func (s *Service) readChanges(ctx context.Context, id int64, found bool, from Po
 	if err != nil {
 		return ChangePage{}, err
 	}
-	// A position inside the floor's revision lost that revision's other
-	// items (a revision's items are purged together) as surely as an
-	// older one.
-	if from.Revision < b.Floor || (from.Seq >= 0 && from.Revision == b.Floor && b.Floor > 0) {
+	// A position inside the newest purged revision (a cursor) has lost the
+	// rest of that revision's items as much as an older position has.
+	if from.Revision < b.Floor || (from.Revision == b.Floor && from.Seq >= 0 && b.Floor > 0) {
 		return ChangePage{}, &ChangesExpiredError{Oldest: b.Floor + 1}
 	}
 	page := ChangePage{Items: b.Records, Revision: max(b.Latest, from.Revision)}
