@@ -357,6 +357,7 @@ func BenchmarkHasPermission(b *testing.B) {
 			})
 		}
 	})
+	b.Run("consistency", benchConsistency)
 	b.Run("tenants", func(b *testing.B) {
 		for _, n := range []int{1, 100, 10_000} {
 			b.Run(fmt.Sprint(n), func(b *testing.B) {
@@ -372,6 +373,58 @@ func BenchmarkHasPermission(b *testing.B) {
 			})
 		}
 	})
+}
+
+// consistencyGrants is the size of the tenant of the consistency
+// benchmarks.
+const consistencyGrants = 1_000
+
+// benchConsistency is the cost of a read's consistency demand on a replica
+// that is already current: the same checks as grants/1000 through a context
+// without a receipt, with a minimize_latency receipt, and with an at_least
+// receipt of the tenant's current revision (what a client with session
+// consistency sends after its own write has arrived). The context is built
+// once, as a request builds it once for all its reads.
+func benchConsistency(b *testing.B) {
+	f := benchTenant(b, consistencyGrants)
+	// The tenant's current revision, as a read states it.
+	probe := &policy.Receipt{}
+	q0 := f.qs[0]
+	if _, err := f.svc.HasPermission(policy.WithReceipt(context.Background(), probe), q0.key, q0.user, q0.perm); err != nil {
+		b.Fatal(err)
+	}
+	current := probe.Revision
+	if current <= 0 {
+		b.Fatalf("the tenant is at revision %d; want a positive revision", current)
+	}
+	cases := []struct {
+		name    string
+		receipt *policy.Receipt // nil: no receipt
+	}{
+		{"none", nil},
+		{"minimize_latency", &policy.Receipt{Need: policy.Consistency{Mode: policy.MinimizeLatency}}},
+		{"at_least", &policy.Receipt{Need: policy.Consistency{Mode: policy.AtLeast, Revision: current}}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			if c.receipt != nil {
+				ctx = policy.WithReceipt(ctx, c.receipt)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				q := f.qs[i%len(f.qs)]
+				if _, err := f.svc.HasPermission(ctx, q.key, q.user, q.perm); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if c.receipt != nil && c.receipt.Revision != current {
+				b.Fatalf("the checks were answered at revision %d, want %d", c.receipt.Revision, current)
+			}
+		})
+	}
 }
 
 var manyFixtures = map[int]*largeFixture{}

@@ -54,9 +54,11 @@ func (r *Report) Render(w io.Writer) error {
 	r.renderCeiling(p)
 	r.renderHTTP(p)
 	r.renderWrites(p)
+	r.renderConsistency(p, cmd)
 	r.renderInProcess(p, cmd)
 	r.renderCold(p)
 	r.renderReplica(p, cmd)
+	r.renderFeedWake(p)
 	r.renderOthers(p, cmd)
 
 	if len(r.Skipped) > 0 {
@@ -145,7 +147,7 @@ func (r *Report) renderMethod(p printer, cmd func(...string)) {
 	p("  started by the harness as a process of its own and measured exactly like the service, in the\n")
 	p("  same run, with the same generator.\n\n")
 	if me.Command != "" {
-		p("One section of the report alone (`-only ceiling,http,writes,inprocess,cold,replica`, comma-separated):\n\n")
+		p("One section of the report alone (`-only ceiling,http,writes,consistency,inprocess,cold,replica`, comma-separated):\n\n")
 		cmd(me.Command)
 	}
 }
@@ -265,6 +267,81 @@ func (r *Report) renderWrites(p printer) {
 	p("\n")
 }
 
+func (r *Report) renderConsistency(p printer, cmd func(...string)) {
+	c := r.Consistency
+	_, _, _, inProcess := r.AtLeastInProcess()
+	if c == nil && !inProcess {
+		return
+	}
+	p("## Consistency: at_least on a current replica\n\n")
+	p("What a read with `consistency=at_least:<n>` costs when the replica already holds revision n (a\n")
+	p("client with session consistency after its own write has arrived), against `minimize_latency`.\n\n")
+	if inProcess {
+		p("In-process (`BenchmarkHasPermission/consistency`, the tenant of `grants/1000`, in the table of\n")
+		p("the in-process section): the same checks through a context without a receipt, with a\n")
+		p("`minimize_latency` receipt and with an `at_least` receipt of the tenant's current revision.\n\n")
+		p("| read | time/op | B/op | allocs/op | / minimize_latency |\n|---|---|---|---|---|\n")
+		ml, _ := r.InProcess.Get(ConsistencyMinimizeLatency)
+		for _, x := range []struct{ name, bench string }{
+			{"no receipt", ConsistencyNone},
+			{"`minimize_latency`", ConsistencyMinimizeLatency},
+			{"`at_least:<current>`", ConsistencyAtLeast},
+		} {
+			b, ok := r.InProcess.Get(x.bench)
+			if !ok {
+				continue
+			}
+			p("| %s | %s | %.0f | %.0f | %s |\n", x.name, Duration(time.Duration(b.Metrics["ns/op"])),
+				b.Metrics["B/op"], b.Metrics["allocs/op"], Ratio(b.Metrics["ns/op"]/ml.Metrics["ns/op"]))
+		}
+		p("\n")
+	}
+	if c == nil {
+		return
+	}
+	p("Over HTTP: `GET /api/v2/check?user=…&permission=…&consistency=…` on %s, decision audit `%s`,\n", c.Database, c.Audit)
+	p("the tenant of the HTTP checks at revision %d, the same random pairs for both modes, every answer\n", c.Revision)
+	p("checked (the decision, and `data.revision` = %d). After a warm-up of both, closed loops of\n", c.Revision)
+	p("each in %d alternating rounds (`minimize_latency`, `at_least`, `at_least`, `minimize_latency`, …),\n", c.Rounds)
+	p("then open loops at one rate for both (half the `minimize_latency` max) in two alternating\n")
+	p("rounds. Each mode's rounds are summed up as one: its correct answers over its summed time, its\n")
+	p("percentiles over all its requests.\n\n")
+	if c.Command != "" {
+		cmd(c.Command)
+	}
+	p("| consistency | max (req/s) | p50 / p99 at saturation | open loop: rate | p50 / p90 / p99 / p99.9 | errors |\n")
+	p("|---|---|---|---|---|---|\n")
+	for _, x := range []struct {
+		name string
+		run  ConsistencyRun
+	}{{"`minimize_latency`", c.MinimizeLatency}, {fmt.Sprintf("`at_least:%d`", c.Revision), c.AtLeast}} {
+		p("| %s | %s | %s / %s | %s/s | %s | %s |\n", x.name, Rate(x.run.Max.Throughput),
+			Duration(x.run.Max.Latency.P50), Duration(x.run.Max.Latency.P99), Rate(x.run.Open.Rate), pcts(x.run.Open),
+			errs(x.run.Errors(), x.run.Requests()))
+	}
+	if ratio, ok := r.AtLeastHTTP(); ok {
+		p("\n`at_least` / `minimize_latency`: throughput %s", Ratio(ratio))
+		if ml := c.MinimizeLatency.Open.Latency.P99; ml > 0 {
+			p(", p99 in the open loop %s", Ratio(float64(c.AtLeast.Open.Latency.P99)/float64(ml)))
+		}
+		p(".\n")
+	}
+	p("\n")
+	var lines []string
+	for _, x := range []struct {
+		name string
+		res  loadtest.Result
+	}{{"minimize_latency, max", c.MinimizeLatency.Max}, {"minimize_latency, open", c.MinimizeLatency.Open},
+		{"at_least, max", c.AtLeast.Max}, {"at_least, open", c.AtLeast.Open}} {
+		for _, e := range x.res.ErrorSamples {
+			lines = append(lines, fmt.Sprintf("- %s: `%s`", x.name, e))
+		}
+	}
+	if len(lines) > 0 {
+		p("Errors seen:\n\n%s\n\n", strings.Join(lines, "\n"))
+	}
+}
+
 func (r *Report) renderInProcess(p printer, cmd func(...string)) {
 	g := r.InProcess
 	if g == nil {
@@ -375,6 +452,36 @@ func (r *Report) renderReplica(p printer, cmd func(...string)) {
 	p("| write request sent on A → B answers the new decision | %s | %s |\n", ms("p50-ms"), ms("p99-ms"))
 	p("| A's answer → B answers | %s | %s |\n", ms("after-ack-p50-ms"), ms("after-ack-p99-ms"))
 	p("| the write on A alone | — | %s |\n\n", ms("write-p99-ms"))
+}
+
+func (r *Report) renderFeedWake(p printer) {
+	b, ok := r.Replica.Get(FeedWakeBenchmark)
+	if !ok {
+		return
+	}
+	ms := func(unit string) string {
+		v, ok := b.Metrics[unit]
+		if !ok {
+			return "—"
+		}
+		return Duration(time.Duration(v * float64(time.Millisecond)))
+	}
+	p("## Change feed: long-poll wake-up\n\n")
+	p("`BenchmarkChangeFeedWake` (`tests/e2e`, in the command of the replica section): the same two\n")
+	p("replicas, `AUTH_SYNC_INTERVAL=1h`. A consumer sends `GET /api/v2/changes?since=<latest>&wait=30s`\n")
+	p("to replica B; once the request is written it is left on the server for a pause (at least 20 ms,\n")
+	p("and at least ten times the p99 of the same request with `wait=0s`, timed first: B's time to read\n")
+	p("the revision and the log, after which it is in its wait). A poll that answers during the pause\n")
+	p("fails the run. Then a role's description is written on replica A (`PUT /api/v2/roles/{role}`),\n")
+	p("and B's answer, which must hold the write's revision, is timed. Nothing here is asserted by time.\n\n")
+	p("| %s wake-ups | p50 | p99 | max |\n|---|---|---|---|\n", Count(int(b.N)))
+	p("| A's answer to the write → B's long poll answers | %s | %s | %s |\n", ms("p50-ms"), ms("p99-ms"), ms("max-ms"))
+	p("| write sent on A → B's long poll answers | %s | %s | — |\n\n", ms("after-send-p50-ms"), ms("after-send-p99-ms"))
+	p("Pause before each write: %s (no-wait poll p99 %s).", ms("pause-ms"), ms("nowait-p99-ms"))
+	if n := b.Metrics["poll-first"]; n > 0 {
+		p(" B's answer arrived before A's in %.0f of %s wake-ups (counted as 0).", n, Count(int(b.N)))
+	}
+	p("\n\n")
 }
 
 func (r *Report) renderOthers(p printer, cmd func(...string)) {

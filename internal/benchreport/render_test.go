@@ -105,3 +105,23 @@ func TestRenderShowsErrors(t *testing.T) {
 		t.Error("errors are not shown in the report")
 	}
 }
+
+// TestRenderFeedWakeCountsPollFirst checks that the wake-ups whose poll
+// answered before the write's answer are stated, and that the consistency
+// section shows the in-process figures without an HTTP probe.
+func TestRenderFeedWakeCountsPollFirst(t *testing.T) {
+	r := fixture(t)
+	for i, b := range r.Replica.Benchmarks {
+		if b.Name == FeedWakeBenchmark {
+			r.Replica.Benchmarks[i].Metrics["poll-first"] = 2
+		}
+	}
+	r.Consistency = nil
+	got := render(t, r)
+	if !strings.Contains(got, "B's answer arrived before A's in 2 of 30 wake-ups (counted as 0).") {
+		t.Error("the wake-ups whose poll answered first are not stated")
+	}
+	if !strings.Contains(got, "| `at_least:<current>` |") || strings.Contains(got, "Over HTTP: `GET /api/v2/check") {
+		t.Error("without an HTTP probe the consistency section must show the in-process figures alone")
+	}
+}

@@ -24,11 +24,15 @@ type Report struct {
 	HTTP []HTTPProbe `json:"http,omitempty"`
 	// Writes holds one write probe per database.
 	Writes []WriteProbe `json:"writes,omitempty"`
+	// Consistency compares checks with consistency=minimize_latency and
+	// at_least on a current replica (nil: not run).
+	Consistency *ConsistencyProbe `json:"consistency,omitempty"`
 	// InProcess is the run of the policy package's benchmarks (nil: not run).
 	InProcess *GoRun `json:"in_process,omitempty"`
 	// Cold holds one cold-tenant measure per database.
 	Cold []Cold `json:"cold,omitempty"`
-	// Replica is the run of the replica propagation benchmark (nil: not run).
+	// Replica is the run of the replica benchmarks, propagation and the
+	// change feed's long-poll wake-up (nil: not run).
 	Replica *GoRun `json:"replica,omitempty"`
 	// Skipped explains each part that was not measured.
 	Skipped []string `json:"skipped,omitempty"`
@@ -116,6 +120,40 @@ type WriteProbe struct {
 	Max      loadtest.Result `json:"max"`
 	Half     loadtest.Result `json:"half"`
 }
+
+// ConsistencyProbe measures GET /api/v2/check with
+// consistency=minimize_latency and with consistency=at_least:<Revision>, the
+// tenant's current revision, on one server with the same requests: the cost
+// of a session-consistent read on a replica that is already current.
+type ConsistencyProbe struct {
+	Database string `json:"database"`
+	// Audit is the AUTH_AUDIT_DECISIONS setting.
+	Audit string `json:"audit"`
+	// Revision is the tenant's revision, which at_least asks for.
+	Revision int64 `json:"revision"`
+	// Rounds is the number of closed-loop rounds of each mode, run in
+	// alternation with the other's and summed up as one (two of the open
+	// loop).
+	Rounds          int            `json:"rounds"`
+	MinimizeLatency ConsistencyRun `json:"minimize_latency"`
+	AtLeast         ConsistencyRun `json:"at_least"`
+	// Command reproduces the section.
+	Command string `json:"command,omitempty"`
+}
+
+// ConsistencyRun is one consistency mode's closed loops and its open loops
+// (at the same arrival rate for both modes: half the minimize_latency max),
+// each summed up over its rounds.
+type ConsistencyRun struct {
+	Max  loadtest.Result `json:"max"`
+	Open loadtest.Result `json:"open"`
+}
+
+// Errors is the run's error count.
+func (c ConsistencyRun) Errors() int { return c.Max.Errors + c.Open.Errors }
+
+// Requests is the run's request count.
+func (c ConsistencyRun) Requests() int { return c.Max.Requests + c.Open.Requests }
 
 // GoRun is a `go test -bench` run.
 type GoRun struct {

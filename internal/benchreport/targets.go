@@ -2,6 +2,8 @@ package benchreport
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -41,7 +43,26 @@ const (
 	minSQLiteWrites      = 1000
 	maxPostgresWriteP99  = 20 * time.Millisecond
 	maxReplicaP99        = 100 * time.Millisecond
+	// at_least on a current replica: its in-process check may take at most
+	// 10 % longer than minimize_latency's, and its HTTP throughput must be
+	// at least 90 % of minimize_latency's (the variation between two runs
+	// of the same thing on a shared VM is about that).
+	maxAtLeastInProcess = 1.10
+	minAtLeastHTTP      = 0.90
+	maxFeedWakeP99      = 100 * time.Millisecond
 )
+
+// The in-process benchmarks of a check's consistency demand on a current
+// replica: no receipt, a minimize_latency receipt, an at_least receipt of
+// the tenant's current revision.
+const (
+	ConsistencyNone            = "BenchmarkHasPermission/consistency/none"
+	ConsistencyMinimizeLatency = "BenchmarkHasPermission/consistency/minimize_latency"
+	ConsistencyAtLeast         = "BenchmarkHasPermission/consistency/at_least"
+)
+
+// FeedWakeBenchmark is the change feed long-poll wake-up benchmark.
+const FeedWakeBenchmark = "BenchmarkChangeFeedWake"
 
 // TenantsBenchmark is the in-process benchmark of the 10 000-tenant target.
 const TenantsBenchmark = "BenchmarkHasPermission/tenants/10000"
@@ -181,7 +202,85 @@ func (r *Report) Targets() []Verdict {
 			missing(target, cfg)
 		}
 	}
+	out = append(out, r.atLeastVerdict())
+	{
+		const target = "change feed long-poll wakes ≤ 100 ms after a commit"
+		cfg := "write on A answered → B's long poll answers"
+		if d, n, ok := r.FeedWakeP99(); ok {
+			out = append(out, Verdict{target, cfg + fmt.Sprintf(", p99 of %d wake-ups", n), Duration(d),
+				Ratio(float64(d)/float64(maxFeedWakeP99)) + " of the bound", verdict(d <= maxFeedWakeP99)})
+		} else {
+			missing(target, cfg)
+		}
+	}
 	return out
+}
+
+// AtLeastInProcess returns the in-process check times with an at_least and
+// with a minimize_latency receipt, and their ratio.
+func (r *Report) AtLeastInProcess() (atLeast, minLatency time.Duration, ratio float64, ok bool) {
+	al, ok1 := r.InProcess.Get(ConsistencyAtLeast)
+	ml, ok2 := r.InProcess.Get(ConsistencyMinimizeLatency)
+	if !ok1 || !ok2 || al.Metrics["ns/op"] <= 0 || ml.Metrics["ns/op"] <= 0 {
+		return 0, 0, 0, false
+	}
+	return time.Duration(al.Metrics["ns/op"]), time.Duration(ml.Metrics["ns/op"]), al.Metrics["ns/op"] / ml.Metrics["ns/op"], true
+}
+
+// AtLeastHTTP returns the ratio of the HTTP closed-loop throughput of
+// at_least checks to minimize_latency ones.
+func (r *Report) AtLeastHTTP() (float64, bool) {
+	c := r.Consistency
+	if c == nil || c.MinimizeLatency.Max.Throughput <= 0 {
+		return 0, false
+	}
+	return c.AtLeast.Max.Throughput / c.MinimizeLatency.Max.Throughput, true
+}
+
+// atLeastVerdict judges at_least on a current replica against
+// minimize_latency: met when both the in-process and the HTTP figures are
+// within their bounds, missed as soon as one is not.
+func (r *Report) atLeastVerdict() Verdict {
+	v := Verdict{Target: "at_least on a current replica ≈ minimize_latency",
+		Config: "in-process check time ≤ 1.10×, HTTP checks/s ≥ 0.90× minimize_latency's", Status: NotMeasured}
+	var measured, ratios []string
+	var ok []bool
+	if al, ml, ratio, has := r.AtLeastInProcess(); has {
+		measured = append(measured, fmt.Sprintf("in-process %s vs %s", Duration(al), Duration(ml)))
+		ratios = append(ratios, "in-process "+Ratio(ratio))
+		ok = append(ok, ratio <= maxAtLeastInProcess)
+	}
+	if ratio, has := r.AtLeastHTTP(); has {
+		c := r.Consistency
+		measured = append(measured, fmt.Sprintf("HTTP %s vs %s checks/s", Rate(c.AtLeast.Max.Throughput), Rate(c.MinimizeLatency.Max.Throughput)))
+		ratios = append(ratios, "HTTP "+Ratio(ratio))
+		ok = append(ok, ratio >= minAtLeastHTTP)
+	}
+	v.Measured, v.Ratio = "—", strings.Join(ratios, ", ")
+	if len(measured) > 0 {
+		v.Measured = strings.Join(measured, "; ")
+	}
+	switch {
+	case slices.Contains(ok, false):
+		v.Status = Missed
+	case len(ok) == 2:
+		v.Status = Met
+	}
+	return v
+}
+
+// FeedWakeP99 returns the p99 of the change feed's long-poll wake-up and
+// the number of wake-ups it is taken over.
+func (r *Report) FeedWakeP99() (time.Duration, int64, bool) {
+	b, ok := r.Replica.Get(FeedWakeBenchmark)
+	if !ok {
+		return 0, 0, false
+	}
+	v, ok := b.Metrics["p99-ms"]
+	if !ok {
+		return 0, 0, false
+	}
+	return time.Duration(v * float64(time.Millisecond)), b.N, true
 }
 
 func (r *Report) cold(db string) (Cold, bool) {

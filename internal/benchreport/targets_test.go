@@ -22,6 +22,9 @@ type figures struct {
 	sqliteWrites   float64
 	pgWriteHalfP99 time.Duration
 	replicaP99ms   float64
+	atLeastNs      float64 // in-process; minimize_latency's is 100 ns
+	atLeastHTTP    float64 // checks/s; minimize_latency's is 1 000
+	feedWakeP99ms  float64
 }
 
 func (f figures) report() *Report {
@@ -43,7 +46,16 @@ func (f figures) report() *Report {
 		{Database: Postgres, Half: loadtest.Result{Latency: loadtest.Percentiles{P99: f.pgWriteHalfP99}}},
 	}
 	r.InProcess = &GoRun{Benchmarks: []gobench.Benchmark{{Name: TenantsBenchmark, Metrics: map[string]float64{"ns/op": f.tenantsNs}}}}
-	r.Replica = &GoRun{Benchmarks: []gobench.Benchmark{{Name: ReplicaBenchmark, N: 200, Metrics: map[string]float64{"p99-ms": f.replicaP99ms}}}}
+	r.InProcess.Benchmarks = append(r.InProcess.Benchmarks,
+		gobench.Benchmark{Name: ConsistencyMinimizeLatency, Metrics: map[string]float64{"ns/op": 100}},
+		gobench.Benchmark{Name: ConsistencyAtLeast, Metrics: map[string]float64{"ns/op": f.atLeastNs}})
+	r.Consistency = &ConsistencyProbe{Database: SQLite,
+		MinimizeLatency: ConsistencyRun{Max: loadtest.Result{Throughput: 1000}},
+		AtLeast:         ConsistencyRun{Max: loadtest.Result{Throughput: f.atLeastHTTP}}}
+	r.Replica = &GoRun{Benchmarks: []gobench.Benchmark{
+		{Name: ReplicaBenchmark, N: 200, Metrics: map[string]float64{"p99-ms": f.replicaP99ms}},
+		{Name: FeedWakeBenchmark, N: 200, Metrics: map[string]float64{"p99-ms": f.feedWakeP99ms}},
+	}}
 	return r
 }
 
@@ -53,6 +65,7 @@ var met = figures{
 	singleMax: 10000, singleP99: 4 * time.Millisecond, singleHalfP99: 5 * time.Millisecond,
 	batchMax: 1500, tenantsNs: 2000, heap: 300_000_000, cold: 5 * time.Second,
 	sqliteWrites: 1000, pgWriteHalfP99: 20 * time.Millisecond, replicaP99ms: 100,
+	atLeastNs: 110, atLeastHTTP: 900, feedWakeP99ms: 100,
 }
 
 // missed misses every target just past its bound.
@@ -61,6 +74,7 @@ var missed = figures{
 	singleMax: 9999, singleP99: 4*time.Millisecond + 1, singleHalfP99: 5*time.Millisecond + 1,
 	batchMax: 1499, tenantsNs: 2001, heap: 300_000_001, cold: 5*time.Second + 1,
 	sqliteWrites: 999, pgWriteHalfP99: 20*time.Millisecond + 1, replicaP99ms: 100.001,
+	atLeastNs: 110.1, atLeastHTTP: 899, feedWakeP99ms: 100.001,
 }
 
 func statuses(vs []Verdict) []Status {
@@ -72,7 +86,7 @@ func statuses(vs []Verdict) []Status {
 }
 
 func TestTargets(t *testing.T) {
-	const rows = 15 // 2 throughput, 2 p99 at 50 %, 2 saturation, 2 batch, in-process, bytes, 2 cold, writes, write p99, replica
+	const rows = 17 // 2 throughput, 2 p99 at 50 %, 2 saturation, 2 batch, in-process, bytes, 2 cold, writes, write p99, replica, at_least, feed wake
 	cases := []struct {
 		name   string
 		report *Report
@@ -122,6 +136,8 @@ func TestTargetFigures(t *testing.T) {
 		{"1 000 writes/s", "1.00× of the bound"},
 		{"20.0 ms", "1.00× of the bound"},
 		{"100 ms", "1.00× of the bound"},
+		{"in-process 110 ns vs 100 ns; HTTP 900 vs 1 000 checks/s", "in-process 1.10×, HTTP 0.90×"},
+		{"100 ms", "1.00× of the bound"},
 	}
 	if len(vs) != len(want) {
 		t.Fatalf("%d verdicts, want %d", len(vs), len(want))
@@ -130,5 +146,45 @@ func TestTargetFigures(t *testing.T) {
 		if vs[i].Measured != w.measured || vs[i].Ratio != w.ratio {
 			t.Errorf("verdict %d (%s): %q, %q; want %q, %q", i, vs[i].Target, vs[i].Measured, vs[i].Ratio, w.measured, w.ratio)
 		}
+	}
+}
+
+// TestAtLeastVerdict judges at_least against minimize_latency on the
+// figures there are: met only when both the in-process and the HTTP figures
+// are within their bounds, missed as soon as one is not.
+func TestAtLeastVerdict(t *testing.T) {
+	inProcess := func(atLeastNs float64) *GoRun {
+		return &GoRun{Benchmarks: []gobench.Benchmark{
+			{Name: ConsistencyMinimizeLatency, Metrics: map[string]float64{"ns/op": 100}},
+			{Name: ConsistencyAtLeast, Metrics: map[string]float64{"ns/op": atLeastNs}},
+		}}
+	}
+	httpProbe := func(atLeast float64) *ConsistencyProbe {
+		return &ConsistencyProbe{MinimizeLatency: ConsistencyRun{Max: loadtest.Result{Throughput: 1000}},
+			AtLeast: ConsistencyRun{Max: loadtest.Result{Throughput: atLeast}}}
+	}
+	cases := []struct {
+		name     string
+		report   Report
+		want     Status
+		measured string
+	}{
+		{"both within", Report{InProcess: inProcess(105), Consistency: httpProbe(950)}, Met,
+			"in-process 105 ns vs 100 ns; HTTP 950 vs 1 000 checks/s"},
+		{"in-process over", Report{InProcess: inProcess(150), Consistency: httpProbe(1000)}, Missed,
+			"in-process 150 ns vs 100 ns; HTTP 1 000 vs 1 000 checks/s"},
+		{"HTTP under", Report{InProcess: inProcess(100), Consistency: httpProbe(800)}, Missed,
+			"in-process 100 ns vs 100 ns; HTTP 800 vs 1 000 checks/s"},
+		{"only in-process, within", Report{InProcess: inProcess(100)}, NotMeasured, "in-process 100 ns vs 100 ns"},
+		{"only HTTP, under", Report{Consistency: httpProbe(500)}, Missed, "HTTP 500 vs 1 000 checks/s"},
+		{"nothing", Report{}, NotMeasured, "—"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v := tc.report.atLeastVerdict()
+			if v.Status != tc.want || v.Measured != tc.measured {
+				t.Errorf("verdict %s, %q; want %s, %q", v.Status, v.Measured, tc.want, tc.measured)
+			}
+		})
 	}
 }

@@ -69,6 +69,45 @@ type Result struct {
 	Throughput float64 `json:"throughput"`
 	// Latency holds the latency percentiles of every request.
 	Latency Percentiles `json:"latency"`
+	// latencies are every request's latency, sorted, for Merge.
+	latencies []time.Duration
+}
+
+// Merge sums up several runs of the same kind (rounds of one measure
+// interleaved with another's, so that both see the same conditions) as one:
+// requests, errors and elapsed times add up, the throughput is the correct
+// answers over the summed elapsed times, and the percentiles are those of
+// every request of every run. Rate and Connections are the first run's.
+// The runs must come from Run in this process: a Result read back from
+// JSON has no latencies to merge, and Merge refuses it.
+func Merge(rs ...Result) (Result, error) {
+	if len(rs) == 0 {
+		return Result{}, errors.New("loadtest: nothing to merge")
+	}
+	out := Result{Rate: rs[0].Rate, Connections: rs[0].Connections}
+	var lat []time.Duration
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if len(r.latencies) != r.Requests {
+			return Result{}, errors.New("loadtest: a result to merge has no latencies (not from Run in this process)")
+		}
+		out.Requests += r.Requests
+		out.Errors += r.Errors
+		out.Elapsed += r.Elapsed
+		lat = append(lat, r.latencies...)
+		for _, msg := range r.ErrorSamples {
+			if len(out.ErrorSamples) < 3 && !seen[msg] {
+				seen[msg] = true
+				out.ErrorSamples = append(out.ErrorSamples, msg)
+			}
+		}
+	}
+	if out.Elapsed > 0 {
+		out.Throughput = float64(out.Requests-out.Errors) / out.Elapsed.Seconds()
+	}
+	out.Latency = Summarize(lat)
+	out.latencies = lat
+	return out, nil
 }
 
 // Run sends the phase's requests and sums up the answers. It stops early,
@@ -211,6 +250,7 @@ func summarize(res Result, all []sample, p Phase) Result {
 		res.Throughput = float64(ok) / res.Elapsed.Seconds()
 	}
 	res.Latency = Summarize(lat)
+	res.latencies = lat
 	return res
 }
 

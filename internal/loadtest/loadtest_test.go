@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -228,5 +229,93 @@ func TestOpenLoopChargesTheWait(t *testing.T) {
 	}
 	if n := len(all); n < 200 {
 		t.Errorf("%d requests sent, want the schedule's 320 (at least 200)", n)
+	}
+}
+
+// TestMerge sums up two runs against a test server (every tenth answer
+// wrong) as one, and refuses results that carry no latencies.
+func TestMerge(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%10 == 0 {
+			fmt.Fprint(w, "wrong")
+			return
+		}
+		fmt.Fprint(w, "right")
+	}))
+	defer srv.Close()
+	right := func(_ Request, _ int, body []byte) error {
+		if string(body) != "right" {
+			return fmt.Errorf("answer %q", body)
+		}
+		return nil
+	}
+	phase := Phase{Requests: []Request{{Method: "GET", URL: srv.URL}}, Check: right, Duration: 50 * time.Millisecond, Connections: 2}
+	var runs []Result
+	for range 2 {
+		res, err := Run(context.Background(), phase)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, res)
+	}
+	fromJSON := func(r Result) Result {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Result
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		return back
+	}
+	cases := []struct {
+		name    string
+		runs    []Result
+		refused bool
+	}{
+		{"two runs", runs, false},
+		{"one run is itself", runs[:1], false},
+		{"a result read from JSON", []Result{runs[0], fromJSON(runs[1])}, true},
+		{"nothing", nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Merge(tc.runs...)
+			if tc.refused {
+				if err == nil {
+					t.Fatalf("Merge = %+v, want an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want Result
+			var maxLat time.Duration
+			for _, r := range tc.runs {
+				want.Requests += r.Requests
+				want.Errors += r.Errors
+				want.Elapsed += r.Elapsed
+				maxLat = max(maxLat, r.Latency.Max)
+			}
+			if got.Requests != want.Requests || got.Errors != want.Errors || got.Elapsed != want.Elapsed {
+				t.Errorf("merged %d requests, %d errors in %v; want %d, %d in %v",
+					got.Requests, got.Errors, got.Elapsed, want.Requests, want.Errors, want.Elapsed)
+			}
+			if wantTp := float64(want.Requests-want.Errors) / want.Elapsed.Seconds(); got.Throughput != wantTp {
+				t.Errorf("throughput %v, want %v", got.Throughput, wantTp)
+			}
+			if got.Latency.Max != maxLat || got.Latency.P50 <= 0 || got.Latency.P50 > got.Latency.P99 {
+				t.Errorf("latencies %+v: want the slowest of the runs, %v, as the max", got.Latency, maxLat)
+			}
+			if len(tc.runs) == 1 && got.Latency != tc.runs[0].Latency {
+				t.Errorf("latencies %+v, want the run's own %+v", got.Latency, tc.runs[0].Latency)
+			}
+			if got.Connections != 2 || len(got.ErrorSamples) != 1 {
+				t.Errorf("connections %d, error samples %q; want 2 and one sample", got.Connections, got.ErrorSamples)
+			}
+		})
 	}
 }

@@ -66,7 +66,8 @@ func tail(s string, n int) string {
 }
 
 // runInProcess runs the policy core's benchmarks: checks at 10, 1 000 and
-// 100 000 grants and at 1, 100 and 10 000 tenants, and writes.
+// 100 000 grants, with each consistency demand on a current tenant, and at
+// 1, 100 and 10 000 tenants, and writes.
 func (s *suite) runInProcess(ctx context.Context) error {
 	benchtime := "0.3s"
 	if s.cfg.Quick {
@@ -76,7 +77,7 @@ func (s *suite) runInProcess(ctx context.Context) error {
 	if s.pg {
 		env = append(env, "AUTH_TEST_POSTGRES_URL="+s.cfg.PostgresURL)
 	}
-	run, out, err := s.goBench(ctx, env, "^(BenchmarkHasPermission|BenchmarkWrite)$/^(grants|tenants|sqlite|postgres)$",
+	run, out, err := s.goBench(ctx, env, "^(BenchmarkHasPermission|BenchmarkWrite)$/^(grants|consistency|tenants|sqlite|postgres)$",
 		"./policy/", "-benchmem", "-benchtime", benchtime)
 	if err != nil {
 		return err
@@ -88,14 +89,15 @@ func (s *suite) runInProcess(ctx context.Context) error {
 	return nil
 }
 
-// runReplica runs the replica propagation benchmark (PostgreSQL and Redis).
+// runReplica runs the replica benchmarks (PostgreSQL and Redis):
+// propagation of a change, and the change feed's long-poll wake-up.
 func (s *suite) runReplica(ctx context.Context) error {
 	if !s.pg {
-		s.skip("replica propagation: it needs PostgreSQL")
+		s.skip("replica propagation and the change feed wake-up: they need PostgreSQL")
 		return nil
 	}
 	if err := s.redisUp(ctx); err != nil {
-		s.skip("replica propagation: Redis did not answer at %s (-redis, AUTH_TEST_REDIS_URL): %v", s.cfg.RedisURL, err)
+		s.skip("replica propagation and the change feed wake-up: Redis did not answer at %s (-redis, AUTH_TEST_REDIS_URL): %v", s.cfg.RedisURL, err)
 		return nil
 	}
 	n := "200x"
@@ -103,7 +105,7 @@ func (s *suite) runReplica(ctx context.Context) error {
 		n = "30x"
 	}
 	env := []string{"AUTH_TEST_POSTGRES_URL=" + s.cfg.PostgresURL, "AUTH_TEST_REDIS_URL=" + s.cfg.RedisURL, "AUTH_TEST_REQUIRE_SERVICES=1"}
-	run, _, err := s.goBench(ctx, env, "^BenchmarkReplicaPropagation$", "./tests/e2e/", "-benchtime", n)
+	run, _, err := s.goBench(ctx, env, "^(BenchmarkReplicaPropagation|BenchmarkChangeFeedWake)$", "./tests/e2e/", "-benchtime", n)
 	if err != nil {
 		return err
 	}

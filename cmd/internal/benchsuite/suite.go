@@ -27,16 +27,17 @@ import (
 
 // The sections of a run, for Config.Only.
 const (
-	SectionCeiling   = "ceiling"
-	SectionHTTP      = "http"
-	SectionWrites    = "writes"
-	SectionInProcess = "inprocess"
-	SectionCold      = "cold"
-	SectionReplica   = "replica"
+	SectionCeiling     = "ceiling"
+	SectionHTTP        = "http"
+	SectionWrites      = "writes"
+	SectionConsistency = "consistency"
+	SectionInProcess   = "inprocess"
+	SectionCold        = "cold"
+	SectionReplica     = "replica"
 )
 
 // Sections lists every section in the order they run.
-var Sections = []string{SectionCeiling, SectionHTTP, SectionWrites, SectionInProcess, SectionCold, SectionReplica}
+var Sections = []string{SectionCeiling, SectionHTTP, SectionWrites, SectionConsistency, SectionInProcess, SectionCold, SectionReplica}
 
 // Config says what to run and with what.
 type Config struct {
@@ -172,7 +173,7 @@ func Run(ctx context.Context, cfg Config) (*benchreport.Report, error) {
 	}
 	s.pg = s.pingPostgres(ctx)
 
-	if s.want(SectionHTTP) || s.want(SectionWrites) || s.want(SectionCold) {
+	if s.want(SectionHTTP) || s.want(SectionWrites) || s.want(SectionConsistency) || s.want(SectionCold) {
 		if err := s.buildServer(ctx); err != nil {
 			return nil, err
 		}
@@ -183,6 +184,7 @@ func Run(ctx context.Context, cfg Config) (*benchreport.Report, error) {
 	}{
 		{SectionCeiling, s.runCeiling},
 		{SectionHTTP, s.runHTTP}, // writes run inside, on the same servers
+		{SectionConsistency, s.runConsistency},
 		{SectionInProcess, s.runInProcess},
 		{SectionCold, s.runCold},
 		{SectionReplica, s.runReplica},
