@@ -74,19 +74,15 @@ func (s *Service) tenant(ctx context.Context, key KeyHash, create bool) (*tenant
 // revision fn read at, and its consistency demand is met first (settle).
 func (s *Service) read(ctx context.Context, key KeyHash, fn func(t *tenant) error) error {
 	rc := ReceiptFrom(ctx)
-	if rc != nil && rc.Need.Mode != MinimizeLatency {
-		if err := s.settle(ctx, key, rc.Need); err != nil {
-			return err
-		}
-	}
 	now := s.now()
-	// A loaded tenant is read under one shared lock, taken once.
+	// A loaded tenant is read under one shared lock, taken once, when it
+	// already meets the read's demand (at_least a revision it holds).
 	s.mu.RLock()
 	t := s.tenants[key]
 	s.mu.RUnlock()
 	if t != nil {
 		t.mu.RLock()
-		if t.loaded && !t.idx.due(now.UnixNano()) {
+		if t.loaded && !t.idx.due(now.UnixNano()) && rc.metBy(t.version) {
 			t.touch(now)
 			defer t.mu.RUnlock()
 			if rc != nil {
@@ -95,6 +91,11 @@ func (s *Service) read(ctx context.Context, key KeyHash, fn func(t *tenant) erro
 			return fn(t)
 		}
 		t.mu.RUnlock()
+	}
+	if rc != nil && rc.Need.Mode != MinimizeLatency {
+		if err := s.settle(ctx, key, rc.Need); err != nil {
+			return err
+		}
 	}
 	t, err := s.tenant(ctx, key, false)
 	if err != nil {

@@ -104,6 +104,22 @@ func ReceiptFrom(ctx context.Context) *Receipt {
 	return r
 }
 
+// metBy reports whether a state at revision v meets the receipt's demand
+// without asking the database (no receipt: any state does; full always
+// asks).
+func (r *Receipt) metBy(v int64) bool {
+	if r == nil {
+		return true
+	}
+	switch r.Need.Mode {
+	case MinimizeLatency:
+		return true
+	case AtLeast:
+		return v >= r.Need.Revision
+	}
+	return false
+}
+
 // noteWrite records a committed revision in the request's receipt.
 func noteWrite(ctx context.Context, v int64) {
 	if r := ReceiptFrom(ctx); r != nil {
