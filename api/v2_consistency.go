@@ -106,7 +106,7 @@ const changeCursorPrefix = "c1:"
 // v2Changes answers GET /api/v2/changes?since=&limit=&cursor=&wait=.
 func (s *Server) v2Changes(c echo.Context) error {
 	from := policy.After(0)
-	if v := c.QueryParam("since"); v != "" {
+	if v := c.QueryParam("since"); v != "" && c.QueryParam("cursor") == "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
 			return v2Fail(http.StatusBadRequest, ReasonInvalidParameter,

@@ -190,6 +190,9 @@ func (s *Service) readRevision(ctx context.Context, key KeyHash) (int64, int64, 
 
 func (s *Service) readChanges(ctx context.Context, id int64, found bool, from Position, limit int) (ChangePage, error) {
 	if !found {
+		if from.Revision > 0 {
+			return ChangePage{}, &RevisionAheadError{Revision: from.Revision}
+		}
 		return ChangePage{Items: []ChangeRecord{}}, nil
 	}
 	ctx, cancel := s.bound(ctx)
@@ -203,7 +206,12 @@ func (s *Service) readChanges(ctx context.Context, id int64, found bool, from Po
 	if from.Revision < b.Floor || (from.Revision == b.Floor && from.Seq >= 0 && b.Floor > 0) {
 		return ChangePage{}, &ChangesExpiredError{Oldest: b.Floor + 1}
 	}
-	page := ChangePage{Items: b.Records, Revision: max(b.Latest, from.Revision)}
+	if from.Revision > b.Latest {
+		// Not a position of this tenant's log (another tenant's, or a
+		// database restored from an older backup).
+		return ChangePage{}, &RevisionAheadError{Revision: from.Revision, Latest: b.Latest}
+	}
+	page := ChangePage{Items: b.Records, Revision: b.Latest}
 	if page.Items == nil {
 		page.Items = []ChangeRecord{}
 	}
