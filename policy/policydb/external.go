@@ -2,8 +2,8 @@ package policydb
 
 import (
 	"context"
-	"time"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
