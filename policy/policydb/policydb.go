@@ -147,6 +147,10 @@ type tx struct {
 	a       ruleAdapter
 	keys    *fieldcrypt.Keyring
 	dialect sqldb.Dialect
+	// noExpiries says that the tenant has never had a time-bound rule
+	// (read with the version, see BumpVersion): its changes skip the
+	// table of ends.
+	noExpiries bool
 }
 
 // roleNames returns the stored forms a role name may have: itself, or its
@@ -192,11 +196,15 @@ func (t *tx) BumpVersion(ctx context.Context, id int64) (int64, error) {
 	if err := g.Exec("UPDATE tenants SET policy_version = policy_version + 1 WHERE id = ?", id).Error; err != nil {
 		return 0, fmt.Errorf("bump policy version: %w", err)
 	}
-	var v int64
-	if err := g.Raw("SELECT policy_version FROM tenants WHERE id = ?", id).Scan(&v).Error; err != nil {
+	var row struct {
+		PolicyVersion int64 `gorm:"column:policy_version"`
+		HasExpiries   bool  `gorm:"column:has_expiries"`
+	}
+	if err := g.Raw("SELECT policy_version, has_expiries FROM tenants WHERE id = ?", id).Scan(&row).Error; err != nil {
 		return 0, fmt.Errorf("read policy version: %w", err)
 	}
-	return v, nil
+	t.noExpiries = !row.HasExpiries
+	return row.PolicyVersion, nil
 }
 
 func (t *tx) RoleExists(ctx context.Context, id int64, role string) (bool, error) {

@@ -18,13 +18,17 @@ CREATE TABLE IF NOT EXISTS policy_changes (
   expires_at  BIGINT,
   at          BIGINT        NOT NULL,
   PRIMARY KEY (tenant_id, revision, seq)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_policy_changes_at ON policy_changes (at);
 
 -- The feed starts with this migration: a tenant's earlier revisions have no
 -- entries.
 ALTER TABLE tenants ADD COLUMN changes_floor BIGINT NOT NULL DEFAULT 0;
 UPDATE tenants SET changes_floor = policy_version;
+
+-- has_expiries notes that a tenant has (or had) time-bound rules, so that
+-- a change of a tenant that never had one skips their table.
+ALTER TABLE tenants ADD COLUMN has_expiries BOOLEAN NOT NULL DEFAULT FALSE;
 
 -- Expiry of time-bound rules, keyed by the rule's stored fields (as in
 -- casbin_rule: ciphertexts with field encryption on) so that a row survives
