@@ -20,48 +20,6 @@ import (
 // encryption is on; rule_expiries keeps a rule's stored fields as
 // casbin_rule has them, so that the same filters select both.
 
-// forms returns the stored forms of a sealed value of tenant dom: itself,
-// or its ciphertext under every configured key (current first).
-func forms(keys *fieldcrypt.Keyring, dom, v string) ([]string, error) {
-	if keys == nil || v == "" {
-		return []string{v}, nil
-	}
-	return keys.Variants(dom, v)
-}
-
-// expiryFilter is the condition on rule_expiries that selects the rules of
-// ptype whose fields from fieldIndex on equal values ("" matches
-// anything), each sealed field in any of its stored forms; fields past v2
-// are not kept there and match anything.
-func expiryFilter(keys *fieldcrypt.Keyring, ptype string, fieldIndex int, values []string) (string, []any, error) {
-	sec := ptype[:1]
-	d := domainField(sec)
-	width := max(fieldIndex+len(values), d+1)
-	rule := make([]string, width)
-	copy(rule[fieldIndex:], values)
-	dom := rule[d]
-	where := []string{"ptype = ?"}
-	args := []any{ptype}
-	for i := fieldIndex; i < fieldIndex+len(values) && i < 3; i++ {
-		if rule[i] == "" {
-			continue
-		}
-		fs := []string{rule[i]}
-		if sealed(sec, i) {
-			if keys != nil && dom == "" {
-				return "", nil, fmt.Errorf("policydb: an encrypted rule filter needs its tenant")
-			}
-			var err error
-			if fs, err = forms(keys, dom, rule[i]); err != nil {
-				return "", nil, err
-			}
-		}
-		where = append(where, ruleColumns[i]+" IN ?")
-		args = append(args, fs)
-	}
-	return strings.Join(where, " AND "), args, nil
-}
-
 type expiryRow struct {
 	TenantID  int64  `gorm:"column:tenant_id"`
 	Ptype     string `gorm:"column:ptype"`
@@ -78,7 +36,8 @@ func (t *tx) removeExpiries(ctx context.Context, ptype string, fieldIndex int, v
 	if t.noExpiries {
 		return nil
 	}
-	where, args, err := expiryFilter(t.keys, ptype, fieldIndex, values)
+	// rule_expiries keeps v0..v2 only: later fields match anything.
+	where, args, err := ruleFilter(t.keys, ptype, fieldIndex, values, 3)
 	if err != nil {
 		return err
 	}
@@ -90,7 +49,6 @@ func (t *tx) removeExpiries(ctx context.Context, ptype string, fieldIndex int, v
 
 // SetExpiry implements policy.Tx.
 func (t *tx) SetExpiry(ctx context.Context, tenantID int64, ptype string, rules [][]string, at *time.Time) error {
-	sec := ptype[:1]
 	if at == nil && t.noExpiries {
 		return nil // a tenant that never had a time-bound rule
 	}
@@ -110,20 +68,12 @@ func (t *tx) SetExpiry(ctx context.Context, tenantID int64, ptype string, rules 
 		if at == nil {
 			continue
 		}
-		row := expiryRow{TenantID: tenantID, Ptype: ptype, V0: r[0], V1: r[1], V2: r[2], ExpiresAt: at.UnixMicro()}
-		if t.keys != nil {
-			dom := r[domainField(sec)]
-			for i, f := range []*string{&row.V0, &row.V1, &row.V2} {
-				if !sealed(sec, i) {
-					continue
-				}
-				fs, err := forms(t.keys, dom, *f)
-				if err != nil {
-					return err
-				}
-				*f = fs[0]
-			}
+		// Stored as the rule is stored: under the current key.
+		vs, err := ruleVariants(t.keys, ptype[:1], r[:3])
+		if err != nil {
+			return err
 		}
+		row := expiryRow{TenantID: tenantID, Ptype: ptype, V0: vs[0][0], V1: vs[0][1], V2: vs[0][2], ExpiresAt: at.UnixMicro()}
 		if err := t.g.WithContext(ctx).Create(&row).Error; err != nil {
 			return fmt.Errorf("set rule expiry: %w", err)
 		}
@@ -136,7 +86,7 @@ func (t *tx) ExpireRule(ctx context.Context, tenantID int64, ptype string, rule 
 	if len(rule) < 3 {
 		return false, nil
 	}
-	where, args, err := expiryFilter(t.keys, ptype, 0, rule[:3])
+	where, args, err := ruleFilter(t.keys, ptype, 0, rule[:3], 3)
 	if err != nil {
 		return false, err
 	}

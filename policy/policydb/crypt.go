@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/casbin/casbin/v3/model"
 	gormadapter "github.com/casbin/gorm-adapter/v3"
@@ -57,6 +58,16 @@ func sealed(sec string, i int) bool {
 // variants returns the rule encrypted under every configured key, current
 // first (a row may hold any of them while data is re-encrypted).
 func (a *cryptAdapter) variants(sec string, rule []string) ([][]string, error) {
+	return ruleVariants(a.keys, sec, rule)
+}
+
+// ruleVariants returns the stored forms of a rule of section sec: the rule
+// itself without keys, else the rule with its sealed fields encrypted under
+// every configured key, current first.
+func ruleVariants(keys *fieldcrypt.Keyring, sec string, rule []string) ([][]string, error) {
+	if keys == nil {
+		return [][]string{append([]string(nil), rule...)}, nil
+	}
 	d := domainField(sec)
 	if len(rule) <= d || rule[d] == "" {
 		return nil, errors.New("policydb: an encrypted rule needs its tenant")
@@ -67,7 +78,7 @@ func (a *cryptAdapter) variants(sec string, rule []string) ([][]string, error) {
 		if !sealed(sec, i) || v == "" {
 			continue
 		}
-		vs, err := a.keys.Variants(dom, v)
+		vs, err := keys.Variants(dom, v)
 		if err != nil {
 			return nil, err
 		}
@@ -122,17 +133,30 @@ func (a *cryptAdapter) remove(ctx context.Context, sec, ptype string, fieldIndex
 	if fieldIndex < 0 || fieldIndex+len(values) > len(ruleColumns) {
 		return fmt.Errorf("policydb: filter on fields %d..%d", fieldIndex, fieldIndex+len(values)-1)
 	}
-	// Lay the filter out as a whole rule so that variants can find the
-	// tenant and the encrypted fields.
-	width := max(fieldIndex+len(values), domainField(sec)+1)
-	rule := make([]string, width)
-	copy(rule[fieldIndex:], values)
-	vs, err := a.variants(sec, rule)
+	where, args, err := ruleFilter(a.keys, ptype, fieldIndex, values, len(ruleColumns))
 	if err != nil {
 		return err
 	}
-	q := a.db.WithContext(ctx).Where("ptype = ?", ptype)
-	for i := fieldIndex; i < fieldIndex+len(values); i++ {
+	return a.db.WithContext(ctx).Where(where, args...).Delete(&gormadapter.CasbinRule{}).Error
+}
+
+// ruleFilter is the condition that selects the rows of ptype whose fields
+// from fieldIndex on equal values ("" matches anything), each sealed field
+// in any of its stored forms, in one condition (see remove); columns from
+// width on are not compared.
+func ruleFilter(keys *fieldcrypt.Keyring, ptype string, fieldIndex int, values []string, width int) (string, []any, error) {
+	sec := ptype[:1]
+	// Lay the filter out as a whole rule so that the variants can find the
+	// tenant and the encrypted fields.
+	rule := make([]string, max(fieldIndex+len(values), domainField(sec)+1))
+	copy(rule[fieldIndex:], values)
+	vs, err := ruleVariants(keys, sec, rule)
+	if err != nil {
+		return "", nil, err
+	}
+	where := []string{"ptype = ?"}
+	args := []any{ptype}
+	for i := fieldIndex; i < fieldIndex+len(values) && i < width; i++ {
 		if rule[i] == "" {
 			continue
 		}
@@ -143,12 +167,14 @@ func (a *cryptAdapter) remove(ctx context.Context, sec, ptype string, fieldIndex
 			}
 		}
 		if len(forms) == 1 {
-			q = q.Where(ruleColumns[i]+" = ?", forms[0])
+			where = append(where, ruleColumns[i]+" = ?")
+			args = append(args, forms[0])
 		} else {
-			q = q.Where(ruleColumns[i]+" IN ?", forms)
+			where = append(where, ruleColumns[i]+" IN ?")
+			args = append(args, forms)
 		}
 	}
-	return q.Delete(&gormadapter.CasbinRule{}).Error
+	return strings.Join(where, " AND "), args, nil
 }
 
 // LoadFilteredPolicy loads the encrypted rules into a scratch copy of m and

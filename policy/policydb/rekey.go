@@ -207,25 +207,25 @@ func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyStats),
 			progress(st)
 		}
 	}
-	for _, pass := range []RekeyPass{s.rekeyExpiries, s.rekeyChanges} {
-		n, err := pass(ctx, clearText)
-		st.Changes += n
-		if err != nil {
-			return st, err
+	// The change log and the ends of time-bound rules, then the passes.
+	run := func(passes []RekeyPass, count *int) error {
+		for _, pass := range passes {
+			n, err := pass(ctx, clearText)
+			*count += n
+			if err != nil {
+				return err
+			}
+			if n > 0 && progress != nil {
+				progress(st)
+			}
 		}
-		if n > 0 && progress != nil {
-			progress(st)
-		}
+		return nil
 	}
-	for _, pass := range passes {
-		n, err := pass(ctx, clearText)
-		st.Other += n
-		if err != nil {
-			return st, err
-		}
-		if n > 0 && progress != nil {
-			progress(st)
-		}
+	if err := run([]RekeyPass{s.rekeyExpiries, s.rekeyChanges}, &st.Changes); err != nil {
+		return st, err
+	}
+	if err := run(passes, &st.Other); err != nil {
+		return st, err
 	}
 	return st, s.db.InTx(ctx, s.writeKeyCheck)
 }
