@@ -97,27 +97,34 @@ func changeItems(dom string, ops []Op) []ChangeRecord {
 // ruleItem states one rule of an operation as a change item.
 func ruleItem(kind OpKind, sec string, r []string, at int64) (ChangeRecord, bool) {
 	var it ChangeRecord
+	// ops names the item of an addition, a removal and an expiry.
+	var ops [3]string
 	switch {
 	case sec == "p" && len(r) >= 3 && isRoleSubject(r[0]):
 		it = ChangeRecord{Role: roleName(r[0]), Permission: r[2]}
-		it.Op = map[OpKind]string{OpAddRules: ChangeGrant, OpRemoveRules: ChangeRevoke, OpExpire: ChangeExpire}[kind]
+		ops = [3]string{ChangeGrant, ChangeRevoke, ChangeExpire}
 	case sec == "g" && len(r) >= 2 && isRoleSubject(r[1]) && isRoleSubject(r[0]):
-		if kind == OpExpire {
-			return it, false
-		}
 		it = ChangeRecord{Role: roleName(r[0]), Parent: roleName(r[1])}
-		it.Op = map[OpKind]string{OpAddRules: ChangeAddParent, OpRemoveRules: ChangeRemoveParent}[kind]
+		ops = [3]string{ChangeAddParent, ChangeRemoveParent, ""} // links between roles never end
 	case sec == "g" && len(r) >= 2 && isRoleSubject(r[1]):
 		it = ChangeRecord{Role: roleName(r[1]), User: r[0]}
-		it.Op = map[OpKind]string{OpAddRules: ChangeAddMember, OpRemoveRules: ChangeRemoveMember, OpExpire: ChangeExpire}[kind]
+		ops = [3]string{ChangeAddMember, ChangeRemoveMember, ChangeExpire}
 	default:
 		return it, false
 	}
-	if kind == OpAddRules && at != 0 && it.Parent == "" {
-		e := time.Unix(0, at).UTC()
-		it.ExpiresAt = &e
+	switch kind {
+	case OpAddRules:
+		it.Op = ops[0]
+		if at != 0 && it.Parent == "" {
+			e := time.Unix(0, at).UTC()
+			it.ExpiresAt = &e
+		}
+	case OpRemoveRules:
+		it.Op = ops[1]
+	case OpExpire:
+		it.Op = ops[2]
 	}
-	return it, true
+	return it, it.Op != ""
 }
 
 // ChangePage is a page of a tenant's change feed.
@@ -151,23 +158,27 @@ const MaxChangesWait = 60 * time.Second
 func (s *Service) Changes(ctx context.Context, key KeyHash, from Position, limit int, wait time.Duration) (ChangePage, error) {
 	wait = min(wait, MaxChangesWait)
 	deadline := time.Now().Add(wait)
+	var (
+		id    int64
+		found bool
+	)
 	for {
-		var woke <-chan struct{}
-		id, _, found, err := s.readRevision(ctx, key)
-		if err != nil {
-			return ChangePage{}, err
+		if !found {
+			// A tenant's id never changes: it is looked up until it exists.
+			var err error
+			if id, _, found, err = s.readRevision(ctx, key); err != nil {
+				return ChangePage{}, err
+			}
 		}
+		// Listen before reading, so that a commit in between is not
+		// missed; with no tenant yet, nothing to listen to.
+		var woke <-chan struct{}
 		if found && wait > 0 {
-			// Listen before reading, so a commit in between is not missed.
 			woke = s.feed.listen(id)
 		}
 		page, err := s.readChanges(ctx, id, found, from, limit)
 		if err != nil || len(page.Items) > 0 || wait <= 0 || time.Until(deadline) <= 0 {
 			return page, err
-		}
-		if !found {
-			// Nothing to listen to until the tenant exists: look again soon.
-			woke = nil
 		}
 		// A missed message (Redis down) is made up for by looking again.
 		poll := time.NewTimer(min(time.Until(deadline), s.opts.FeedPoll))

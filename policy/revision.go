@@ -163,34 +163,33 @@ func (s *Service) settle(ctx context.Context, key KeyHash, need Consistency) err
 		// The other replica's message is usually on its way.
 		wait := time.NewTimer(s.opts.ConsistencyWait)
 		defer wait.Stop()
-		for !t.revisionAtLeast(want) {
+	waiting:
+		for {
+			current, next := t.awaitRevision(want)
+			if current {
+				return nil
+			}
 			select {
-			case <-t.advanced():
-				continue
+			case <-next:
 			case <-wait.C:
+				break waiting
 			case <-ctx.Done():
 				return fmt.Errorf("%w: %w", ErrConsistencyUnavailable, ctx.Err())
 			}
-			break
-		}
-		if t.revisionAtLeast(want) {
-			return nil
 		}
 	}
 	lctx, cancel := s.bound(ctx)
 	defer cancel()
-	_, err = s.reloadIf(lctx, t, func(t *tenant) bool { return t.loaded && t.version < want })
-	if err != nil {
+	if _, err := s.reloadIf(lctx, t, func(t *tenant) bool { return t.loaded && t.version < want }); err != nil {
 		return fmt.Errorf("%w: %w", ErrConsistencyUnavailable, err)
 	}
-	s.account(t)
 	t.mu.RLock()
-	latest, current := t.version, t.loaded && t.version >= want
+	latest, loaded := t.version, t.loaded
 	t.mu.RUnlock()
-	if current {
+	switch {
+	case loaded && latest >= want:
 		return nil
-	}
-	if !t.isLoaded() {
+	case !loaded:
 		return ErrConsistencyUnavailable
 	}
 	return &RevisionAheadError{Revision: want, Latest: latest}
@@ -204,21 +203,20 @@ func (t *tenant) revisionAtLeast(v int64) bool {
 	return t.loaded && t.version >= v
 }
 
-func (t *tenant) isLoaded() bool {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.loaded
-}
-
-// advanced returns a channel closed at the tenant's next change of
-// revision (see revised).
-func (t *tenant) advanced() <-chan struct{} {
+// awaitRevision reports whether the loaded state is at revision v or after
+// it and, when it is not, returns a channel closed at the tenant's next
+// change of revision (see revised): both under one lock, so that no change
+// falls in between.
+func (t *tenant) awaitRevision(v int64) (bool, <-chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.loaded && t.version >= v {
+		return true, nil
+	}
 	if t.next == nil {
 		t.next = make(chan struct{})
 	}
-	return t.next
+	return false, t.next
 }
 
 // revised wakes the readers waiting for the tenant's next revision. The

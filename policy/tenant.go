@@ -44,7 +44,7 @@ type tenant struct {
 	// cost is the estimated memory of this tenant as last accounted in
 	// Service.bytes; guarded by Service.mu.
 	cost int64
-	// next is closed when the revision changes (see advanced).
+	// next is closed when the revision changes (see awaitRevision).
 	next chan struct{}
 }
 
