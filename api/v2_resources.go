@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -315,23 +314,16 @@ func (s *Server) v2RoleParents(c echo.Context) error {
 // v2Link answers a PUT or DELETE of a link between a role and another
 // name (a permission, a member, a parent): data is {"role", <other>,
 // "created"|"deleted"}.
-func v2Link(c echo.Context, other string, put bool, do func(role, name string) (bool, error), until ...*time.Time) error {
+// extra holds more fields of data (nil: none).
+func v2Link(c echo.Context, other string, put bool, do func(role, name string) (bool, error), extra map[string]any) error {
 	role, name := param(c, "role"), param(c, other)
 	changed, err := do(role, name)
 	if err != nil {
 		return err
 	}
 	data := map[string]any{"role": role, other: name, "revision": committed(c)}
+	maps.Copy(data, extra)
 	label := map[string]string{"permission": "Permission", "user": "Member", "parent": "Parent"}[other]
-	if len(until) > 0 {
-		// The end as kept: to the microsecond.
-		var end *time.Time
-		if until[0] != nil {
-			e := until[0].UTC().Truncate(time.Microsecond)
-			end = &e
-		}
-		data["expires_at"] = expiryWire(end)
-	}
 	if put {
 		data["created"] = changed
 		return v2JSON(c, createdStatus(changed), fmt.Sprintf("%s '%s' of role '%s' %s.", label, name, role,
@@ -348,13 +340,13 @@ func (s *Server) v2PutGrant(c echo.Context) error {
 	}
 	return v2Link(c, "permission", true, func(role, perm string) (bool, error) {
 		return s.deps.Policy.PutGrantUntil(c.Request().Context(), tenantOf(c), role, perm, until)
-	}, until)
+	}, map[string]any{"expires_at": expiryWire(until)})
 }
 
 func (s *Server) v2DeleteGrant(c echo.Context) error {
 	return v2Link(c, "permission", false, func(role, perm string) (bool, error) {
 		return s.deps.Policy.DeleteGrant(c.Request().Context(), tenantOf(c), role, perm)
-	})
+	}, nil)
 }
 
 func (s *Server) v2PutMember(c echo.Context) error {
@@ -364,25 +356,25 @@ func (s *Server) v2PutMember(c echo.Context) error {
 	}
 	return v2Link(c, "user", true, func(role, user string) (bool, error) {
 		return s.deps.Policy.PutMemberUntil(c.Request().Context(), tenantOf(c), user, role, until)
-	}, until)
+	}, map[string]any{"expires_at": expiryWire(until)})
 }
 
 func (s *Server) v2DeleteMember(c echo.Context) error {
 	return v2Link(c, "user", false, func(role, user string) (bool, error) {
 		return s.deps.Policy.DeleteMember(c.Request().Context(), tenantOf(c), user, role)
-	})
+	}, nil)
 }
 
 func (s *Server) v2PutParent(c echo.Context) error {
 	return v2Link(c, "parent", true, func(role, parent string) (bool, error) {
 		return s.deps.Policy.PutParent(c.Request().Context(), tenantOf(c), role, parent)
-	})
+	}, nil)
 }
 
 func (s *Server) v2DeleteParent(c echo.Context) error {
 	return v2Link(c, "parent", false, func(role, parent string) (bool, error) {
 		return s.deps.Policy.DeleteParent(c.Request().Context(), tenantOf(c), role, parent)
-	})
+	}, nil)
 }
 
 func (s *Server) v2UserRoles(c echo.Context) error {
