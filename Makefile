@@ -91,6 +91,7 @@ bench-gate: ## Fail when a check or a write is over 25% slower than the committe
 		if $(GO) run ./cmd/auth-benchgate -base $(GATE_BASELINE) -new bin/gate-$$try.txt; then exit 0; fi; \
 	done; exit 1
 
+# Measure the baseline as CI measures: on CI's machine, right after make test.
 bench-baseline: ## Measure the performance gate's baseline anew (commit the file it writes)
 	$(GATE_RUN) > $(GATE_BASELINE)
 	@cat $(GATE_BASELINE)
