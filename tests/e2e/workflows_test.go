@@ -408,8 +408,21 @@ func testWorkflowScheduledDelivery(t *testing.T, c v2Client) {
 	}
 
 	// The runs list, newest first, holds the same runs; runs that found
-	// no change sent nothing.
-	runs := c.workflowRuns(t, "payroll", 2)
+	// no change sent nothing. A run records its end once its delivery was
+	// answered, which the receiver may see first: wait for the three.
+	var runs []wfRun
+	eventually(t, 10*time.Second, "the delivered runs have finished", func() (string, error) {
+		runs = c.workflowRuns(t, "payroll", 2)
+		for _, d := range []delivery{first, added, removed} {
+			id := d.payload(t).RunID
+			for _, r := range runs {
+				if r.ID == id && r.Outcome == "running" {
+					return "run " + id + " is still running", nil
+				}
+			}
+		}
+		return "", nil
+	})
 	if len(runs) < 3 {
 		t.Fatalf("%d runs, want at least 3", len(runs))
 	}
