@@ -167,10 +167,15 @@ func noteRevision(w http.ResponseWriter, r *http.Request, s *session, rev int64)
 }
 
 // sameOrigin reports whether a POST may be acted on: a browser that names
-// the request's origin (Origin, or Sec-Fetch-Site) must name this one.
+// the request's origin (Sec-Fetch-Site, else Origin) must name this one.
+// Under the pages' Referrer-Policy no-referrer a browser sends "Origin:
+// null" with its same-origin POSTs, so Sec-Fetch-Site decides when it is
+// there; without it, a null Origin is refused (a sandboxed frame sends it).
 func sameOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
+	case "same-origin", "none":
+		return true
+	case "":
 	default:
 		return false
 	}
