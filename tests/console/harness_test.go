@@ -554,6 +554,14 @@ func (tb *tab) attr(sel, name string) (string, bool) {
 	return r.Value, r.Exists
 }
 
+// readOnlyMark is the page's data-readonly: on body, or on the element
+// that wraps the page (#app).
+func (tb *tab) readOnlyMark() string {
+	tb.t.Helper()
+	return run(tb, "read data-readonly", chromedp.Evaluate[string](
+		`document.body.dataset.readonly ?? document.querySelector("#app[data-readonly]")?.dataset.readonly ?? ""`))
+}
+
 // signIn signs in with a client key or a token through the sign-in form and
 // waits for the roles page.
 func (tb *tab) signIn(credential string) {
