@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,11 +14,13 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ourway/auth"
 	"github.com/ourway/auth/api"
+	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/console"
 	"github.com/ourway/auth/decision"
 	"github.com/ourway/auth/internal/testenv"
@@ -28,8 +31,29 @@ import (
 // stack is the API and the console over a real policy core on SQLite,
 // served by a real HTTP server.
 type stack struct {
-	srv *httptest.Server
-	key string
+	srv  *httptest.Server
+	key  string
+	seen *listings
+}
+
+// listings records the page views the console records.
+type listings struct {
+	mu  sync.Mutex
+	got []decision.Question
+}
+
+func (l *listings) Listed(_ context.Context, _ policy.KeyHash, q decision.Question) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, q)
+}
+
+func (l *listings) take() []decision.Question {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.got
+	l.got = nil
+	return out
 }
 
 func newStack(t *testing.T) *stack {
@@ -43,8 +67,9 @@ func newStack(t *testing.T) *stack {
 	tokens := &api.TokenConfig{Secret: []byte("console-test-secret-0123456789abcdef"), Algorithm: "HS256",
 		TTL: time.Hour, Issuer: "auth-server", Audience: "auth-api"}
 	a := api.New(api.Config{}, api.Deps{Policy: decision.New(svc, decision.NewLog(nil)), Tokens: tokens, Logger: quiet})
+	seen := &listings{}
 	c, err := console.New(console.Config{SessionTTL: 10 * time.Minute, Secret: []byte("csrf-key")}, console.Deps{
-		Gate: a, API: a.Handler(), Directory: svc, Logger: quiet,
+		Gate: a, API: a.Handler(), Directory: svc, Recorder: seen, Logger: quiet,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +82,7 @@ func newStack(t *testing.T) *stack {
 		a.Handler().ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	return &stack{srv: srv, key: "6c1f7f8e-2a9b-4c3d-8e5f-0a1b2c3d4e5f"}
+	return &stack{srv: srv, key: "6c1f7f8e-2a9b-4c3d-8e5f-0a1b2c3d4e5f", seen: seen}
 }
 
 // apiDo makes an API request with the tenant's key and decodes its data.
@@ -516,6 +541,79 @@ func TestVendoredChecksums(t *testing.T) {
 		sum := sha256.Sum256(b)
 		if got := hex.EncodeToString(sum[:]); got != m[2] {
 			t.Errorf("static/%s: sha256 %s, VENDOR.md records %s", m[1], got, m[2])
+		}
+	}
+}
+
+// TestControlsAreLabelled: every visible form control of every page has a
+// label (for screen readers), and every page has one h1 and the skip link.
+func TestControlsAreLabelled(t *testing.T) {
+	s := newStack(t)
+	b := s.browser(t)
+	pages := map[string]string{"/console/signin": b.get("/console/signin").body}
+	b.signIn(s.key)
+	b.post("/console/roles", url.Values{"role": {"tellers"}}, true)
+	b.post("/console/roles/tellers/members/add", url.Values{"user": {"ann"}}, true)
+	b.post("/console/roles/tellers/permissions/add", url.Values{"permission": {"count"}}, true)
+	for _, p := range []string{"/console/roles", "/console/roles/tellers", "/console/roles/tellers/delete", "/console/matrix",
+		"/console/users?user=ann", "/console/check?user=ann&permission=count", "/console/workflows"} {
+		pages[p] = b.get(p).body
+	}
+	control := regexp.MustCompile(`<(input|select|textarea)\b([^>]*)>`)
+	attr := func(tag, name string) string {
+		m := regexp.MustCompile(`\b` + name + `="([^"]*)"`).FindStringSubmatch(tag)
+		if m == nil {
+			return ""
+		}
+		return m[1]
+	}
+	for path, body := range pages {
+		if n := strings.Count(body, "<h1>"); n != 1 {
+			t.Errorf("%s: %d h1, want 1", path, n)
+		}
+		if !strings.Contains(body, `class="skip" href="#main"`) {
+			t.Errorf("%s: no skip link", path)
+		}
+		for _, m := range control.FindAllStringSubmatch(body, -1) {
+			if attr(m[2], "type") == "hidden" {
+				continue
+			}
+			id := attr(m[2], "id")
+			if attr(m[2], "aria-label") == "" && (id == "" || !strings.Contains(body, `<label for="`+id+`"`)) {
+				t.Errorf("%s: control without a label: %s", path, m[0])
+			}
+		}
+		for _, m := range regexp.MustCompile(`<button\b[^>]*>([^<]*)</button>`).FindAllStringSubmatch(body, -1) {
+			if strings.TrimSpace(m[1]) == "" && !strings.Contains(m[0], "aria-label=") {
+				t.Errorf("%s: button without a name: %s", path, m[0])
+			}
+		}
+	}
+}
+
+// TestPageViewsAreRecorded: each page read from the core records the
+// listing it shows, as the API records the same listing.
+func TestPageViewsAreRecorded(t *testing.T) {
+	s := newStack(t)
+	b := s.browser(t)
+	b.signIn(s.key)
+	b.post("/console/roles", url.Values{"role": {"tellers"}}, true)
+	s.seen.take()
+	tests := []struct {
+		path string
+		want decision.Question
+	}{
+		{"/console/roles", decision.Question{Action: audit.ListRoles, Resource: "all"}},
+		{"/console/roles/tellers", decision.Question{Action: audit.ListRoles, Resource: "role:tellers"}},
+		{"/console/matrix", decision.Question{Action: audit.ListPermissions, Resource: "matrix"}},
+		{"/console/users?user=ann", decision.Question{Action: audit.UserPermissions, User: "ann", Resource: "user_permissions"}},
+	}
+	for _, tc := range tests {
+		if p := b.get(tc.path); p.status != http.StatusOK {
+			t.Fatalf("%s: %d", tc.path, p.status)
+		}
+		if got := s.seen.take(); len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%s recorded %+v, want one %+v", tc.path, got, tc.want)
 		}
 	}
 }
