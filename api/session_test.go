@@ -2,11 +2,14 @@ package api
 
 import (
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/ourway/auth/internal/ratelimit"
 	"github.com/ourway/auth/policy"
 )
 
@@ -82,5 +85,38 @@ func TestOpenSessionWithoutTokens(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/console/signin", nil)
 	if _, err := s.OpenSession(r, keyA, time.Minute); !errors.Is(err, ErrNoTokens) {
 		t.Fatalf("OpenSession without tokens = %v, want ErrNoTokens", err)
+	}
+}
+
+// TestAdmitRead: a console page view counts against the tenant's read
+// budget, the one its /api reads count against.
+func TestAdmitRead(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	lim, err := ratelimit.New(ratelimit.Options{
+		Limits: map[string][]ratelimit.Limit{ratelimit.Reads: {{Count: 2, Period: time.Minute}}},
+		Now:    func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{}, Deps{RateLimiter: lim, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	r := httptest.NewRequest(http.MethodGet, "/console/roles", nil)
+	hA, hB := unitHash(t, keyA), unitHash(t, keyB)
+	for i, tc := range []struct {
+		tenant policy.KeyHash
+		status int
+	}{{hA, 0}, {hA, 0}, {hA, http.StatusTooManyRequests}, {hB, 0}} {
+		err := s.AdmitRead(r, tc.tenant)
+		code := 0
+		if err != nil {
+			code, _ = ErrorStatus(err)
+		}
+		if code != tc.status {
+			t.Errorf("read %d: status %d (%v), want %d", i, code, err, tc.status)
+		}
+	}
+	// The API's own reads share the budget: tenant A is over it there too.
+	if rr := call(s, "GET", "/api/roles", "", "Bearer "+keyA); rr.status != http.StatusTooManyRequests {
+		t.Errorf("GET /api/roles after the console's reads: %d, want 429", rr.status)
 	}
 }
