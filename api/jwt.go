@@ -141,8 +141,14 @@ func isKeyHash(s string) bool {
 	return true
 }
 
-// issue signs a token for a tenant.
+// issue signs a token for a tenant, valid for the configured lifetime.
 func (t *tokens) issue(handle, key policy.KeyHash, scope string, now time.Time) (string, error) {
+	return t.issueFor(handle, key, scope, now, t.cfg.TTL)
+}
+
+// issueFor signs a token for a tenant, valid for ttl (at most the
+// configured lifetime: parse refuses a longer one).
+func (t *tokens) issueFor(handle, key policy.KeyHash, scope string, now time.Time, ttl time.Duration) (string, error) {
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return "", err
@@ -151,7 +157,7 @@ func (t *tokens) issue(handle, key policy.KeyHash, scope string, now time.Time) 
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: t.cfg.Issuer, Audience: jwt.ClaimStrings{t.cfg.Audience}, Subject: "tenant",
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(t.cfg.TTL)), ID: hex.EncodeToString(id[:]),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: hex.EncodeToString(id[:]),
 		},
 		Tenant: string(handle), Key: string(key), Scope: scope,
 	}

@@ -62,6 +62,8 @@ type providerClaims struct {
 	// Tenant is the tenant reference (id or handle), not yet resolved.
 	Tenant string
 	Scope  string
+	// Expires is the token's exp (required by the parser).
+	Expires time.Time
 }
 
 // provider validates provider tokens.
@@ -120,6 +122,9 @@ func (p *provider) parse(ctx context.Context, s string) (*providerClaims, error)
 		return nil, errBadToken
 	}
 	c.Scope = scopeCheck
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		c.Expires = exp.Time
+	}
 	switch v := claims["scope"].(type) {
 	case nil:
 	case string:

@@ -126,6 +126,9 @@ type Server struct {
 	// routeSet holds the registered route patterns (see isRoute).
 	routeSetOnce sync.Once
 	routeSet     map[string]bool
+	// gateChain is the authentication gate as one handler (see gate).
+	gateOnce  sync.Once
+	gateChain echo.HandlerFunc
 }
 
 // New builds the API with every route registered.

@@ -13,6 +13,7 @@ import (
 	"github.com/ourway/auth"
 	"github.com/ourway/auth/api"
 	"github.com/ourway/auth/audit"
+	"github.com/ourway/auth/console"
 	"github.com/ourway/auth/internal/config"
 	"github.com/ourway/auth/internal/fieldcrypt"
 	"github.com/ourway/auth/internal/profiling"
@@ -39,6 +40,7 @@ type Config struct {
 	Tenants   Tenants           `yaml:"tenants"`
 	Workflows workflow.Config   `yaml:"workflows"`
 	Webhooks  webhook.Config    `yaml:"webhooks"`
+	Console   console.Settings  `yaml:"console"`
 	Crypto    fieldcrypt.Config `yaml:"-"`
 	// Env is "production" (the default) or "development", which relaxes the
 	// requirement for secrets (a local audit key is generated and kept).

@@ -73,13 +73,14 @@ func (l *listener) Run(ctx context.Context) error {
 	return shutdownErr
 }
 
-// listeners are the API listener (SERVER_HOST/SERVER_PORT), which drains
+// listeners are the API listener (SERVER_HOST/SERVER_PORT, serving handler:
+// the API, and the console beside it), which drains
 // for AUTH_SHUTDOWN_TIMEOUT when it stops, and, with AUTH_OPS_ADDR, the ops
 // listener (/metrics, /health, /ready), which stops at once: scrapes and
 // probes have nothing worth waiting for. The ops listener comes first, so
 // that it stops after the API has drained.
-func listeners(cfg settings.Config, srv *api.Server, log *slog.Logger) ([]lifecycle.Part, string, error) {
-	web, err := newListener(cfg.Server, cfg.Server.Addr(), "SERVER_HOST/SERVER_PORT", srv.Handler(), cfg.Server.ShutdownTimeout, log)
+func listeners(cfg settings.Config, srv *api.Server, handler http.Handler, log *slog.Logger) ([]lifecycle.Part, string, error) {
+	web, err := newListener(cfg.Server, cfg.Server.Addr(), "SERVER_HOST/SERVER_PORT", handler, cfg.Server.ShutdownTimeout, log)
 	if err != nil {
 		return nil, "", err
 	}

@@ -246,7 +246,11 @@ func serve(ctx context.Context, cfg settings.Config, db *sqldb.DB, store *policy
 	if err != nil {
 		return err
 	}
-	web, addr, err := listeners(cfg, srv, log)
+	handler, err := withConsole(cfg, srv, st.tokens, svc, decisions, trail, auditStore, log)
+	if err != nil {
+		return err
+	}
+	web, addr, err := listeners(cfg, srv, handler, log)
 	if err != nil {
 		return err
 	}
