@@ -226,8 +226,10 @@ type ConsoleProbe struct {
 	Parents     int `json:"parents"`
 	// BiggestRole is the number of members of the largest role.
 	BiggestRole int `json:"biggest_role"`
-	// Workflows is the number of registered workflows (each run once).
-	Workflows int `json:"workflows"`
+	// Workflows is the number of registered workflows, each run
+	// WorkflowRuns times.
+	Workflows    int `json:"workflows"`
+	WorkflowRuns int `json:"workflow_runs"`
 	// Seed is how long writing the bulk of the tenant into the database
 	// took, Import how long the policy import of the rest through the API
 	// took.
