@@ -24,6 +24,7 @@ var layers = []struct {
 }{
 	{"cmd", []string{"cmd/..."}},
 	{"root", []string{"", "settings/..."}}, // the embedded defaults, and the settings composed of every package's section
+	{"console", []string{"console/..."}}, // the admin console: a client of the API, in process
 	{"api", []string{"api/..."}},
 	{"workflow", []string{"workflow/..."}},
 	{"webhook", []string{"webhook/..."}},   // signed webhooks: sent by workflows, verified by receivers
@@ -63,6 +64,9 @@ var forbidden = []struct {
 	{"decision", []string{"github.com/labstack/echo/", "gorm.io/"}, false},
 	{"api", []string{"gorm.io/", module + "/internal/sqldb"}, false},
 	{"api", []string{"github.com/casbin/"}, true}, // api uses policy, built on Casbin, never Casbin itself
+	// The console reaches the core through the API and a read interface:
+	// no storage, no Casbin, no echo of its own.
+	{"console", []string{"gorm.io/", module + "/internal/sqldb", "github.com/casbin/", "github.com/labstack/echo/"}, true},
 }
 
 // under reports whether rel is pattern's package or, for "x/...", x or a

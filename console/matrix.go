@@ -3,6 +3,7 @@ package console
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/ourway/auth/audit"
@@ -35,7 +36,7 @@ type matrixRow struct {
 func (c *Console) matrixPage(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx := consistent(r.Context(), s)
 	q := r.URL.Query()
-	roles, err := c.deps.Directory.ListRoles(ctx, s.Tenant)
+	roles, err := c.sortedRoles(ctx, s)
 	if err != nil {
 		c.failErr(w, r, s, err)
 		return
@@ -46,8 +47,10 @@ func (c *Console) matrixPage(w http.ResponseWriter, r *http.Request, s *session)
 		return
 	}
 	// A permission asked for by name gets a column even before any grant.
-	if extra := strings.TrimSpace(q.Get("permission")); extra != "" && !containsSorted(perms, extra) {
-		perms = insertSorted(perms, extra)
+	if extra := strings.TrimSpace(q.Get("permission")); extra != "" {
+		if i, found := slices.BinarySearch(perms, extra); !found {
+			perms = slices.Insert(perms, i, extra)
+		}
 	}
 	pageRoles, rolesNext := after(roles, func(r policy.Role) string { return r.Name }, q.Get("roles_after"), pageLimit(q, "roles_limit", matrixRoles))
 	pagePerms, permsNext := after(perms, func(p string) string { return p }, q.Get("perms_after"), pageLimit(q, "perms_limit", matrixPerms))
@@ -107,27 +110,4 @@ func (c *Console) toggleCell(w http.ResponseWriter, r *http.Request, s *session)
 		noteRevision(w, r, s, a.Revision)
 	}
 	c.renderView(w, r, http.StatusOK, "matrix", view{Session: s, Data: cl}, "cell")
-}
-
-func containsSorted(list []string, v string) bool {
-	i := searchStrings(list, v)
-	return i < len(list) && list[i] == v
-}
-
-func insertSorted(list []string, v string) []string {
-	i := searchStrings(list, v)
-	return append(list[:i], append([]string{v}, list[i:]...)...)
-}
-
-func searchStrings(list []string, v string) int {
-	lo, hi := 0, len(list)
-	for lo < hi {
-		m := (lo + hi) / 2
-		if list[m] < v {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
 }

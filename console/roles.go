@@ -1,9 +1,11 @@
 package console
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,6 +54,14 @@ func (c *Console) record(r *http.Request, s *session, action audit.Action, user,
 	}
 }
 
+// sortedRoles lists the tenant's roles sorted by name (the order pages
+// and their cursors follow).
+func (c *Console) sortedRoles(ctx context.Context, s *session) ([]policy.Role, error) {
+	roles, err := c.deps.Directory.ListRoles(ctx, s.Tenant)
+	slices.SortFunc(roles, func(a, b policy.Role) int { return strings.Compare(a.Name, b.Name) })
+	return roles, err
+}
+
 // roleRow is a row of the roles page.
 type roleRow struct {
 	Name        string
@@ -65,7 +75,7 @@ func (c *Console) rolesPage(w http.ResponseWriter, r *http.Request, s *session) 
 	ctx := consistent(r.Context(), s)
 	q := r.URL.Query()
 	search := strings.TrimSpace(q.Get("q"))
-	roles, err := c.deps.Directory.ListRoles(ctx, s.Tenant)
+	roles, err := c.sortedRoles(ctx, s)
 	if err != nil {
 		c.failErr(w, r, s, err)
 		return

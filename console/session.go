@@ -187,13 +187,15 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host == r.Host
 }
 
-// validCSRF reports whether the POST r carries s's CSRF token.
+// validCSRF reports whether the POST r carries s's CSRF token, in its
+// header or in its form.
 func validCSRF(r *http.Request, s *session) bool {
-	got := r.Header.Get(HeaderCSRF)
-	if got == "" {
-		got = r.PostFormValue(fieldCSRF)
+	for _, got := range []string{r.Header.Get(HeaderCSRF), r.PostFormValue(fieldCSRF)} {
+		if got != "" && hmac.Equal([]byte(got), []byte(s.csrf)) {
+			return true
+		}
 	}
-	return got != "" && hmac.Equal([]byte(got), []byte(s.csrf))
+	return false
 }
 
 // signInPage shows the sign-in form.

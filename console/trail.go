@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -154,14 +155,20 @@ type workflowRun struct {
 	ScheduledAt string   `json:"scheduled_at"`
 }
 
-// lastRuns is how many runs of each workflow the page shows.
-const lastRuns = 3
+// lastRuns is how many runs of each workflow the page shows, and
+// workflowPage how many workflows a page shows.
+const (
+	lastRuns     = 3
+	workflowPage = 10
+)
 
 // workflowsPage lists the tenant's workflows and their last runs through
 // the API (GET /api/v2/workflows and …/runs).
 func (c *Console) workflowsPage(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
-	params := url.Values{"limit": {"50"}}
+	// Each workflow costs a read of its last runs (whose user lists may be
+	// long): a page holds few.
+	params := url.Values{"limit": {strconv.Itoa(workflowPage)}}
 	if cur := q.Get("cursor"); cur != "" {
 		params.Set("cursor", cur)
 	}
@@ -182,7 +189,7 @@ func (c *Console) workflowsPage(w http.ResponseWriter, r *http.Request, s *sessi
 	}
 	for i := range page.Items {
 		ra, err := c.call(r, s, http.MethodGet, "/api/v2/workflows/"+url.PathEscape(page.Items[i].Name)+"/runs",
-			url.Values{"limit": {"3"}}, nil)
+			url.Values{"limit": {strconv.Itoa(lastRuns)}}, nil)
 		if err != nil {
 			continue
 		}

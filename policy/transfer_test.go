@@ -435,3 +435,29 @@ func TestImportValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestImportManyRules: an import adds more rules than one SQL statement may
+// bind (SQLite takes 32 766 values, 7 a rule), on both databases.
+func TestImportManyRules(t *testing.T) {
+	eachBackend(t, func(t *testing.T, db *sqldb.DB) {
+		f := newTransferFixture(t, db, policydb.New(db), auth.DefaultModel)
+		var text strings.Builder
+		const roles, perms = 10, 500 // 5 000 grants
+		for r := 0; r < roles; r++ {
+			for p := 0; p < perms; p++ {
+				fmt.Fprintf(&text, "p, role:r%d, 7, perm%d\n", r, p)
+			}
+		}
+		text.WriteString("g, alice, role:r3, 7\n")
+		res, err := f.svc.ImportPolicy(f.ctx, f.dst, f.parse(text.String()), policy.ImportOptions{})
+		if err != nil {
+			t.Fatalf("import of %d rules: %v", roles*perms+1, err)
+		}
+		if res.RulesAdded != roles*perms+1 {
+			t.Errorf("import added %d rules, want %d", res.RulesAdded, roles*perms+1)
+		}
+		if ok, err := f.svc.HasPermission(f.ctx, f.dst, "alice", "perm499"); err != nil || !ok {
+			t.Errorf("alice perm499 = %v, %v; want true", ok, err)
+		}
+	})
+}

@@ -59,6 +59,7 @@ func (r *Report) Render(w io.Writer) error {
 	r.renderCold(p)
 	r.renderReplica(p, cmd)
 	r.renderFeedWake(p)
+	r.renderConsole(p, cmd)
 	r.renderOthers(p, cmd)
 
 	if len(r.Skipped) > 0 {
@@ -147,7 +148,7 @@ func (r *Report) renderMethod(p printer, cmd func(...string)) {
 	p("  started by the harness as a process of its own and measured exactly like the service, in the\n")
 	p("  same run, with the same generator.\n\n")
 	if me.Command != "" {
-		p("One section of the report alone (`-only ceiling,http,writes,consistency,inprocess,cold,replica`, comma-separated):\n\n")
+		p("One section of the report alone (`-only ceiling,http,writes,consistency,inprocess,cold,replica,console`, comma-separated):\n\n")
 		cmd(me.Command)
 	}
 }
@@ -482,6 +483,46 @@ func (r *Report) renderFeedWake(p printer) {
 		p(" B's answer arrived before A's in %.0f of %s wake-ups (counted as 0).", n, Count(int(b.N)))
 	}
 	p("\n\n")
+}
+
+func (r *Report) renderConsole(p printer, cmd func(...string)) {
+	c := r.Console
+	if c == nil {
+		return
+	}
+	p("## Admin console\n\n")
+	p("The console's pages (`/console`, rendered on the server) on one tenant of %s roles,\n", Count(c.Roles))
+	p("%s users, %s permissions, %s grants, %s memberships (the largest role has %s members)\n",
+		Count(c.Users), Count(c.Permissions), Count(c.Grants), Count(c.Memberships), Count(c.BiggestRole))
+	p("and %s role parents, on %s with decision audit `%s`. Most of the tenant is written straight\n", Count(c.Parents), c.Database, c.Audit)
+	p("into the database before the server starts, as the cold tenant is (%s); the big roles'\n", Duration(c.Seed))
+	p("members and the role parents are then added through `POST /api/v2/policy/import?mode=merge`\n")
+	p("(%s), and %d workflows are registered and run %d times each. A client signs in as a browser\n", Duration(c.Import), c.Workflows, c.WorkflowRuns)
+	p("does (`POST /console/signin` with the client key, then the `auth_console` cookie; POSTs carry\n")
+	p("the page's CSRF token) and sends one request at a time over one keep-alive connection, each timed\n")
+	p("from its send to the end of its answer, which must be the page asked for. *first* is the first\n")
+	p("request of each page on the server, which already holds the tenant in memory; then %d rounds\n", c.Rounds)
+	p("each request every page once, in the table's order, and the percentiles are over those warm\n")
+	p("requests. The matrix toggle is an htmx request that grants and revokes one cell in turn.\n\n")
+	if c.Command != "" {
+		cmd(c.Command)
+	}
+	p("| page | request | answer | first | p50 | p99 | max | target (p99) | verdict |\n")
+	p("|---|---|---|---|---|---|---|---|---|\n")
+	for _, pg := range c.Pages {
+		v := Met
+		if pg.Latency.P99 >= MaxConsolePage {
+			v = Missed
+		}
+		verdict := string(v)
+		if v == Missed {
+			verdict = "**missed**"
+		}
+		p("| %s | `%s %s` | %s | %s | %s | %s | %s | < %s | %s |\n", pg.Name, pg.Method, pg.Path, Bytes(int64(pg.Bytes)),
+			Duration(pg.First), Duration(pg.Latency.P50), Duration(pg.Latency.P99), Duration(pg.Latency.Max),
+			Duration(MaxConsolePage), verdict)
+	}
+	p("\n")
 }
 
 func (r *Report) renderOthers(p printer, cmd func(...string)) {

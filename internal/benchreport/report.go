@@ -34,6 +34,9 @@ type Report struct {
 	// Replica is the run of the replica benchmarks, propagation and the
 	// change feed's long-poll wake-up (nil: not run).
 	Replica *GoRun `json:"replica,omitempty"`
+	// Console is the admin console's pages on a large tenant (nil: not
+	// run).
+	Console *ConsoleProbe `json:"console,omitempty"`
 	// Skipped explains each part that was not measured.
 	Skipped []string `json:"skipped,omitempty"`
 	// Notes is the hand-written notes file, included verbatim.
@@ -205,4 +208,69 @@ func (r *Report) Find(db, audit, route string) (HTTPProbe, bool) {
 		}
 	}
 	return HTTPProbe{}, false
+}
+
+// ConsoleProbe is the admin console's pages timed on one large tenant, one
+// request at a time, as a signed-in browser sends them.
+type ConsoleProbe struct {
+	Database string `json:"database"`
+	// Audit is the AUTH_AUDIT_DECISIONS setting.
+	Audit string `json:"audit"`
+	// The tenant: its roles, users, permissions, grants, memberships
+	// (direct ones, user in role) and role parents (role in role).
+	Roles       int `json:"roles"`
+	Users       int `json:"users"`
+	Permissions int `json:"permissions"`
+	Grants      int `json:"grants"`
+	Memberships int `json:"memberships"`
+	Parents     int `json:"parents"`
+	// BiggestRole is the number of members of the largest role.
+	BiggestRole int `json:"biggest_role"`
+	// Workflows is the number of registered workflows, each run
+	// WorkflowRuns times.
+	Workflows    int `json:"workflows"`
+	WorkflowRuns int `json:"workflow_runs"`
+	// Seed is how long writing the bulk of the tenant into the database
+	// took, Import how long the policy import of the rest through the API
+	// took.
+	Seed   time.Duration `json:"seed"`
+	Import time.Duration `json:"import"`
+	// Rounds is the number of warm rounds: each round requests every page
+	// once, in the order of Pages.
+	Rounds int `json:"rounds"`
+	// Pages holds one entry per page, in the order they are requested.
+	Pages []ConsolePage `json:"pages"`
+	// Command reproduces the section.
+	Command string `json:"command,omitempty"`
+}
+
+// ConsolePage is one console request's timings: the first request of its
+// kind on the server, then the warm ones.
+type ConsolePage struct {
+	// Name says what the page is.
+	Name string `json:"name"`
+	// Method and Path are the request (path and query).
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	// Bytes is the size of the last answer's body.
+	Bytes int `json:"bytes"`
+	// First is the first request of the page.
+	First time.Duration `json:"first"`
+	// Latency summarizes the warm requests, Samples of them.
+	Latency loadtest.Percentiles `json:"latency"`
+	Samples int                  `json:"samples"`
+}
+
+// Slowest returns the console page of the highest warm p99.
+func (c *ConsoleProbe) Slowest() (ConsolePage, bool) {
+	if c == nil || len(c.Pages) == 0 {
+		return ConsolePage{}, false
+	}
+	slow := c.Pages[0]
+	for _, p := range c.Pages[1:] {
+		if p.Latency.P99 > slow.Latency.P99 {
+			slow = p
+		}
+	}
+	return slow, true
 }

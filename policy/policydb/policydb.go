@@ -276,11 +276,20 @@ func (t *tx) AddRules(ctx context.Context, ptype string, rules [][]string) error
 	if err := checkRules(rules); err != nil {
 		return err
 	}
-	if err := t.a.AddPoliciesCtx(ctx, ptype[:1], ptype, rules); err != nil {
-		return fmt.Errorf("add rules: %w", err)
+	// One INSERT per batch: a statement binds 7 values a rule, and SQLite
+	// takes at most 32 766 of them (PostgreSQL 65 535).
+	for len(rules) > 0 {
+		n := min(len(rules), maxRulesPerInsert)
+		if err := t.a.AddPoliciesCtx(ctx, ptype[:1], ptype, rules[:n]); err != nil {
+			return fmt.Errorf("add rules: %w", err)
+		}
+		rules = rules[n:]
 	}
 	return nil
 }
+
+// maxRulesPerInsert bounds the rules one INSERT adds (7 bound values each).
+const maxRulesPerInsert = 1000
 
 func (t *tx) RemoveRules(ctx context.Context, ptype string, rules [][]string) error {
 	if err := checkRules(rules); err != nil {

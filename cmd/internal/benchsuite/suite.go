@@ -1,8 +1,9 @@
 // Package benchsuite runs the service's benchmark suite: it builds and
 // starts auth-server processes on generated tenants, drives them over
 // loopback HTTP next to a bare net/http ceiling, runs the Go benchmarks of
-// the policy core and of replica propagation, and gathers every figure in
-// a benchreport.Report.
+// the policy core and of replica propagation, times the admin console's
+// pages on a large tenant, and gathers every figure in a
+// benchreport.Report.
 package benchsuite
 
 import (
@@ -34,10 +35,11 @@ const (
 	SectionInProcess   = "inprocess"
 	SectionCold        = "cold"
 	SectionReplica     = "replica"
+	SectionConsole     = "console"
 )
 
 // Sections lists every section in the order they run.
-var Sections = []string{SectionCeiling, SectionHTTP, SectionWrites, SectionConsistency, SectionInProcess, SectionCold, SectionReplica}
+var Sections = []string{SectionCeiling, SectionHTTP, SectionWrites, SectionConsistency, SectionInProcess, SectionCold, SectionReplica, SectionConsole}
 
 // Config says what to run and with what.
 type Config struct {
@@ -173,7 +175,7 @@ func Run(ctx context.Context, cfg Config) (*benchreport.Report, error) {
 	}
 	s.pg = s.pingPostgres(ctx)
 
-	if s.want(SectionHTTP) || s.want(SectionWrites) || s.want(SectionConsistency) || s.want(SectionCold) {
+	if s.want(SectionHTTP) || s.want(SectionWrites) || s.want(SectionConsistency) || s.want(SectionCold) || s.want(SectionConsole) {
 		if err := s.buildServer(ctx); err != nil {
 			return nil, err
 		}
@@ -188,6 +190,7 @@ func Run(ctx context.Context, cfg Config) (*benchreport.Report, error) {
 		{SectionInProcess, s.runInProcess},
 		{SectionCold, s.runCold},
 		{SectionReplica, s.runReplica},
+		{SectionConsole, s.runConsole},
 	}
 	for _, st := range steps {
 		want := s.want(st.section)
