@@ -267,6 +267,7 @@ func TestChangesNeedTheCSRFToken(t *testing.T) {
 		{"wrong header", false, []string{console.HeaderCSRF, "forged"}},
 		{"right token, other origin", true, []string{"Origin", "https://evil.example"}},
 		{"right token, cross-site fetch", true, []string{"Sec-Fetch-Site", "cross-site"}},
+		{"right token, null origin without fetch metadata", true, []string{"Origin", "null"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -286,7 +287,12 @@ func TestChangesNeedTheCSRFToken(t *testing.T) {
 	if p := b.post("/console/roles", url.Values{"role": {"by-header"}}, false, console.HeaderCSRF, b.csrf); p.status != http.StatusSeeOther {
 		t.Fatalf("create with the header's token: %d", p.status)
 	}
-	for _, r := range []string{"by-field", "by-header"} {
+	// A browser's same-origin POST under Referrer-Policy no-referrer: Origin
+	// null, with the fetch metadata that says where it came from.
+	if p := b.post("/console/roles", url.Values{"role": {"by-browser"}}, true, "Origin", "null", "Sec-Fetch-Site", "same-origin"); p.status != http.StatusSeeOther {
+		t.Fatalf("create as a browser sends it: %d", p.status)
+	}
+	for _, r := range []string{"by-field", "by-header", "by-browser"} {
 		if code, _ := s.apiDo(t, http.MethodGet, "/api/v2/roles/"+r); code != http.StatusOK {
 			t.Errorf("role %s not created: GET %d", r, code)
 		}
