@@ -24,7 +24,7 @@ var layers = []struct {
 }{
 	{"cmd", []string{"cmd/..."}},
 	{"root", []string{"", "settings/..."}}, // the embedded defaults, and the settings composed of every package's section
-	{"console", []string{"console/..."}}, // the admin console: a client of the API, in process
+	{"console", []string{"console/..."}},   // the admin console: a client of the API, in process
 	{"api", []string{"api/..."}},
 	{"workflow", []string{"workflow/..."}},
 	{"webhook", []string{"webhook/..."}},   // signed webhooks: sent by workflows, verified by receivers
