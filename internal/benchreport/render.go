@@ -60,6 +60,7 @@ func (r *Report) Render(w io.Writer) error {
 	r.renderReplica(p, cmd)
 	r.renderFeedWake(p)
 	r.renderConsole(p, cmd)
+	r.renderTenants(p, cmd)
 	r.renderOthers(p, cmd)
 
 	if len(r.Skipped) > 0 {
@@ -148,7 +149,7 @@ func (r *Report) renderMethod(p printer, cmd func(...string)) {
 	p("  started by the harness as a process of its own and measured exactly like the service, in the\n")
 	p("  same run, with the same generator.\n\n")
 	if me.Command != "" {
-		p("One section of the report alone (`-only ceiling,http,writes,consistency,inprocess,cold,replica,console`, comma-separated):\n\n")
+		p("One section of the report alone (`-only ceiling,http,writes,consistency,inprocess,cold,replica,console,tenants`, comma-separated):\n\n")
 		cmd(me.Command)
 	}
 }
@@ -538,4 +539,122 @@ func (r *Report) renderOthers(p printer, cmd func(...string)) {
 	p("- **Encryption at rest cost**: see [Encryption at rest](encryption.md) (checks 1×, writes\n")
 	p("  about 1.1×, cold tenant loads 1.3–1.5×).\n\n")
 	_ = cmd
+}
+
+func (r *Report) renderTenants(p printer, cmd func(...string)) {
+	t := r.Tenants
+	if t == nil {
+		return
+	}
+	p("## Many small tenants\n\n")
+	p("Every client key is a tenant of its own: how much a small tenant takes in memory, how a check\n")
+	p("fares as the loaded tenants grow in number, what loading one costs, and a server over a\n")
+	p("million tenants in its database.\n\n")
+	if t.Command != "" {
+		cmd(t.Command)
+	}
+	if g := t.Go; g != nil {
+		p("### Memory per tenant and checks by tenant count\n\n")
+		p("In-process benchmarks (`policy/tenants_bench_test.go`, `policy/bench_test.go`): tenants written\n")
+		p("in bulk into SQLite, all loaded into one `policy.Service`; *live heap* is the growth of the Go\n")
+		p("heap (after two collections) over loading them, divided by their number, the seed data kept\n")
+		p("live across both readings; *estimate* is the service's own figure, which\n")
+		p("`AUTH_TENANT_MEMORY_BUDGET` is counted in. time/op is a check spread over the loaded tenants.\n\n")
+		cmd(g.Command)
+		if g.Note != "" {
+			p("%s\n\n", g.Note)
+		}
+		p("| benchmark | time/op | live heap per tenant | estimate per tenant | per membership | memory (log) |\n|---|---|---|---|---|---|\n")
+		for _, b := range g.Benchmarks {
+			val := func(unit, format string) string {
+				v, ok := b.Metrics[unit]
+				if !ok {
+					return "—"
+				}
+				return fmt.Sprintf(format, v)
+			}
+			note := memoryNote(b.Log)
+			if note == "" {
+				note = "—"
+			}
+			p("| `%s` | %s | %s | %s | %s | %s |\n", b.Name, Duration(time.Duration(b.Metrics["ns/op"])),
+				val("B/tenant", "%.0f B"), val("est-B/tenant", "%.0f B"), val("B/membership", "%.0f B"), note)
+		}
+		p("\n`members` is the 10-rule tenant with 40 more memberships, each of a new user: the per-membership\n")
+		p("figure is the difference of the two tenants' live heap over 40. `tenants/N` holds N tenants of\n")
+		p("3 roles, 30 grants and 20 memberships each.\n\n")
+	}
+	if len(t.Cold) > 0 {
+		p("### Cold load of a small tenant\n\n")
+		p("The first check of tenants no process holds yet, one at a time, each a tenant of 3 roles,\n")
+		p("4 grants and 3 memberships among the database's many. *in-process*: the harness opens the\n")
+		p("database with the service's own code (`sqldb`, `policydb`, `policy.Service`) and times\n")
+		p("`HasPermission` of tenants spread over the whole database (after 20 loads not timed). *HTTP*: the\n")
+		p("million-tenant server's first `GET /api/has_permission` of each tenant over one keep-alive\n")
+		p("connection (client-key resolution and its last-use write included). *warm* is the p50 of a\n")
+		p("second check of the same tenants by the same path.\n\n")
+		p("| database | path | tenants in the database | loads | p50 | p90 | p99 | max | warm p50 |\n|---|---|---|---|---|---|---|---|---|\n")
+		for _, c := range t.Cold {
+			l := c.Latency
+			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.Database, c.Path, Count(c.Tenants), Count(c.Loads),
+				Duration(l.P50), Duration(l.P90), Duration(l.P99), Duration(l.Max), Duration(c.Warm))
+		}
+		p("\n")
+	}
+	if m := t.Million; m != nil {
+		p("### A million tenants, Zipf traffic\n\n")
+		gen := fmt.Sprintf("written in %s", Duration(m.Generated))
+		if m.Cached {
+			gen = "taken from the cache"
+		}
+		p("%s tenants of %d roles, %d grants and %d memberships each (%s rules in all) written straight\n",
+			Count(m.Tenants), m.Roles, m.Grants, m.Memberships, Count(m.Tenants*(m.Grants+m.Memberships)))
+		p("into a %s database (%s, %s; client keys derived from the tenant's number, so the load\n", m.Database, Bytes(m.DBBytes), gen)
+		p("generator knows them), then one server with `AUTH_TENANT_MEMORY_BUDGET=%s`. The same closed loop\n", m.Budget)
+		p("of `GET /api/has_permission/{user}/{perm}` (%d keep-alive connections, a random user and\n", m.Zipf.Connections)
+		p("permission of the tenant, every answer checked) runs first against one tenant, then over all of\n")
+		p("them, the tenant of each request drawn from a Zipf distribution (s = %.2f: the k-th most popular\n", m.ZipfS)
+		p("tenant asked in proportion to 1/k^s; ranks map to tenants scattered over the database): %s\n", Count(m.ListLength))
+		p("requests of %s distinct tenants, sent in turn. Each measured loop follows a %s warm-up.\n", Count(m.Distinct), Duration(m.Warmup))
+		p("*peak RSS* is the server's `VmHWM` (`/proc/PID/status`) after the Zipf run.\n\n")
+		p("| load | checks/s | p50 | p90 | p99 | p99.9 | errors |\n|---|---|---|---|---|---|---|\n")
+		for _, x := range []struct {
+			name string
+			res  loadtest.Result
+		}{{"one tenant", m.Single}, {fmt.Sprintf("Zipf over %s tenants", Count(m.Tenants)), m.Zipf}} {
+			l := x.res.Latency
+			p("| %s | %s | %s | %s | %s | %s | %s |\n", x.name, Rate(x.res.Throughput), Duration(l.P50), Duration(l.P90),
+				Duration(l.P99), Duration(l.P999), errs(x.res.Errors, x.res.Requests))
+		}
+		p("\n")
+		p("| budget | peak RSS | RSS at the end | tenants in memory | their estimate | evictions (memory) |\n|---|---|---|---|---|---|\n")
+		num := func(v int64, f func(int64) string) string {
+			if v < 0 {
+				return "—"
+			}
+			return f(v)
+		}
+		p("| %s | %s | %s | %s | %s | %s |\n\n", m.Budget, Bytes(m.PeakRSS), Bytes(m.EndRSS),
+			num(m.Loaded, func(v int64) string { return Count(int(v)) }), num(m.LoadedBytes, Bytes),
+			num(m.Evictions, func(v int64) string { return Count(int(v)) }))
+		if len(m.Env) > 0 {
+			p("The server ran with `%s` besides the common settings.", strings.Join(m.Env, "`, `"))
+			if m.CachePath != "" {
+				p(" The generated database is kept in `%s` between runs.", m.CachePath)
+			}
+			p("\n\n")
+		}
+		var lines []string
+		for _, x := range []struct {
+			name string
+			res  loadtest.Result
+		}{{"one tenant", m.Single}, {"Zipf", m.Zipf}} {
+			for _, e := range x.res.ErrorSamples {
+				lines = append(lines, fmt.Sprintf("- %s: `%s`", x.name, e))
+			}
+		}
+		if len(lines) > 0 {
+			p("Errors seen:\n\n%s\n\n", strings.Join(lines, "\n"))
+		}
+	}
 }

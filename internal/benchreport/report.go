@@ -37,6 +37,8 @@ type Report struct {
 	// Console is the admin console's pages on a large tenant (nil: not
 	// run).
 	Console *ConsoleProbe `json:"console,omitempty"`
+	// Tenants is the section of many small tenants (nil: not run).
+	Tenants *TenantsProbe `json:"tenants,omitempty"`
 	// Skipped explains each part that was not measured.
 	Skipped []string `json:"skipped,omitempty"`
 	// Notes is the hand-written notes file, included verbatim.
@@ -273,4 +275,99 @@ func (c *ConsoleProbe) Slowest() (ConsolePage, bool) {
 		}
 	}
 	return slow, true
+}
+
+// TenantsProbe is the section of many small tenants: their memory, checks
+// as the number of loaded tenants grows, cold loads of a small tenant, and
+// a server over a million tenants under Zipf-distributed traffic.
+type TenantsProbe struct {
+	// Go is the run of the policy package's benchmarks of many tenants
+	// (BenchmarkTenantMemory, BenchmarkHasPermission/tenants).
+	Go *GoRun `json:"go,omitempty"`
+	// Cold holds the cold loads of small tenants, per database and path.
+	Cold []ColdLoads `json:"cold,omitempty"`
+	// Million is the server over a million tenants (nil: not run).
+	Million *MillionRun `json:"million,omitempty"`
+	// Command reproduces the section.
+	Command string `json:"command,omitempty"`
+}
+
+// The paths of a cold load.
+const (
+	// ColdInProcess: the policy package in the harness's own process,
+	// policy.Service.HasPermission of a tenant not in memory.
+	ColdInProcess = "in-process"
+	// ColdHTTP: a server's first GET /api/has_permission of a tenant, one
+	// request at a time (key resolution and the HTTP round trip included).
+	ColdHTTP = "HTTP"
+)
+
+// ColdLoads are first checks of distinct small tenants, one at a time.
+type ColdLoads struct {
+	Database string `json:"database"`
+	// Path is ColdInProcess or ColdHTTP.
+	Path string `json:"path"`
+	// Tenants is the number of tenants in the database.
+	Tenants int `json:"tenants"`
+	// Loads is the number of first checks timed.
+	Loads   int                  `json:"loads"`
+	Latency loadtest.Percentiles `json:"latency"`
+	// Warm is the p50 of a second check of the same tenants, for
+	// comparison.
+	Warm time.Duration `json:"warm"`
+}
+
+// MillionRun is one server over a database of many small tenants: the same
+// check load against one tenant, then spread over all of them with Zipf
+// popularity.
+type MillionRun struct {
+	Database string `json:"database"`
+	Tenants  int    `json:"tenants"`
+	// Roles, Grants and Memberships are each tenant's.
+	Roles       int `json:"roles"`
+	Grants      int `json:"grants"`
+	Memberships int `json:"memberships"`
+	// Generated is how long writing the database took (zero when it came
+	// from the cache), DBBytes its size.
+	Generated time.Duration `json:"generated"`
+	Cached    bool          `json:"cached"`
+	CachePath string        `json:"cache_path,omitempty"`
+	DBBytes   int64         `json:"db_bytes"`
+	// Budget is AUTH_TENANT_MEMORY_BUDGET, BudgetBytes its value.
+	Budget      string   `json:"budget"`
+	BudgetBytes int64    `json:"budget_bytes"`
+	Env         []string `json:"env,omitempty"`
+	// ZipfS is the exponent of the tenants' popularity (rank k is asked
+	// in proportion to 1/k^s); Distinct is the number of distinct tenants
+	// in the Zipf request list, ListLength its length.
+	ZipfS      float64 `json:"zipf_s"`
+	Distinct   int     `json:"distinct"`
+	ListLength int     `json:"list_length"`
+	// Warmup is the unmeasured closed loop before each measured one.
+	Warmup time.Duration `json:"warmup"`
+	// Single is the closed loop on one tenant, Zipf the one over all.
+	Single loadtest.Result `json:"single"`
+	Zipf   loadtest.Result `json:"zipf"`
+	// PeakRSS is the server's VmHWM after the Zipf run, EndRSS its VmRSS.
+	PeakRSS int64 `json:"peak_rss"`
+	EndRSS  int64 `json:"end_rss"`
+	// Loaded, LoadedBytes and Evictions are the server's metrics after the
+	// Zipf run: tenants in memory, their estimated bytes, and evictions
+	// for the memory budget (-1: not read).
+	Loaded      int64 `json:"loaded"`
+	LoadedBytes int64 `json:"loaded_bytes"`
+	Evictions   int64 `json:"evictions"`
+}
+
+// ColdLoad returns the cold loads of that database and path.
+func (t *TenantsProbe) ColdLoad(db, path string) (ColdLoads, bool) {
+	if t == nil {
+		return ColdLoads{}, false
+	}
+	for _, c := range t.Cold {
+		if c.Database == db && c.Path == path {
+			return c, true
+		}
+	}
+	return ColdLoads{}, false
 }

@@ -217,6 +217,89 @@ func (r *Report) Targets() []Verdict {
 		}
 	}
 	out = append(out, r.consoleVerdict())
+	out = append(out, r.tenantsVerdicts()...)
+	return out
+}
+
+// The in-process benchmarks of the tenants section.
+const (
+	TenantMemory10      = "BenchmarkTenantMemory/rules=10"
+	TenantMemoryMembers = "BenchmarkTenantMemory/members"
+	Tenants100k         = "BenchmarkHasPermission/tenants/100000"
+)
+
+// The bounds of the many-tenants targets.
+const (
+	maxBytesPerSmallTenant = 4 << 10
+	maxBytesPerSmallMember = 300
+	maxCheckAt100kTenants  = 2 * time.Microsecond
+	maxColdSQLiteP99       = 2 * time.Millisecond
+	maxColdPostgresP99     = 5 * time.Millisecond
+	minZipfShare           = 0.80
+)
+
+// tenantsVerdicts judges the figures of the tenants section.
+func (r *Report) tenantsVerdicts() []Verdict {
+	var out []Verdict
+	var g *GoRun
+	if r.Tenants != nil {
+		g = r.Tenants.Go
+	}
+	metric := func(target, bench, unit, cfg string, bound float64, format func(float64) string) {
+		b, ok := g.Get(bench)
+		v, has := b.Metrics[unit]
+		if !ok || !has || v <= 0 {
+			out = append(out, Verdict{Target: target, Config: cfg, Measured: "—", Status: NotMeasured})
+			return
+		}
+		out = append(out, Verdict{target, cfg, format(v), Ratio(v/bound) + " of the bound", verdict(v <= bound)})
+	}
+	bytes := func(v float64) string { return fmt.Sprintf("%.0f bytes", v) }
+	metric("≤ 4 KB per loaded tenant of 10 rules", TenantMemory10, "B/tenant",
+		"`"+TenantMemory10+"`: 3 roles, 5 grants, 5 memberships; live heap", maxBytesPerSmallTenant, bytes)
+	metric("+ ≤ 300 bytes per membership of a small tenant", TenantMemoryMembers, "B/membership",
+		"`"+TenantMemoryMembers+"`: 40 more memberships (new users) per 10-rule tenant", maxBytesPerSmallMember, bytes)
+	metric("check ≤ 2 µs at 100 000 loaded tenants", Tenants100k, "ns/op", "`"+Tenants100k+"`",
+		float64(maxCheckAt100kTenants), func(v float64) string { return Duration(time.Duration(v)) })
+	for _, x := range []struct {
+		db    string
+		bound time.Duration
+	}{{SQLite, maxColdSQLiteP99}, {Postgres, maxColdPostgresP99}} {
+		target := fmt.Sprintf("cold load of a small tenant p99 ≤ %s on %s", Duration(x.bound), x.db)
+		c, ok := r.Tenants.ColdLoad(x.db, ColdInProcess)
+		if !ok || c.Loads == 0 {
+			out = append(out, Verdict{Target: target, Config: "in-process first check", Measured: "—", Status: NotMeasured})
+			continue
+		}
+		cfg := fmt.Sprintf("in-process first check, %s tenants of %s in the database (p50 %s)", Count(c.Loads), Count(c.Tenants), Duration(c.Latency.P50))
+		out = append(out, Verdict{target, cfg, Duration(c.Latency.P99),
+			Ratio(float64(c.Latency.P99)/float64(x.bound)) + " of the bound", verdict(c.Latency.P99 <= x.bound)})
+	}
+	var m *MillionRun
+	if r.Tenants != nil {
+		m = r.Tenants.Million
+	}
+	{
+		const target = "1 000 000 tenants, Zipf traffic: throughput ≥ 80 % of one tenant's"
+		if m == nil || m.Single.Throughput <= 0 {
+			out = append(out, Verdict{Target: target, Config: "HTTP checks", Measured: "—", Status: NotMeasured})
+		} else {
+			share := m.Zipf.Throughput / m.Single.Throughput
+			cfg := fmt.Sprintf("%s tenants on %s, Zipf s=%.2f, %d connections, budget %s", Count(m.Tenants), m.Database, m.ZipfS, m.Zipf.Connections, m.Budget)
+			out = append(out, Verdict{target, cfg, fmt.Sprintf("%s vs %s checks/s", Rate(m.Zipf.Throughput), Rate(m.Single.Throughput)),
+				Percent(share) + " of one tenant's", verdict(share >= minZipfShare)})
+		}
+	}
+	{
+		const target = "1 000 000 tenants, Zipf traffic: RSS under the memory budget"
+		if m == nil || m.PeakRSS <= 0 || m.BudgetBytes <= 0 {
+			out = append(out, Verdict{Target: target, Config: "server's peak RSS", Measured: "—", Status: NotMeasured})
+		} else {
+			cfg := fmt.Sprintf("server's peak RSS (VmHWM), AUTH_TENANT_MEMORY_BUDGET=%s", m.Budget)
+			out = append(out, Verdict{target, cfg, Bytes(m.PeakRSS),
+				Ratio(float64(m.PeakRSS)/float64(m.BudgetBytes)) + " of the budget", verdict(m.PeakRSS <= m.BudgetBytes)})
+		}
+	}
 	return out
 }
 

@@ -26,6 +26,12 @@ type figures struct {
 	atLeastHTTP    float64 // checks/s; minimize_latency's is 1 000
 	feedWakeP99ms  float64
 	consoleP99     time.Duration // the slowest console page's
+	// the tenants section
+	smallTenant, smallMember float64 // bytes
+	tenants100kNs            float64
+	coldSQLite, coldPostgres time.Duration // p99
+	zipf                     float64       // checks/s; one tenant's is 10 000
+	peakRSS                  int64         // the budget is 256 MiB
 }
 
 func (f figures) report() *Report {
@@ -61,6 +67,19 @@ func (f figures) report() *Report {
 		{Name: "roles", Samples: 100, Latency: loadtest.Percentiles{P99: f.consoleP99 / 2}},
 		{Name: "matrix", Samples: 100, Latency: loadtest.Percentiles{P99: f.consoleP99}},
 	}}
+	r.Tenants = &TenantsProbe{
+		Go: &GoRun{Benchmarks: []gobench.Benchmark{
+			{Name: TenantMemory10, Metrics: map[string]float64{"B/tenant": f.smallTenant}},
+			{Name: TenantMemoryMembers, Metrics: map[string]float64{"B/membership": f.smallMember}},
+			{Name: Tenants100k, Metrics: map[string]float64{"ns/op": f.tenants100kNs}},
+		}},
+		Cold: []ColdLoads{
+			{Database: SQLite, Path: ColdInProcess, Tenants: 1_000_000, Loads: 1000, Latency: loadtest.Percentiles{P99: f.coldSQLite}},
+			{Database: Postgres, Path: ColdInProcess, Tenants: 20_000, Loads: 1000, Latency: loadtest.Percentiles{P99: f.coldPostgres}},
+		},
+		Million: &MillionRun{Database: SQLite, Tenants: 1_000_000, ZipfS: 1.1, Budget: "256MiB", BudgetBytes: 256 << 20,
+			Single: loadtest.Result{Throughput: 10_000}, Zipf: loadtest.Result{Throughput: f.zipf, Connections: 16}, PeakRSS: f.peakRSS},
+	}
 	return r
 }
 
@@ -72,6 +91,9 @@ var met = figures{
 	sqliteWrites: 1000, pgWriteHalfP99: 20 * time.Millisecond, replicaP99ms: 100,
 	atLeastNs: 110, atLeastHTTP: 900, feedWakeP99ms: 100,
 	consoleP99: MaxConsolePage - time.Microsecond,
+	smallTenant: 4096, smallMember: 300, tenants100kNs: 2000,
+	coldSQLite: 2 * time.Millisecond, coldPostgres: 5 * time.Millisecond,
+	zipf: 8000, peakRSS: 256 << 20,
 }
 
 // missed misses every target just past its bound.
@@ -82,6 +104,9 @@ var missed = figures{
 	sqliteWrites: 999, pgWriteHalfP99: 20*time.Millisecond + 1, replicaP99ms: 100.001,
 	atLeastNs: 110.1, atLeastHTTP: 899, feedWakeP99ms: 100.001,
 	consoleP99: MaxConsolePage,
+	smallTenant: 4097, smallMember: 300.1, tenants100kNs: 2001,
+	coldSQLite: 2*time.Millisecond + 1, coldPostgres: 5*time.Millisecond + 1,
+	zipf: 7999, peakRSS: 256<<20 + 1,
 }
 
 func statuses(vs []Verdict) []Status {
@@ -93,7 +118,7 @@ func statuses(vs []Verdict) []Status {
 }
 
 func TestTargets(t *testing.T) {
-	const rows = 18 // 2 throughput, 2 p99 at 50 %, 2 saturation, 2 batch, in-process, bytes, 2 cold, writes, write p99, replica, at_least, feed wake, console
+	const rows = 25 // 2 throughput, 2 p99 at 50 %, 2 saturation, 2 batch, in-process, bytes, 2 cold, writes, write p99, replica, at_least, feed wake, console; tenant bytes, membership bytes, check at 100 000, 2 small cold loads, Zipf throughput, RSS
 	cases := []struct {
 		name   string
 		report *Report
@@ -146,6 +171,13 @@ func TestTargetFigures(t *testing.T) {
 		{"in-process 110 ns vs 100 ns; HTTP 900 vs 1 000 checks/s", "in-process 1.10×, HTTP 0.90×"},
 		{"100 ms", "1.00× of the bound"},
 		{"300 ms", "1.00× of the bound"},
+		{"4096 bytes", "1.00× of the bound"},
+		{"300 bytes", "1.00× of the bound"},
+		{"2.00 µs", "1.00× of the bound"},
+		{"2.00 ms", "1.00× of the bound"},
+		{"5.00 ms", "1.00× of the bound"},
+		{"8 000 vs 10 000 checks/s", "80 % of one tenant's"},
+		{"256 MiB", "1.00× of the budget"},
 	}
 	if len(vs) != len(want) {
 		t.Fatalf("%d verdicts, want %d", len(vs), len(want))

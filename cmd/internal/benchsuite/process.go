@@ -147,20 +147,28 @@ func (p *process) kill() {
 }
 
 // rss is the process's resident memory (VmRSS of /proc/PID/status).
-func (p *process) rss() (int64, error) {
+func (p *process) rss() (int64, error) { return p.status("VmRSS:") }
+
+// status reads a memory line of /proc/PID/status, in bytes: "VmRSS:" the
+// resident memory, "VmHWM:" its peak.
+func (p *process) status(field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
-	return parseVmRSS(b)
+	return parseStatusKB(b, field)
 }
 
 // parseVmRSS reads the VmRSS line ("VmRSS:    12345 kB") of a status file.
-func parseVmRSS(status []byte) (int64, error) {
+func parseVmRSS(status []byte) (int64, error) { return parseStatusKB(status, "VmRSS:") }
+
+// parseStatusKB reads the line of field ("VmHWM:    12345 kB") of a
+// status file, in bytes.
+func parseStatusKB(status []byte, field string) (int64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(status))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) == 3 && f[0] == "VmRSS:" && f[2] == "kB" {
+		if len(f) == 3 && f[0] == field && f[2] == "kB" {
 			kb, err := strconv.ParseInt(f[1], 10, 64)
 			if err != nil {
 				return 0, err
@@ -168,7 +176,7 @@ func parseVmRSS(status []byte) (int64, error) {
 			return kb << 10, nil
 		}
 	}
-	return 0, errors.New("no VmRSS line")
+	return 0, errors.New("no " + strings.TrimSuffix(field, ":") + " line")
 }
 
 // PortPlaceholder, in the arguments or environment of a process the suite

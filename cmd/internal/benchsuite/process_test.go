@@ -23,6 +23,25 @@ func TestParseVmRSS(t *testing.T) {
 	}
 }
 
+func TestParseStatusKB(t *testing.T) {
+	status := []byte("Name:\tauth-server\nVmPeak:\t 2000 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   43344 kB\n")
+	cases := []struct {
+		field   string
+		want    int64
+		wantErr bool
+	}{
+		{"VmHWM:", 51200 << 10, false},
+		{"VmRSS:", 43344 << 10, false},
+		{"VmSwap:", 0, true},
+	}
+	for _, tc := range cases {
+		got, err := parseStatusKB(status, tc.field)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("parseStatusKB(%s) = %d, %v; want %d, error %v", tc.field, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
 func TestShellQuote(t *testing.T) {
 	cases := []struct{ in, want string }{
 		{"./policy/", "./policy/"},

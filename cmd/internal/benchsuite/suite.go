@@ -36,10 +36,11 @@ const (
 	SectionCold        = "cold"
 	SectionReplica     = "replica"
 	SectionConsole     = "console"
+	SectionTenants     = "tenants"
 )
 
 // Sections lists every section in the order they run.
-var Sections = []string{SectionCeiling, SectionHTTP, SectionWrites, SectionConsistency, SectionInProcess, SectionCold, SectionReplica, SectionConsole}
+var Sections = []string{SectionCeiling, SectionHTTP, SectionWrites, SectionConsistency, SectionInProcess, SectionCold, SectionReplica, SectionConsole, SectionTenants}
 
 // Config says what to run and with what.
 type Config struct {
@@ -175,7 +176,7 @@ func Run(ctx context.Context, cfg Config) (*benchreport.Report, error) {
 	}
 	s.pg = s.pingPostgres(ctx)
 
-	if s.want(SectionHTTP) || s.want(SectionWrites) || s.want(SectionConsistency) || s.want(SectionCold) || s.want(SectionConsole) {
+	if s.want(SectionHTTP) || s.want(SectionWrites) || s.want(SectionConsistency) || s.want(SectionCold) || s.want(SectionConsole) || s.want(SectionTenants) {
 		if err := s.buildServer(ctx); err != nil {
 			return nil, err
 		}
@@ -191,6 +192,7 @@ func Run(ctx context.Context, cfg Config) (*benchreport.Report, error) {
 		{SectionCold, s.runCold},
 		{SectionReplica, s.runReplica},
 		{SectionConsole, s.runConsole},
+		{SectionTenants, s.runTenants},
 	}
 	for _, st := range steps {
 		want := s.want(st.section)
