@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 
+	"gorm.io/gorm"
+
 	"github.com/ourway/auth/policy"
 )
 
@@ -48,11 +50,25 @@ ORDER BY 1, 2`
 // LoadTenant implements policy.Store: the tenant with this key hash, its
 // version, roles, rules and rule expiries are read by one statement
 // (loadQuery), so they agree with each other, and the rules are streamed
-// from the database to add as they come. Sealed names come back as stored
+// from the database to add as they come (see sqldb.DB.Read: no
+// transaction, no write lock). Sealed names come back as stored
 // and are decrypted here, each distinct stored value once. A tenant that
 // does not exist is reported with found false.
 func (s *Store) LoadTenant(ctx context.Context, key policy.KeyHash, add policy.RuleFunc) (snap policy.Snapshot, found bool, err error) {
-	rows, err := s.db.Gorm().WithContext(ctx).Raw(loadQuery, string(key)).Rows()
+	err = s.db.Read(ctx, func(g *gorm.DB) error {
+		var err error
+		snap, found, err = s.readTenant(g, key, add)
+		return err
+	})
+	if err != nil {
+		return policy.Snapshot{}, false, err
+	}
+	return snap, found, nil
+}
+
+// readTenant runs loadQuery for key on g and decodes its rows.
+func (s *Store) readTenant(g *gorm.DB, key policy.KeyHash, add policy.RuleFunc) (snap policy.Snapshot, found bool, err error) {
+	rows, err := g.Raw(loadQuery, string(key)).Rows()
 	if err != nil {
 		return policy.Snapshot{}, false, fmt.Errorf("read tenant: %w", err)
 	}
