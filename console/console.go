@@ -155,6 +155,9 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET "+Prefix+"/audit", c.page(c.auditPage))
 	c.mux.HandleFunc("GET "+Prefix+"/workflows", c.page(c.workflowsPage))
 	c.mux.HandleFunc("POST "+Prefix+"/workflows/{workflow}/run", c.change(c.runWorkflow))
+	c.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
+		c.fail(w, r, nil, http.StatusNotFound, "There is no such page in the console.")
+	})
 }
 
 // home sends a visitor to the roles, or to the sign-in page.

@@ -623,3 +623,12 @@ func TestPageViewsAreRecorded(t *testing.T) {
 		}
 	}
 }
+
+func TestUnknownPage(t *testing.T) {
+	s := newStack(t)
+	b := s.browser(t)
+	p := b.get("/console/no-such-page")
+	if p.status != http.StatusNotFound || !strings.Contains(p.body, `id="error"`) || p.header.Get("Content-Security-Policy") == "" {
+		t.Fatalf("unknown page: %d, CSP %q: %s", p.status, p.header.Get("Content-Security-Policy"), p.body)
+	}
+}

@@ -33,14 +33,8 @@ func (s *Service) tenant(ctx context.Context, key KeyHash, create bool) (*tenant
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	if t == nil && !create {
-		_, found, err := s.store.FindTenant(ctx, key)
-		if err != nil {
-			return nil, err
-		}
-		if !found {
-			return nil, nil
-		}
+	if !create {
+		return s.coldRead(ctx, key)
 	}
 	s.mu.Lock()
 	if t = s.tenants[key]; t == nil {

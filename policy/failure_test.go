@@ -22,37 +22,26 @@ var errInjected = errors.New("injected storage failure")
 // all of its work: the case of a commit that fails.
 type faultyStore struct {
 	policy.Store
-	mu                        sync.Mutex
-	findErr, loadErr, chgErr  error
-	finds, loads, changeCalls int
+	mu                 sync.Mutex
+	loadErr, chgErr    error
+	loads, changeCalls int
 }
 
-func (s *faultyStore) set(find, load, change error) {
+func (s *faultyStore) set(load, change error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.findErr, s.loadErr, s.chgErr = find, load, change
+	s.loadErr, s.chgErr = load, change
 }
 
-func (s *faultyStore) FindTenant(ctx context.Context, key policy.KeyHash) (int64, bool, error) {
-	s.mu.Lock()
-	err := s.findErr
-	s.finds++
-	s.mu.Unlock()
-	if err != nil {
-		return 0, false, err
-	}
-	return s.Store.FindTenant(ctx, key)
-}
-
-func (s *faultyStore) LoadTenant(ctx context.Context, id int64, add policy.RuleFunc) (policy.Snapshot, error) {
+func (s *faultyStore) LoadTenant(ctx context.Context, key policy.KeyHash, add policy.RuleFunc) (policy.Snapshot, bool, error) {
 	s.mu.Lock()
 	err := s.loadErr
 	s.loads++
 	s.mu.Unlock()
 	if err != nil {
-		return policy.Snapshot{}, err
+		return policy.Snapshot{}, false, err
 	}
-	return s.Store.LoadTenant(ctx, id, add)
+	return s.Store.LoadTenant(ctx, key, add)
 }
 
 func (s *faultyStore) Change(ctx context.Context, fn func(ctx context.Context, tx policy.Tx) error) error {
@@ -105,9 +94,9 @@ func TestChangeFailureSurfacesAndChangesNothing(t *testing.T) {
 	}
 	for _, w := range writes {
 		t.Run(w.name, func(t *testing.T) {
-			store.set(nil, nil, errInjected)
+			store.set(nil, errInjected)
 			got, err := w.call()
-			store.set(nil, nil, nil)
+			store.set(nil, nil)
 			if !errors.Is(err, errInjected) {
 				t.Errorf("error = %v, want the storage error", err)
 			}
@@ -136,11 +125,11 @@ func TestChangeFailureSurfacesAndChangesNothing(t *testing.T) {
 	}
 	// A brand-new tenant whose first write fails exists nowhere.
 	k2 := mustKey(t, keyB)
-	store.set(nil, nil, errInjected)
+	store.set(nil, errInjected)
 	if ok, err := svc.CreateRole(ctx, k2, "admin"); ok || !errors.Is(err, errInjected) {
 		t.Errorf("CreateRole on a new tenant with a failing store = %v, %v; want false, the error", ok, err)
 	}
-	store.set(nil, nil, nil)
+	store.set(nil, nil)
 	if _, ok := tenantDomain(t, db, k2); ok {
 		t.Errorf("a failed first write left the tenant in the database")
 	}
@@ -157,11 +146,11 @@ func TestReadFailureSurfaces(t *testing.T) {
 	populate(t, ctx, newService(t, db, auth.DefaultModel, policy.Options{}), k)
 
 	for _, tc := range []struct {
-		name       string
-		find, load error
+		name string
+		load error
 	}{
-		{"FindTenant fails", errInjected, nil},
-		{"LoadTenant fails", nil, errInjected},
+		// The load finds the tenant too: there is no separate lookup.
+		{"LoadTenant fails", errInjected},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := &faultyStore{Store: policydb.New(db)}
@@ -169,7 +158,7 @@ func TestReadFailureSurfaces(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			store.set(tc.find, tc.load, nil)
+			store.set(tc.load, nil)
 			checks := map[string]func() error{
 				"HasPermission": func() error {
 					ok, err := svc.HasPermission(ctx, k, "alice", "read")
@@ -195,7 +184,7 @@ func TestReadFailureSurfaces(t *testing.T) {
 			if n := svc.LoadedTenants(); n != 0 {
 				t.Errorf("LoadedTenants = %d after failed loads, want 0", n)
 			}
-			store.set(nil, nil, nil)
+			store.set(nil, nil)
 			if ok, err := svc.HasPermission(ctx, k, "alice", "read"); err != nil || !ok {
 				t.Errorf("HasPermission after the store recovered = %v, %v; want true", ok, err)
 			}
@@ -210,8 +199,8 @@ func (downStore) FindTenant(context.Context, policy.KeyHash) (int64, bool, error
 	return 0, false, policy.ErrUnavailable
 }
 
-func (downStore) LoadTenant(context.Context, int64, policy.RuleFunc) (policy.Snapshot, error) {
-	return policy.Snapshot{}, policy.ErrUnavailable
+func (downStore) LoadTenant(context.Context, policy.KeyHash, policy.RuleFunc) (policy.Snapshot, bool, error) {
+	return policy.Snapshot{}, false, policy.ErrUnavailable
 }
 
 func (downStore) Change(context.Context, func(context.Context, policy.Tx) error) error {

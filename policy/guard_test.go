@@ -53,11 +53,11 @@ func (s *outageStore) FindTenant(ctx context.Context, key policy.KeyHash) (int64
 	return s.Store.FindTenant(ctx, key)
 }
 
-func (s *outageStore) LoadTenant(ctx context.Context, id int64, add policy.RuleFunc) (policy.Snapshot, error) {
+func (s *outageStore) LoadTenant(ctx context.Context, key policy.KeyHash, add policy.RuleFunc) (policy.Snapshot, bool, error) {
 	if err := s.fault(ctx); err != nil {
-		return policy.Snapshot{}, err
+		return policy.Snapshot{}, false, err
 	}
-	return s.Store.LoadTenant(ctx, id, add)
+	return s.Store.LoadTenant(ctx, key, add)
 }
 
 func (s *outageStore) Change(ctx context.Context, fn func(ctx context.Context, tx policy.Tx) error) error {

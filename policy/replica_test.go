@@ -41,12 +41,12 @@ type hookStore struct {
 	change    func() error // fails Change when it returns an error
 }
 
-func (s *hookStore) LoadTenant(ctx context.Context, id int64, add policy.RuleFunc) (policy.Snapshot, error) {
-	snap, err := s.Store.LoadTenant(ctx, id, add)
+func (s *hookStore) LoadTenant(ctx context.Context, key policy.KeyHash, add policy.RuleFunc) (policy.Snapshot, bool, error) {
+	snap, found, err := s.Store.LoadTenant(ctx, key, add)
 	if s.afterLoad != nil {
 		s.afterLoad()
 	}
-	return snap, err
+	return snap, found, err
 }
 
 func (s *hookStore) Change(ctx context.Context, fn func(ctx context.Context, tx policy.Tx) error) error {

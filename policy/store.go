@@ -69,11 +69,13 @@ type RuleFunc func(ptype string, rule []string) error
 type Store interface {
 	// FindTenant returns the id of the tenant with this key hash.
 	FindTenant(ctx context.Context, key KeyHash) (id int64, found bool, err error)
-	// LoadTenant reads the tenant's rules (the p rules and g rules of its
-	// domain, in the order they were written, names in clear) into add,
-	// and returns the rest of its state, consistently. An error from add
-	// ends the load with that error.
-	LoadTenant(ctx context.Context, id int64, add RuleFunc) (Snapshot, error)
+	// LoadTenant finds the tenant with this key hash (found false if there
+	// is none), reads its rules (the p rules and g rules of its domain, in
+	// the order they were written, names in clear) into add, and returns
+	// the rest of its state, consistently. An error from add ends the load
+	// with that error. It is the whole of a cold load: one round trip to
+	// the database for a small tenant.
+	LoadTenant(ctx context.Context, key KeyHash, add RuleFunc) (snap Snapshot, found bool, err error)
 	// Change runs fn in one write transaction. The transaction is carried in
 	// the context given to fn, so that an audit Recorder joins it.
 	Change(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error

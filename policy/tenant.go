@@ -358,29 +358,22 @@ func (s *Service) loadTenant(ctx context.Context, t *tenant) error {
 	}
 }
 
-// readTenant reads a tenant's state from the store.
+// readTenant reads a tenant's state from the store: one call, which finds
+// the tenant by its key and reads it (a tenant the store does not have is
+// read as empty, with id 0).
 func (s *Service) readTenant(ctx context.Context, key KeyHash) (*tenant, error) {
-	id, found, err := s.store.FindTenant(ctx, key)
-	if err != nil {
-		return nil, err
-	}
 	fresh := &tenant{key: key}
-	if !found {
-		if err := fresh.empty(s.model); err != nil {
-			return nil, err
-		}
-		return fresh, nil
-	}
 	// The rules go straight into the index (and, for a model that needs
 	// one, into the enforcer's model) as the store reads them.
 	idx := newRuleIndex()
 	var m model.Model
 	if !s.model.fast {
+		var err error
 		if m, err = model.NewModelFromString(s.model.text); err != nil {
 			return nil, err
 		}
 	}
-	snap, err := s.store.LoadTenant(ctx, id, func(ptype string, rule []string) error {
+	snap, found, err := s.store.LoadTenant(ctx, key, func(ptype string, rule []string) error {
 		sec := ptype[:1]
 		if m != nil {
 			if ok, _ := m.HasPolicy(sec, ptype, rule); ok {
@@ -394,7 +387,13 @@ func (s *Service) readTenant(ctx context.Context, key KeyHash) (*tenant, error) 
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load tenant %d: %w", id, err)
+		return nil, fmt.Errorf("load tenant: %w", err)
+	}
+	if !found {
+		if err := fresh.build(m, newRuleIndex(), Snapshot{}); err != nil {
+			return nil, err
+		}
+		return fresh, nil
 	}
 	for _, e := range snap.Expiries {
 		if len(e.Rule) > 0 && (e.Ptype == "p" || e.Ptype == "g") {
@@ -402,7 +401,7 @@ func (s *Service) readTenant(ctx context.Context, key KeyHash) (*tenant, error) 
 		}
 	}
 	if err := fresh.build(m, idx, snap); err != nil {
-		return nil, fmt.Errorf("load tenant %d: %w", id, err)
+		return nil, fmt.Errorf("load tenant %d: %w", snap.TenantID, err)
 	}
 	return fresh, nil
 }

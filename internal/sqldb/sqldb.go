@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,6 +53,12 @@ type DB struct {
 	// than spinning on SQLITE_BUSY. Other processes are still covered by
 	// busy_timeout. Waiting for it honours the caller's context.
 	writeSem chan struct{}
+	// readSem (GOMAXPROCS tokens, SQLite only) bounds the reads run at
+	// once through Read. SQLite runs in this process: more concurrent
+	// reads than processors gain no throughput, and unbounded, the few
+	// that lose the race for its internal locks wait tens of milliseconds
+	// while the others pass.
+	readSem chan struct{}
 }
 
 // ErrNotMigrated is returned when the schema is older than this binary.
@@ -102,7 +109,11 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", o.Dialect, redact(err, o.URL))
 	}
-	return &DB{gorm: g, dialect: o.Dialect, writeSem: make(chan struct{}, 1)}, nil
+	d := &DB{gorm: g, dialect: o.Dialect, writeSem: make(chan struct{}, 1)}
+	if o.Dialect == SQLite {
+		d.readSem = make(chan struct{}, runtime.GOMAXPROCS(0))
+	}
+	return d, nil
 }
 
 // SQLiteDSN is the DSN for a SQLite file: WAL, a busy timeout, immediate
@@ -170,6 +181,22 @@ func (d *DB) InTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 		}
 	}
 	return d.gorm.WithContext(ctx).Transaction(fn)
+}
+
+// Read runs fn, a read outside any transaction (one statement is one
+// consistent snapshot on both databases), with the pool bound to ctx. It
+// takes no write lock; on SQLite it waits, honouring ctx, while as many
+// reads as there are processors run (see readSem).
+func (d *DB) Read(ctx context.Context, fn func(g *gorm.DB) error) error {
+	if d.readSem != nil {
+		select {
+		case d.readSem <- struct{}{}:
+			defer func() { <-d.readSem }()
+		case <-ctx.Done():
+			return fmt.Errorf("wait to read the database: %w", ctx.Err())
+		}
+	}
+	return fn(d.gorm.WithContext(ctx))
 }
 
 //go:embed migrations

@@ -52,11 +52,12 @@ func (t *tx) SetExpiry(ctx context.Context, tenantID int64, ptype string, rules 
 	if at == nil && t.noExpiries {
 		return nil // a tenant that never had a time-bound rule
 	}
-	if at != nil && t.noExpiries {
+	if at != nil && t.expiriesOf != tenantID {
+		// A load reads the table of ends only for a tenant so marked.
 		if err := t.g.WithContext(ctx).Exec("UPDATE tenants SET has_expiries = TRUE WHERE id = ?", tenantID).Error; err != nil {
 			return fmt.Errorf("note time-bound rules: %w", err)
 		}
-		t.noExpiries = false
+		t.noExpiries, t.expiriesOf = false, tenantID
 	}
 	for _, r := range rules {
 		if len(r) < 3 {
@@ -371,21 +372,4 @@ func (s *Store) openExpiry(r expiryRow) (policy.Expiry, error) {
 		}
 	}
 	return policy.Expiry{Ptype: r.Ptype, Rule: rule, At: time.UnixMicro(r.ExpiresAt).UTC()}, nil
-}
-
-// loadExpiries reads the ends of a tenant's time-bound rules.
-func (s *Store) loadExpiries(tx *gorm.DB, id int64) ([]policy.Expiry, error) {
-	var rows []expiryRow
-	if err := tx.Where("tenant_id = ?", id).Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("read rule expiries: %w", err)
-	}
-	out := make([]policy.Expiry, 0, len(rows))
-	for _, r := range rows {
-		e, err := s.openExpiry(r)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, nil
 }

@@ -126,9 +126,12 @@ func TestChangeLogAndExpiriesEncrypted(t *testing.T) {
 			if !reflect.DeepEqual(b.Records, wantRecords) || b.Latest != 1 || b.Floor != 0 {
 				t.Errorf("ReadChanges = %+v\nwant records %+v at latest 1", b, wantRecords)
 			}
-			snap, err := s.LoadTenant(ctx, id, func(string, []string) error { return nil })
+			snap, found, err := s.LoadTenant(ctx, tenantKey(1), func(string, []string) error { return nil })
 			if err != nil {
 				return err
+			}
+			if !found {
+				t.Errorf("LoadTenant: tenant not found")
 			}
 			if got := sortedEnds(snap.Expiries); !reflect.DeepEqual(got, wantEnds) {
 				t.Errorf("LoadTenant expiries = %+v\nwant %+v", got, wantEnds)

@@ -210,7 +210,7 @@ func load(t testing.TB, s *Store, id int64) (view, error) {
 	// A rule stored under two keys (during a rotation) comes twice; the
 	// service holds it once, as this view does.
 	seen := map[string]bool{}
-	snap, err := s.LoadTenant(context.Background(), id, func(ptype string, r []string) error {
+	snap, found, err := s.LoadTenant(context.Background(), keyOf(t, s, id), func(ptype string, r []string) error {
 		s := strings.Join(r, ",")
 		if seen[ptype+":"+s] {
 			return nil
@@ -229,6 +229,9 @@ func load(t testing.TB, s *Store, id int64) (view, error) {
 	if err != nil {
 		return view{}, err
 	}
+	if !found {
+		t.Fatalf("LoadTenant: no tenant %d", id)
+	}
 	for _, r := range snap.Roles {
 		name := r.Name
 		if r.Description != nil {
@@ -239,6 +242,16 @@ func load(t testing.TB, s *Store, id int64) (view, error) {
 	sort.Strings(v.P)
 	sort.Strings(v.G)
 	return v, nil
+}
+
+// keyOf returns the key hash of tenant id.
+func keyOf(t testing.TB, s *Store, id int64) policy.KeyHash {
+	t.Helper()
+	var key string
+	if err := s.db.Gorm().Raw("SELECT key_hash FROM tenants WHERE id = ?", id).Scan(&key).Error; err != nil || key == "" {
+		t.Fatalf("key of tenant %d: %q, %v", id, key, err)
+	}
+	return policy.KeyHash(key)
 }
 
 func mustLoad(t testing.TB, s *Store, id int64) view {

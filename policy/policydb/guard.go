@@ -48,13 +48,13 @@ func (g *guardedStore) FindTenant(ctx context.Context, key policy.KeyHash) (id i
 }
 
 // LoadTenant implements policy.Store through the read breaker.
-func (g *guardedStore) LoadTenant(ctx context.Context, id int64, add policy.RuleFunc) (snap policy.Snapshot, err error) {
+func (g *guardedStore) LoadTenant(ctx context.Context, key policy.KeyHash, add policy.RuleFunc) (snap policy.Snapshot, found bool, err error) {
 	err = guard.Run(ctx, g.reads, func(ctx context.Context) error {
 		var err error
-		snap, err = g.s.LoadTenant(ctx, id, add)
+		snap, found, err = g.s.LoadTenant(ctx, key, add)
 		return err
 	})
-	return snap, err
+	return snap, found, err
 }
 
 // Change implements policy.Store through the write breaker.

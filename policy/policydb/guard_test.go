@@ -27,8 +27,8 @@ func (f *fakeStore) hit() error { f.calls.Add(1); return f.err }
 func (f *fakeStore) FindTenant(context.Context, policy.KeyHash) (int64, bool, error) {
 	return 0, false, f.hit()
 }
-func (f *fakeStore) LoadTenant(context.Context, int64, policy.RuleFunc) (policy.Snapshot, error) {
-	return policy.Snapshot{}, f.hit()
+func (f *fakeStore) LoadTenant(context.Context, policy.KeyHash, policy.RuleFunc) (policy.Snapshot, bool, error) {
+	return policy.Snapshot{}, false, f.hit()
 }
 func (f *fakeStore) Change(context.Context, func(context.Context, policy.Tx) error) error {
 	return f.hit()
@@ -87,7 +87,7 @@ func guardedCalls() []guardedCall {
 			return err
 		}},
 		{"LoadTenant", false, func(ctx context.Context, f *fakeStore, r, w *breaker.Breaker) error {
-			_, err := store(f, r, w).LoadTenant(ctx, 1, nil)
+			_, _, err := store(f, r, w).LoadTenant(ctx, k, nil)
 			return err
 		}},
 		{"Change", true, func(ctx context.Context, f *fakeStore, r, w *breaker.Breaker) error {

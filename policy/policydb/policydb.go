@@ -5,7 +5,6 @@ package policydb
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -79,53 +78,6 @@ func (s *Store) FindTenant(ctx context.Context, key policy.KeyHash) (int64, bool
 	return row.ID, true, nil
 }
 
-// LoadTenant implements policy.Store: the tenant's rules, roles and version
-// are read in one transaction, so they agree with each other. The rules are
-// streamed from the database to add (see loadRules).
-func (s *Store) LoadTenant(ctx context.Context, id int64, add policy.RuleFunc) (policy.Snapshot, error) {
-	snap := policy.Snapshot{TenantID: id}
-	load := func(tx *gorm.DB) error {
-		var t tenantRow
-		if err := tx.Where("id = ?", id).Take(&t).Error; err != nil {
-			return fmt.Errorf("read tenant: %w", err)
-		}
-		snap.Version = t.PolicyVersion
-		var roles []roleRow
-		if err := tx.Where("tenant_id = ?", id).Order("id").Find(&roles).Error; err != nil {
-			return fmt.Errorf("read roles: %w", err)
-		}
-		dom := fmt.Sprint(id)
-		seen := map[string]bool{}
-		for _, r := range roles {
-			name, desc, err := s.openRole(dom, r)
-			if err != nil {
-				return err
-			}
-			if seen[name] {
-				continue // the same role under two keys during rotation
-			}
-			seen[name] = true
-			snap.Roles = append(snap.Roles, policy.Role{Name: name, Description: desc})
-		}
-		if err := s.loadRules(ctx, tx, dom, add); err != nil {
-			return fmt.Errorf("load rules: %w", err)
-		}
-		var err error
-		snap.Expiries, err = s.loadExpiries(tx, id)
-		return err
-	}
-	g := s.db.Gorm().WithContext(ctx)
-	var err error
-	if s.db.Dialect() == sqldb.Postgres {
-		err = g.Transaction(load, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-	} else {
-		// A SQLite transaction reads one snapshot; an immediate one also
-		// keeps writers of other processes out while the tenant loads.
-		err = s.db.InTx(ctx, load)
-	}
-	return snap, err
-}
-
 // Change implements policy.Store. The transaction is the service's own
 // (sqldb.InOwnTxContext): the rule triggers, which note changes made by
 // other programs, leave it alone, since it bumps the version itself.
@@ -151,6 +103,9 @@ type tx struct {
 	// (read with the version, see BumpVersion): its changes skip the
 	// table of ends.
 	noExpiries bool
+	// expiriesOf is the tenant whose tenants.has_expiries is known to be
+	// set (0: none), which a load relies on to read the table of ends.
+	expiriesOf int64
 }
 
 // roleNames returns the stored forms a role name may have: itself, or its
@@ -204,6 +159,9 @@ func (t *tx) BumpVersion(ctx context.Context, id int64) (int64, error) {
 		return 0, fmt.Errorf("read policy version: %w", err)
 	}
 	t.noExpiries = !row.HasExpiries
+	if row.HasExpiries {
+		t.expiriesOf = id
+	}
 	return row.PolicyVersion, nil
 }
 
@@ -341,74 +299,6 @@ func checkRules(rules [][]string) error {
 			if v == "" {
 				return errors.New("policydb: empty rule field")
 			}
-		}
-	}
-	return nil
-}
-
-// ruleQueries read the rules of one domain as gorm-adapter's filtered load
-// does (p rules, then g rules, each in the order they were written), but
-// without the domain column, which the filter fixes.
-var ruleQueries = [...]struct {
-	ptype string
-	sql   string
-}{
-	{"p", "SELECT v0, v2, v3, v4, v5 FROM casbin_rule WHERE ptype = 'p' AND v1 = ? ORDER BY id"},
-	{"g", "SELECT v0, v1, v3, v4, v5 FROM casbin_rule WHERE ptype = 'g' AND v2 = ? ORDER BY id"},
-}
-
-// loadRules streams the rules of domain dom to add, one row at a time,
-// decrypting sealed names (each distinct stored value once). A rule is
-// shaped as gorm-adapter shapes it (trailing empty fields dropped). Nothing
-// is held per row beyond add's own use: no gorm structs, no Casbin model.
-func (s *Store) loadRules(ctx context.Context, tx *gorm.DB, dom string, add policy.RuleFunc) error {
-	var opened map[string]string
-	if s.keys != nil {
-		opened = map[string]string{}
-	}
-	var rule [6]string
-	for _, q := range ruleQueries {
-		rows, err := tx.WithContext(ctx).Raw(q.sql, dom).Rows()
-		if err != nil {
-			return err
-		}
-		err = func() error {
-			defer rows.Close()
-			d := 1 // the domain's field
-			if q.ptype == "g" {
-				d = 2
-			}
-			var f [5]sql.NullString
-			for rows.Next() {
-				if err := rows.Scan(&f[0], &f[1], &f[2], &f[3], &f[4]); err != nil {
-					return err
-				}
-				// f holds the fields other than the domain, in order.
-				for i, j := 0, 0; i < len(rule); i++ {
-					if i == d {
-						rule[i] = dom
-						continue
-					}
-					rule[i] = f[j].String
-					j++
-				}
-				n := len(rule)
-				for n > 0 && rule[n-1] == "" {
-					n--
-				}
-				if s.keys != nil {
-					if err := s.openRule(q.ptype, dom, rule[:n], opened); err != nil {
-						return err
-					}
-				}
-				if err := add(q.ptype, rule[:n]); err != nil {
-					return err
-				}
-			}
-			return rows.Err()
-		}()
-		if err != nil {
-			return err
 		}
 	}
 	return nil
