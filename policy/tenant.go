@@ -42,8 +42,10 @@ type tenant struct {
 
 	lastUsed atomic.Int64
 	// cost is the estimated memory of this tenant as last accounted in
-	// Service.bytes; guarded by Service.mu.
+	// Service.bytes, and slot its place in Service.ring (-1 once dropped);
+	// both guarded by Service.mu.
 	cost int64
+	slot int
 	// next is closed when the revision changes (see awaitRevision).
 	next chan struct{}
 }

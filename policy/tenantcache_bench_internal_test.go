@@ -153,6 +153,31 @@ func BenchmarkLoadedTenants(b *testing.B) {
 	}
 }
 
+// checker checks tenant key of svc over and over until stop is closed,
+// then sends its slowest check and the share of its checks that took longer
+// than 100 µs.
+func checker(svc *Service, key KeyHash, stop <-chan struct{}, done chan<- [2]float64) {
+	ctx := context.Background()
+	var worst time.Duration
+	var n, slow int
+	for {
+		select {
+		case <-stop:
+			done <- [2]float64{float64(worst.Microseconds()), float64(slow) / float64(max(n, 1))}
+			return
+		default:
+		}
+		s := time.Now()
+		_, _ = svc.HasPermission(ctx, key, "user-0", "perm-0")
+		d := time.Since(s)
+		worst = max(worst, d)
+		n++
+		if d > 100*time.Microsecond {
+			slow++
+		}
+	}
+}
+
 // BenchmarkEvictionStall loads n tenants under a budget just at their
 // estimate, then one new tenant per iteration, each of which goes over
 // the budget (the first sweeps a tenth of the budget away). Meanwhile
@@ -172,22 +197,8 @@ func BenchmarkEvictionStall(b *testing.B) {
 			svc.opts.MemoryBudget = svc.bytes
 			svc.mu.Unlock()
 			stop := make(chan struct{})
-			done := make(chan time.Duration)
-			go func() {
-				var worst time.Duration
-				k := keys[n-1] // used last: evicted last
-				for {
-					select {
-					case <-stop:
-						done <- worst
-						return
-					default:
-					}
-					s := time.Now()
-					_, _ = svc.HasPermission(ctx, k, "user-0", "perm-0")
-					worst = max(worst, time.Since(s))
-				}
-			}()
+			done := make(chan [2]float64)
+			go checker(svc, keys[n-1], stop, done) // used last: evicted last
 			var slowest time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -199,11 +210,13 @@ func BenchmarkEvictionStall(b *testing.B) {
 			}
 			b.StopTimer()
 			close(stop)
-			worst := <-done
-			b.ReportMetric(float64(worst.Microseconds()), "worst-check-µs")
+			res := <-done
+			b.ReportMetric(res[0], "worst-check-µs")
+			b.ReportMetric(res[1]*100, "%checks>100µs")
 			b.ReportMetric(float64(slowest.Microseconds()), "worst-load-µs")
 			_, evicted := svc.Evictions()
 			b.ReportMetric(float64(evicted), "evicted")
+			b.ReportMetric(float64(svc.longestSweepHold.Load())/1e3, "longest-hold-µs")
 			if got, budget := svc.LoadedBytes(), svc.opts.MemoryBudget; got > budget {
 				b.Errorf("LoadedBytes() = %d over the budget %d", got, budget)
 			}
@@ -223,7 +236,7 @@ func BenchmarkIdleSweepStall(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			var worst time.Duration
+			var worst, slow float64
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				clock := time.Now()
@@ -236,32 +249,22 @@ func BenchmarkIdleSweepStall(b *testing.B) {
 					}
 				}
 				stop := make(chan struct{})
-				done := make(chan time.Duration)
-				go func() {
-					var w time.Duration
-					for {
-						select {
-						case <-stop:
-							done <- w
-							return
-						default:
-						}
-						s := time.Now()
-						_, _ = svc.HasPermission(ctx, keys[n-1], "user-0", "perm-0")
-						w = max(w, time.Since(s))
-					}
-				}()
+				done := make(chan [2]float64)
+				go checker(svc, keys[n-1], stop, done)
 				b.StartTimer()
 				if got := svc.EvictIdle(); got != n/2 {
 					b.Errorf("EvictIdle() = %d, want %d", got, n/2)
 				}
 				b.StopTimer()
 				close(stop)
-				worst = max(worst, <-done)
+				res := <-done
+				worst, slow = max(worst, res[0]), max(slow, res[1])
 				clock = clock.Add(2 * time.Hour)
 				svc.EvictIdle()
 			}
-			b.ReportMetric(float64(worst.Microseconds()), "worst-check-µs")
+			b.ReportMetric(worst, "worst-check-µs")
+			b.ReportMetric(slow*100, "%checks>100µs")
+			b.ReportMetric(float64(svc.longestSweepHold.Load())/1e3, "longest-hold-µs")
 		})
 	}
 }
