@@ -238,6 +238,7 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 	stale := t.version+1 != version || (t.id != 0 && t.id != tid)
 	if t.id == 0 {
 		t.id, t.dom = tid, domainOf(tid)
+		s.indexID(t, tid)
 	}
 	if !stale {
 		for _, op := range ops {

@@ -43,6 +43,28 @@ func (s *Service) dropLocked(key KeyHash, t *tenant) {
 	t.slot = -1
 	s.bytes -= t.cost
 	t.cost = 0
+	s.unindex(t)
+}
+
+// indexID files t under id for loadedByID.
+func (s *Service) indexID(t *tenant, id int64) {
+	if id == 0 {
+		return
+	}
+	s.idMu.Lock()
+	s.byID[id] = t
+	t.filedID = id
+	s.idMu.Unlock()
+}
+
+// unindex removes t from the ids' index, unless another tenant of the same
+// id replaced it there.
+func (s *Service) unindex(t *tenant) {
+	s.idMu.Lock()
+	if id := t.filedID; id != 0 && s.byID[id] == t {
+		delete(s.byID, id)
+	}
+	s.idMu.Unlock()
 }
 
 // sweep evicts the tenants evict selects, other than one being loaded or

@@ -126,3 +126,50 @@ func TestBatchedIdleEviction(t *testing.T) {
 		t.Errorf("LoadedBytes() with no tenant = %d", got)
 	}
 }
+
+// A loaded tenant is found by its id (for other replicas' change
+// messages) without a walk over every tenant, until it leaves memory; a
+// reload files it again.
+func TestLoadedByID(t *testing.T) {
+	ctx := context.Background()
+	svc, keys, clock := newClockedService(t, 3, Options{IdleTimeout: time.Minute})
+	for _, k := range keys {
+		if _, err := svc.ListRoles(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	found := func(k KeyHash) bool {
+		svc.mu.RLock()
+		tn := svc.tenants[k]
+		svc.mu.RUnlock()
+		if tn == nil {
+			return false
+		}
+		tn.mu.RLock()
+		id := tn.id
+		tn.mu.RUnlock()
+		return svc.loadedByID(id, 0) == tn
+	}
+	for i, k := range keys {
+		if !found(k) {
+			t.Fatalf("tenant %d is not found by its id", i)
+		}
+	}
+	*clock = clock.Add(2 * time.Minute)
+	if n := svc.EvictIdle(); n != len(keys) {
+		t.Fatalf("EvictIdle() = %d, want %d", n, len(keys))
+	}
+	svc.idMu.Lock()
+	left := len(svc.byID)
+	svc.idMu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d tenants still filed by id after eviction", left)
+	}
+	if _, err := svc.ListRoles(ctx, keys[1]); err != nil {
+		t.Fatal(err)
+	}
+	if !found(keys[1]) {
+		t.Fatal("a reloaded tenant is not found by its id")
+	}
+	checkRing(t, svc)
+}

@@ -73,6 +73,10 @@ type Service struct {
 	// the last sweep stopped (see sweep).
 	ring []*tenant
 	hand int
+	// byID finds a loaded tenant by its id for another replica's change
+	// message (see loadedByID); idMu guards it and is taken last, alone.
+	idMu sync.Mutex
+	byID map[int64]*tenant
 	// loads counts tenant loads in progress; missed holds, while there are
 	// any, the newest version of each tenant that another replica changed
 	// while it was not loaded here (see loadedByID).
@@ -134,6 +138,7 @@ func New(store Store, modelText string, opts Options) (*Service, error) {
 		log:     opts.Logger,
 		now:     time.Now,
 		tenants: map[KeyHash]*tenant{},
+		byID:    map[int64]*tenant{},
 	}, nil
 }
 

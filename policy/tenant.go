@@ -48,6 +48,9 @@ type tenant struct {
 	// both guarded by Service.mu.
 	cost int64
 	slot int
+	// filedID is the id t is filed under in Service.byID (0: none;
+	// guarded by Service.idMu).
+	filedID int64
 	// next is closed when the revision changes (see awaitRevision).
 	next chan struct{}
 }
@@ -352,6 +355,9 @@ func (s *Service) loadTenant(ctx context.Context, t *tenant) error {
 		t.loaded, t.id, t.dom, t.version, t.enf = fresh.loaded, fresh.id, fresh.dom, fresh.version, fresh.enf
 		t.roles, t.descs, t.idx = fresh.roles, fresh.descs, fresh.idx
 		t.revised()
+		if s.tenants[t.key] == t {
+			s.indexID(t, fresh.id)
+		}
 		missed := fresh.id != 0 && s.missed[fresh.id] > fresh.version
 		t.mu.Unlock()
 		s.mu.Unlock()

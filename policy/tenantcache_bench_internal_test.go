@@ -44,7 +44,11 @@ func (m *memStore) FindTenant(_ context.Context, key KeyHash) (int64, bool, erro
 	return id, ok, nil
 }
 
-func (m *memStore) LoadTenant(_ context.Context, id int64, add RuleFunc) (Snapshot, error) {
+func (m *memStore) LoadTenant(_ context.Context, key KeyHash, add RuleFunc) (Snapshot, bool, error) {
+	id, ok := m.keys[key]
+	if !ok {
+		return Snapshot{}, false, nil
+	}
 	d := m.data[id-1]
 	snap := Snapshot{TenantID: id, Version: 1}
 	for _, r := range d.roles {
@@ -64,11 +68,11 @@ func (m *memStore) LoadTenant(_ context.Context, id int64, add RuleFunc) (Snapsh
 				}
 			}
 			if err := add(sec, rule); err != nil {
-				return Snapshot{}, err
+				return Snapshot{}, false, err
 			}
 		}
 	}
-	return snap, nil
+	return snap, true, nil
 }
 
 // memQuery is one check.
