@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"fmt"
-	"sort"
 )
 
 // Every valid client key names a tenant of its own, so unknown keys can
@@ -105,62 +104,5 @@ func (s *Service) account(t *tenant) {
 	s.mu.Unlock()
 	if over {
 		s.evictLRU(t)
-	}
-}
-
-// dropLocked removes a tenant from memory. The caller holds s.mu.
-func (s *Service) dropLocked(key KeyHash, t *tenant) {
-	delete(s.tenants, key)
-	s.bytes -= t.cost
-	t.cost = 0
-}
-
-// evictLRU evicts the least recently used tenants (by their last use,
-// recorded to the second) until the estimate is down to nine tenths of
-// the budget, so that a flood of new tenants pays for one sweep every
-// tenth of the budget rather than one per tenant. keep (the tenant just
-// used) stays, and so does a tenant being loaded or changed (its write
-// lock is held): as with idle eviction, an evicted tenant is simply loaded
-// again on its next use. While the database is down nothing is evicted:
-// an evicted tenant could not be loaded again.
-func (s *Service) evictLRU(keep *tenant) {
-	if s.storeDown() || !s.evicting.CompareAndSwap(false, true) {
-		return // another sweep is under way
-	}
-	defer s.evicting.Store(false)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	budget := s.opts.MemoryBudget
-	if s.bytes <= budget {
-		return
-	}
-	type candidate struct {
-		used int64
-		key  KeyHash
-		t    *tenant
-	}
-	cands := make([]candidate, 0, len(s.tenants))
-	for k, t := range s.tenants {
-		if t != keep {
-			cands = append(cands, candidate{t.lastUsed.Load(), k, t})
-		}
-	}
-	sort.Slice(cands, func(i, j int) bool { return cands[i].used < cands[j].used })
-	target := budget - budget/10
-	for _, c := range cands {
-		if s.bytes <= target {
-			break
-		}
-		if !c.t.writeMu.tryLock() {
-			continue
-		}
-		s.dropLocked(c.key, c.t)
-		c.t.writeMu.unlock()
-		s.budgetEvictions.Add(1)
-	}
-	if s.bytes > budget && !s.overBudgetLogged {
-		s.overBudgetLogged = true
-		s.log.Warn("tenants in memory exceed AUTH_TENANT_MEMORY_BUDGET even after eviction (a tenant larger than the budget, or all busy)",
-			"estimated_bytes", s.bytes, "budget_bytes", budget, "tenants", len(s.tenants))
 	}
 }

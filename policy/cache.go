@@ -39,7 +39,7 @@ func (s *Service) tenant(ctx context.Context, key KeyHash, create bool) (*tenant
 	s.mu.Lock()
 	if t = s.tenants[key]; t == nil {
 		t = &tenant{key: key}
-		s.tenants[key] = t
+		s.addLocked(t)
 	}
 	s.mu.Unlock()
 	if err := lockTenant(ctx, t); err != nil {
@@ -238,6 +238,7 @@ func (s *Service) write(ctx context.Context, key KeyHash, c change) (bool, error
 	stale := t.version+1 != version || (t.id != 0 && t.id != tid)
 	if t.id == 0 {
 		t.id, t.dom = tid, domainOf(tid)
+		s.indexID(t, tid)
 	}
 	if !stale {
 		for _, op := range ops {
@@ -320,20 +321,11 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // EvictIdle drops from memory the tenants unused for longer than the idle
-// timeout; they are loaded again on their next use.
+// timeout; they are loaded again on their next use. It walks the loaded
+// tenants in batches (see sweep): checks never wait for more than one.
 func (s *Service) EvictIdle() int {
 	cutoff := s.now().Add(-s.opts.IdleTimeout).UnixNano()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for k, t := range s.tenants {
-		if t.lastUsed.Load() >= cutoff || !t.writeMu.tryLock() {
-			continue
-		}
-		s.dropLocked(k, t)
-		t.writeMu.unlock()
-		n++
-	}
+	n := s.sweep(func(t *tenant) bool { return t.lastUsed.Load() < cutoff }, nil)
 	s.idleEvictions.Add(uint64(n))
 	return n
 }

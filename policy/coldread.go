@@ -15,7 +15,7 @@ func (s *Service) coldRead(ctx context.Context, key KeyHash) (*tenant, error) {
 		t := s.tenants[key]
 		if t == nil {
 			t = &tenant{key: key}
-			s.tenants[key] = t
+			s.addLocked(t)
 		}
 		s.mu.Unlock()
 		if err := lockTenant(ctx, t); err != nil {

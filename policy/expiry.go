@@ -23,8 +23,8 @@ type ruleRef struct {
 // expiries are the ends of a tenant's time-bound rules, in Unix
 // nanoseconds; next is the earliest (0: none).
 type expiries struct {
-	at   map[ruleRef]int64
 	next int64
+	at   map[ruleRef]int64
 }
 
 // ref returns the reference of rule r of section sec if the index holds

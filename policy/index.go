@@ -44,8 +44,11 @@ func (n *names) intern(s string) uint32 {
 // (which the service never writes but another program might) is kept
 // verbatim in others, so that an export still lists it.
 type ruleIndex struct {
-	subs names
+	// A check reads exp.next (see due) and then objs, subs and holders:
+	// they come first, to share the struct's first cache lines.
+	exp  expiries // ends of time-bound rules
 	objs names
+	subs names
 
 	grants   map[uint32][]uint32 // subject -> objects, in grant order
 	holders  [][]uint32          // object -> subjects, sorted by id
@@ -55,8 +58,6 @@ type ruleIndex struct {
 	others   [][2]string         // g rules whose parent is not a role subject
 
 	nP, nG int // p rules and role links held
-
-	exp expiries // ends of time-bound rules
 }
 
 func newRuleIndex() *ruleIndex {

@@ -205,7 +205,7 @@ type cachedKey struct {
 }
 
 // maxCachedKeys bounds the resolution cache.
-const maxCachedKeys = 100_000
+const maxCachedKeys = 100_000 // about 40 MB (see lookupCache)
 
 // NewKeys returns a key resolver over store.
 func NewKeys(store KeyStore, opts KeyOptions) *Keys {

@@ -338,18 +338,31 @@ func TestResolveStoreError(t *testing.T) {
 	}
 }
 
+// Past its bound the cache does not start afresh: a key in use stays
+// cached while new keys keep coming.
 func TestResolveCacheBounded(t *testing.T) {
 	ctx := context.Background()
 	st := newFakeKeyStore()
 	k := newTestKeys(st, KeyOptions{}, newClock())
-	for i := 0; i < maxCachedKeys; i++ {
-		k.cache.store(KeyHash(fmt.Sprint(i)), cachedLookup[cachedKey]{})
-	}
-	if _, err := k.Resolve(ctx, hashOf(t)); err != nil {
+	hot := hashOf(t)
+	if _, err := k.Resolve(ctx, hot); err != nil {
 		t.Fatal(err)
 	}
-	if got := k.cache.len(); got != 1 {
-		t.Errorf("cache size after overflow = %d, want 1 (reset)", got)
+	for i := 0; i < 2*maxCachedKeys; i++ {
+		k.cache.mu.Lock()
+		k.cache.store(KeyHash(fmt.Sprint(i)), cachedLookup[cachedKey]{checked: k.now()})
+		k.cache.mu.Unlock()
+		if i%(maxCachedKeys/4) == 0 {
+			if _, err := k.Resolve(ctx, hot); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := k.cache.len(); got > maxCachedKeys {
+		t.Errorf("cache size = %d, over the bound %d", got, maxCachedKeys)
+	}
+	if got := st.findCount(); got != 1 {
+		t.Errorf("store lookups of the key in use = %d, want 1 (it stays cached)", got)
 	}
 }
 

@@ -109,9 +109,12 @@ func (t *tenant) applyOp(op Op) error {
 // went by: a load in progress may have read the tenant before that change
 // and must then read it again (see finishLoad).
 func (s *Service) loadedByID(id, v int64) *tenant {
+	s.idMu.Lock()
+	t := s.byID[id]
+	s.idMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, t := range s.tenants {
+	if t != nil && s.tenants[t.key] == t {
 		t.mu.RLock()
 		match := t.loaded && t.id == id
 		t.mu.RUnlock()
@@ -226,10 +229,9 @@ func (s *Service) Resync(ctx context.Context, vr VersionReader) (int, error) {
 			s.log.WarnContext(ctx, "record changes made outside the service", "err", err)
 		}
 	}
-	s.mu.Lock()
 	loaded := map[int64]*tenant{}
 	var unborn []*tenant // loaded before the tenant existed
-	for _, t := range s.tenants {
+	for _, t := range s.heldTenants() {
 		t.mu.RLock()
 		switch {
 		case t.loaded && t.id != 0:
@@ -239,7 +241,6 @@ func (s *Service) Resync(ctx context.Context, vr VersionReader) (int, error) {
 		}
 		t.mu.RUnlock()
 	}
-	s.mu.Unlock()
 	n := 0
 	for _, t := range unborn {
 		_, found, err := s.store.FindTenant(ctx, t.key)
@@ -296,4 +297,21 @@ func (s *Service) reloadIf(ctx context.Context, t *tenant, stale func(t *tenant)
 		return false, nil
 	}
 	return true, s.loadTenant(ctx, t)
+}
+
+// heldTenants lists the tenants held in memory, read in batches of
+// sweepBatch under one hold of s.mu each (so that checks never wait for a
+// walk over every tenant). A tenant added or dropped meanwhile may be
+// missed or listed twice: the callers run again.
+func (s *Service) heldTenants() []*tenant {
+	var out []*tenant
+	for i := 0; ; i += sweepBatch {
+		s.mu.RLock()
+		if i >= len(s.ring) {
+			s.mu.RUnlock()
+			return out
+		}
+		out = append(out, s.ring[i:min(i+sweepBatch, len(s.ring))]...)
+		s.mu.RUnlock()
+	}
 }

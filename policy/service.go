@@ -68,6 +68,15 @@ type Service struct {
 
 	mu      sync.RWMutex
 	tenants map[KeyHash]*tenant
+	// ring holds the same tenants as tenants, densely (each at its
+	// tenant.slot), for eviction sweeps to walk in batches; hand is where
+	// the last sweep stopped (see sweep).
+	ring []*tenant
+	hand int
+	// byID finds a loaded tenant by its id for another replica's change
+	// message (see loadedByID); idMu guards it and is taken last, alone.
+	idMu sync.Mutex
+	byID map[int64]*tenant
 	// loads counts tenant loads in progress; missed holds, while there are
 	// any, the newest version of each tenant that another replica changed
 	// while it was not loaded here (see loadedByID).
@@ -84,6 +93,7 @@ type Service struct {
 
 	evicting                       atomic.Bool // a budget sweep is under way
 	idleEvictions, budgetEvictions atomic.Uint64
+	longestSweepHold               atomic.Int64 // nanoseconds, the longest hold of mu by a sweep batch
 }
 
 // New builds a Service over store with the model text (a model.conf). It
@@ -128,6 +138,7 @@ func New(store Store, modelText string, opts Options) (*Service, error) {
 		log:     opts.Logger,
 		now:     time.Now,
 		tenants: map[KeyHash]*tenant{},
+		byID:    map[int64]*tenant{},
 	}, nil
 }
 

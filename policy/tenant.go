@@ -18,32 +18,39 @@ import (
 // index does not decide (see modelInfo.fast), its Casbin enforcer (loaded
 // with a filtered load of its domain).
 type tenant struct {
+	// mu guards the tenant's state (loaded, version, idx, id, dom, enf,
+	// roles, descs, next); readers take it shared and only for the time of
+	// a lookup, never across database work. A check reads mu, loaded,
+	// version, idx and lastUsed: they come first, to share one cache line.
+	mu      sync.RWMutex
+	loaded  bool
+	version int64
+	// idx holds the rules of the tenant's domain; subjects are Casbin
+	// subjects (users as is, roles with rolePrefix), objects are
+	// permission names.
+	idx      *ruleIndex
+	lastUsed atomic.Int64
+
 	key KeyHash
 	// writeMu serialises loads and changes of this tenant; it is held across
 	// the database transaction and the memory update that follows it.
 	// Waiting for it honours the waiter's context.
 	writeMu writeLock
-	// mu guards everything below; readers take it shared and only for the
-	// time of a lookup, never across database work.
-	mu      sync.RWMutex
-	loaded  bool
 	id      int64 // 0 until the tenant exists in the database
 	dom     string
-	version int64
 	// enf decides under a model other than plain RBAC with domains; nil
 	// under that model, whose decisions the index makes.
 	enf   *casbin.DistributedEnforcer
 	roles *oset // role names in creation order
 	descs map[string]*string
-	// idx holds the rules of the tenant's domain; subjects are Casbin
-	// subjects (users as is, roles with rolePrefix), objects are
-	// permission names.
-	idx *ruleIndex
-
-	lastUsed atomic.Int64
 	// cost is the estimated memory of this tenant as last accounted in
-	// Service.bytes; guarded by Service.mu.
+	// Service.bytes, and slot its place in Service.ring (-1 once dropped);
+	// both guarded by Service.mu.
 	cost int64
+	slot int
+	// filedID is the id t is filed under in Service.byID (0: none;
+	// guarded by Service.idMu).
+	filedID int64
 	// next is closed when the revision changes (see awaitRevision).
 	next chan struct{}
 }
@@ -348,6 +355,9 @@ func (s *Service) loadTenant(ctx context.Context, t *tenant) error {
 		t.loaded, t.id, t.dom, t.version, t.enf = fresh.loaded, fresh.id, fresh.dom, fresh.version, fresh.enf
 		t.roles, t.descs, t.idx = fresh.roles, fresh.descs, fresh.idx
 		t.revised()
+		if s.tenants[t.key] == t {
+			s.indexID(t, fresh.id)
+		}
 		missed := fresh.id != 0 && s.missed[fresh.id] > fresh.version
 		t.mu.Unlock()
 		s.mu.Unlock()
