@@ -62,8 +62,10 @@ fuzz: ## Run every fuzz target of the module (found with go test -list) for FUZZ
 # writes against a bare net/http ceiling on SQLite and PostgreSQL, the
 # policy core's Go benchmarks, a cold tenant of 1 000 000 memberships and
 # replica propagation (PostgreSQL and Redis; skipped with a note when
-# absent). It writes docs/benchmarks.md and prints it; about 7 minutes.
-bench: ## Measure the service and write docs/benchmarks.md (about 7 minutes; PostgreSQL and Redis optional)
+# absent), the admin console's pages and a million small tenants (their
+# database generated once into ~/.cache/auth-bench). It writes
+# docs/benchmarks.md and prints it; about 10 minutes.
+bench: ## Measure the service and write docs/benchmarks.md (about 10 minutes, 3 more the first time; PostgreSQL and Redis optional)
 	$(GO) run ./cmd/auth-bench -out docs/benchmarks.md
 
 bench-quick: ## A smoke run of the benchmark harness (short phases); its report goes to /tmp/benchmarks.md
