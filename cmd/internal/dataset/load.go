@@ -188,8 +188,12 @@ func (b *batch) flush() error {
 	return err
 }
 
-// loadPostgres writes the rows with COPY, on one connection of db's pool.
-func loadPostgres(ctx context.Context, db *sqldb.DB, t *Tenant, id int64) error {
+// pgxWrite runs fn in one pgx transaction on one connection of db's pool,
+// marked as the service's own write (the rule triggers skip it), then runs
+// analyze on the same connection: fresh statistics, as a database in
+// service has, so that the planner reads a tenant's rules through the
+// indexes.
+func pgxWrite(ctx context.Context, db *sqldb.DB, analyze string, fn func(tx pgx.Tx) error) error {
 	sqlDB, err := db.Gorm().DB()
 	if err != nil {
 		return err
@@ -205,33 +209,37 @@ func loadPostgres(ctx context.Context, db *sqldb.DB, t *Tenant, id int64) error 
 			return fmt.Errorf("PostgreSQL driver connection is a %T, not pgx's", dc)
 		}
 		return pgx.BeginFunc(ctx, sc.Conn(), func(tx pgx.Tx) error {
-			// The service's own write: the rule triggers skip it.
 			if _, err := tx.Exec(ctx, "SELECT set_config('auth.own_write', 'on', true)"); err != nil {
 				return err
 			}
-			now := time.Now().UTC()
-			var roles, rules [][]any
-			err := t.rows(id,
-				func(name string) error { roles = append(roles, []any{id, name, now}); return nil },
-				func(ptype, v0, v1, v2 string) error { rules = append(rules, []any{ptype, v0, v1, v2}); return nil })
-			if err != nil {
-				return err
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"roles"}, []string{"tenant_id", "name", "created_at"}, pgx.CopyFromRows(roles)); err != nil {
-				return fmt.Errorf("copy roles: %w", err)
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"casbin_rule"}, []string{"ptype", "v0", "v1", "v2"}, pgx.CopyFromRows(rules)); err != nil {
-				return fmt.Errorf("copy rules: %w", err)
-			}
-			_, err = tx.Exec(ctx, "UPDATE tenants SET policy_version = policy_version + 1 WHERE id = $1", id)
-			return err
+			return fn(tx)
 		})
 	})
 	if err != nil {
 		return err
 	}
-	// Fresh statistics, as a database in service has: the planner then
-	// reads a tenant's rules through the indexes.
-	_, err = conn.ExecContext(ctx, "ANALYZE casbin_rule")
+	_, err = conn.ExecContext(ctx, analyze)
 	return err
+}
+
+// loadPostgres writes the rows with COPY, on one connection of db's pool.
+func loadPostgres(ctx context.Context, db *sqldb.DB, t *Tenant, id int64) error {
+	return pgxWrite(ctx, db, "ANALYZE casbin_rule", func(tx pgx.Tx) error {
+		now := time.Now().UTC()
+		var roles, rules [][]any
+		err := t.rows(id,
+			func(name string) error { roles = append(roles, []any{id, name, now}); return nil },
+			func(ptype, v0, v1, v2 string) error { rules = append(rules, []any{ptype, v0, v1, v2}); return nil })
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"roles"}, []string{"tenant_id", "name", "created_at"}, pgx.CopyFromRows(roles)); err != nil {
+			return fmt.Errorf("copy roles: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"casbin_rule"}, []string{"ptype", "v0", "v1", "v2"}, pgx.CopyFromRows(rules)); err != nil {
+			return fmt.Errorf("copy rules: %w", err)
+		}
+		_, err = tx.Exec(ctx, "UPDATE tenants SET policy_version = policy_version + 1 WHERE id = $1", id)
+		return err
+	})
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 
 	"github.com/ourway/auth/internal/sqldb"
@@ -184,63 +183,40 @@ func loadManySQLite(ctx context.Context, db *sqldb.DB, n int, progress func(int)
 
 // loadManyPostgres writes the rows with COPY in one transaction.
 func loadManyPostgres(ctx context.Context, db *sqldb.DB, n int, progress func(int)) error {
-	sqlDB, err := db.Gorm().DB()
-	if err != nil {
-		return err
-	}
-	conn, err := sqlDB.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	err = conn.Raw(func(dc any) error {
-		sc, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("PostgreSQL driver connection is a %T, not pgx's", dc)
+	return pgxWrite(ctx, db, "ANALYZE", func(tx pgx.Tx) error {
+		now := time.Now().UTC()
+		var tenants, keys, roles, rules [][]any
+		w := smallRows{
+			tenant: func(id int64, h string) error {
+				tenants = append(tenants, []any{id, h, int64(1), now})
+				keys = append(keys, []any{h, id, now})
+				return nil
+			},
+			role: func(id int64, name string) error { roles = append(roles, []any{id, name, now}); return nil },
+			rule: func(ptype, v0, v1, v2 string) error { rules = append(rules, []any{ptype, v0, v1, v2}); return nil },
 		}
-		return pgx.BeginFunc(ctx, sc.Conn(), func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "SELECT set_config('auth.own_write', 'on', true)"); err != nil {
+		for i := range n {
+			if err := w.write(i); err != nil {
 				return err
 			}
-			now := time.Now().UTC()
-			var tenants, keys, roles, rules [][]any
-			w := smallRows{
-				tenant: func(id int64, h string) error {
-					tenants = append(tenants, []any{id, h, int64(1), now})
-					keys = append(keys, []any{h, id, now})
-					return nil
-				},
-				role: func(id int64, name string) error { roles = append(roles, []any{id, name, now}); return nil },
-				rule: func(ptype, v0, v1, v2 string) error { rules = append(rules, []any{ptype, v0, v1, v2}); return nil },
+		}
+		copies := []struct {
+			table string
+			cols  []string
+			rows  [][]any
+		}{
+			{"tenants", []string{"id", "key_hash", "policy_version", "created_at"}, tenants},
+			{"tenant_keys", []string{"key_hash", "tenant_id", "created_at"}, keys},
+			{"roles", []string{"tenant_id", "name", "created_at"}, roles},
+			{"casbin_rule", []string{"ptype", "v0", "v1", "v2"}, rules},
+		}
+		for _, c := range copies {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
+				return fmt.Errorf("copy %s: %w", c.table, err)
 			}
-			for i := range n {
-				if err := w.write(i); err != nil {
-					return err
-				}
-			}
-			copies := []struct {
-				table string
-				cols  []string
-				rows  [][]any
-			}{
-				{"tenants", []string{"id", "key_hash", "policy_version", "created_at"}, tenants},
-				{"tenant_keys", []string{"key_hash", "tenant_id", "created_at"}, keys},
-				{"roles", []string{"tenant_id", "name", "created_at"}, roles},
-				{"casbin_rule", []string{"ptype", "v0", "v1", "v2"}, rules},
-			}
-			for _, c := range copies {
-				if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
-					return fmt.Errorf("copy %s: %w", c.table, err)
-				}
-			}
-			progress(n)
-			_, err := tx.Exec(ctx, "SELECT setval(pg_get_serial_sequence('tenants', 'id'), $1)", int64(n))
-			return err
-		})
-	})
-	if err != nil {
+		}
+		progress(n)
+		_, err := tx.Exec(ctx, "SELECT setval(pg_get_serial_sequence('tenants', 'id'), $1)", int64(n))
 		return err
-	}
-	_, err = conn.ExecContext(ctx, "ANALYZE")
-	return err
+	})
 }
