@@ -152,3 +152,14 @@ func (s *Server) AdmitRead(r *http.Request, tenant policy.KeyHash) error {
 	}
 	return newRateLimited(res)
 }
+
+// WithRequestFacts returns r carrying, for the audit trail, the facts of the
+// request as every request of the API carries them (audit.WithRequest): its
+// id (the caller's X-Request-ID when well formed, else a fresh one), the
+// client's address as the trusted proxies let it be known, and its user
+// agent; and the id, for the response to echo.
+func (s *Server) WithRequestFacts(r *http.Request) (*http.Request, string) {
+	c := s.echo.NewContext(r, &discardWriter{h: http.Header{}})
+	identify(c)
+	return c.Request(), c.Response().Header().Get(echo.HeaderXRequestID)
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/internal/ratelimit"
 	"github.com/ourway/auth/policy"
 )
@@ -118,5 +119,46 @@ func TestAdmitRead(t *testing.T) {
 	// The API's own reads share the budget: tenant A is over it there too.
 	if rr := call(s, "GET", "/api/roles", "", "Bearer "+keyA); rr.status != http.StatusTooManyRequests {
 		t.Errorf("GET /api/roles after the console's reads: %d, want 429", rr.status)
+	}
+}
+
+// TestWithRequestFacts: a request served beside the API (the console)
+// carries the audit facts the API's own requests carry: the caller's id
+// when well formed, the client's address behind a trusted proxy only.
+func TestWithRequestFacts(t *testing.T) {
+	proxies, err := ParseTrustedProxies("10.0.0.0/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{TrustedProxies: proxies}, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	for _, tc := range []struct {
+		name, peer, xff, id string
+		wantIP              string
+		keepID              bool
+	}{
+		{"direct", "192.0.2.7:5000", "", "req-1", "192.0.2.7", true},
+		{"trusted proxy", "10.1.2.3:5000", "198.51.100.9", "req-2", "198.51.100.9", true},
+		{"untrusted peer's forwarding header", "192.0.2.7:5000", "198.51.100.9", "", "192.0.2.7", false},
+		{"malformed id", "192.0.2.7:5000", "", "bad id!", "192.0.2.7", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/console/roles", nil)
+			r.RemoteAddr = tc.peer
+			r.Header.Set("User-Agent", "ua-test")
+			if tc.xff != "" {
+				r.Header.Set("X-Forwarded-For", tc.xff)
+			}
+			if tc.id != "" {
+				r.Header.Set("X-Request-ID", tc.id)
+			}
+			r2, id := s.WithRequestFacts(r)
+			f, ok := audit.RequestFrom(r2.Context())
+			if !ok || f.IP != tc.wantIP || f.UserAgent != "ua-test" || f.ID != id {
+				t.Fatalf("facts %+v (ok %v), id %q; want IP %s", f, ok, id, tc.wantIP)
+			}
+			if (id == tc.id) != tc.keepID || len(id) == 0 {
+				t.Errorf("id %q for the caller's %q: kept %v, want %v", id, tc.id, id == tc.id, tc.keepID)
+			}
+		})
 	}
 }

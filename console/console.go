@@ -53,6 +53,9 @@ type Gate interface {
 	OpenSession(r *http.Request, credential string, ttl time.Duration) (api.Session, error)
 	Authenticate(r *http.Request, credential string) (api.Identity, error)
 	AdmitRead(r *http.Request, tenant policy.KeyHash) error
+	// WithRequestFacts gives r the facts the audit trail records of a
+	// request (id, client address, user agent), as the API gives them.
+	WithRequestFacts(r *http.Request) (*http.Request, string)
 }
 
 // Directory is what the console reads of a tenant's policy (policy.Service).

@@ -632,3 +632,19 @@ func TestUnknownPage(t *testing.T) {
 		t.Fatalf("unknown page: %d, CSP %q: %s", p.status, p.header.Get("Content-Security-Policy"), p.body)
 	}
 }
+
+// TestRequestIDEchoed: a console page answers with the request's id, the
+// caller's when well formed, as the API does.
+func TestRequestIDEchoed(t *testing.T) {
+	s := newStack(t)
+	req, _ := http.NewRequest(http.MethodGet, s.srv.URL+"/console/signin", nil)
+	req.Header.Set("X-Request-ID", "trace-42")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Request-ID"); got != "trace-42" {
+		t.Errorf("X-Request-ID %q, want trace-42", got)
+	}
+}

@@ -153,6 +153,10 @@ func (c *Console) failErr(w http.ResponseWriter, r *http.Request, s *session, er
 // cookieFlash carries the outcome of a change to the page shown after it.
 const cookieFlash = "auth_console_flash"
 
+// maxFlash bounds the message a flash cookie may show (the browser holds
+// the cookie; the page never shows more of it).
+const maxFlash = 600
+
 // flash is the outcome of a change: a notice, or an error.
 type flash struct {
 	Error  bool   `json:"e,omitempty"`
@@ -179,7 +183,9 @@ func takeFlash(w http.ResponseWriter, r *http.Request) (flash, bool) {
 	if err != nil || json.Unmarshal(b, &f) != nil {
 		return flash{}, false
 	}
-	f.Detail = clamp(f.Detail, 600)
+	if len(f.Detail) > maxFlash {
+		f.Detail = f.Detail[:maxFlash]
+	}
 	return f, true
 }
 

@@ -2,10 +2,8 @@ package console
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ourway/auth/api"
-	"github.com/ourway/auth/audit"
 	"github.com/ourway/auth/policy"
 )
 
@@ -61,9 +58,8 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 	}
-	id := requestID(r)
+	r, id := c.deps.Gate.WithRequestFacts(r)
 	h.Set("X-Request-ID", id)
-	r = r.WithContext(audit.WithRequest(r.Context(), audit.Request{ID: id, IP: clientIP(r), UserAgent: clamp(r.UserAgent(), 512)}))
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	defer func() {
 		if v := recover(); v != nil {
@@ -75,40 +71,6 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	c.mux.ServeHTTP(w, r)
-}
-
-// requestID is the caller's X-Request-ID when it is well formed, a fresh
-// random one otherwise.
-func requestID(r *http.Request) string {
-	id := r.Header.Get("X-Request-ID")
-	ok := len(id) > 0 && len(id) <= 128
-	for i := 0; ok && i < len(id); i++ {
-		b := id[i]
-		ok = b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == ':' || b == '-'
-	}
-	if ok {
-		return id
-	}
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// clientIP is the peer's address (the API's own gate decides which
-// forwarding headers to believe for the requests the console makes).
-func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
-	}
-	return strings.Trim(host, "[]")
-}
-
-func clamp(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 // csrfFor is the CSRF token of a session: a MAC of its token, so that it
