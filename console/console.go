@@ -159,9 +159,12 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET "+Prefix+"/workflows", c.page(c.workflowsPage))
 	c.mux.HandleFunc("POST "+Prefix+"/workflows/{workflow}/run", c.change(c.runWorkflow))
 	c.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
-		c.fail(w, r, nil, http.StatusNotFound, "There is no such page in the console.")
+		c.fail(w, r, nil, http.StatusNotFound, msgNoPage)
 	})
 }
+
+// msgNoPage answers a path the console does not serve.
+const msgNoPage = "There is no such page in the console."
 
 // home sends a visitor to the roles, or to the sign-in page.
 func (c *Console) home(w http.ResponseWriter, r *http.Request) {

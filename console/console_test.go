@@ -648,3 +648,44 @@ func TestRequestIDEchoed(t *testing.T) {
 		t.Errorf("X-Request-ID %q, want trace-42", got)
 	}
 }
+
+// TestBadInputsSayWhy: a change with a missing or invalid name changes
+// nothing and the page shown next says why.
+func TestBadInputsSayWhy(t *testing.T) {
+	s := newStack(t)
+	b := s.browser(t)
+	b.signIn(s.key)
+	b.post("/console/roles", url.Values{"role": {"tellers"}}, true)
+	b.get("/console/roles/tellers") // takes the creation's notice
+	tests := []struct {
+		name, path string
+		form       url.Values
+		back, want string
+	}{
+		{"empty member", "/console/roles/tellers/members/add", url.Values{"user": {" "}}, "/console/roles/tellers", "Enter the user to add."},
+		{"invalid role name", "/console/roles", url.Values{"role": {"bad name!"}}, "/console/roles", "Invalid role name"},
+		{"grant to a missing role", "/console/roles/ghost/permissions/add", url.Values{"permission": {"read"}}, "/console/roles/ghost", "does not exist"},
+		{"unknown list", "/console/roles/tellers/friends/add", url.Values{"friend": {"x"}}, "", "no such page"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := b.post(tc.path, tc.form, true)
+			if tc.back == "" {
+				if p.status != http.StatusNotFound || !strings.Contains(p.body, tc.want) {
+					t.Fatalf("%s: %d %s", tc.path, p.status, p.body)
+				}
+				return
+			}
+			if p.status != http.StatusSeeOther || !strings.HasPrefix(p.header.Get("Location"), tc.back) {
+				t.Fatalf("%s: %d to %q, want 303 to %s", tc.path, p.status, p.header.Get("Location"), tc.back)
+			}
+			next := b.get(tc.back)
+			if !regexp.MustCompile(`id="error"[^>]*>[^<]*` + regexp.QuoteMeta(tc.want)).MatchString(next.body) {
+				t.Errorf("the page after %s does not say %q:\n%s", tc.path, tc.want, next.body)
+			}
+		})
+	}
+	if _, d := s.apiDo(t, http.MethodGet, "/api/v2/roles/tellers"); d["members"] != float64(0) || d["permissions"] != float64(0) {
+		t.Errorf("a refused change was made: %v", d)
+	}
+}

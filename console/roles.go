@@ -210,7 +210,7 @@ func (c *Console) roleLink(w http.ResponseWriter, r *http.Request, s *session) {
 	role, kind, op := r.PathValue("role"), r.PathValue("kind"), r.PathValue("op")
 	k, ok := linkKinds[kind]
 	if !ok || (op != "add" && op != "remove") {
-		c.fail(w, r, s, http.StatusNotFound, "Not Found")
+		c.fail(w, r, s, http.StatusNotFound, msgNoPage)
 		return
 	}
 	back := Prefix + "/roles/" + url.PathEscape(role) + "#" + kind
