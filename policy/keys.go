@@ -202,7 +202,14 @@ type Keys struct {
 type cachedKey struct {
 	rec   KeyRecord
 	found bool
+	// retryAt holds back the next last-use write after a failed one, so
+	// that a database outage is not met with a write per request.
+	retryAt time.Time
 }
+
+// touchRetry is how long after a failed last-use write the next one may
+// be tried (at most UseInterval).
+const touchRetry = 5 * time.Second
 
 // maxCachedKeys bounds the resolution cache.
 const maxCachedKeys = 100_000 // about 40 MB (see lookupCache)
@@ -246,20 +253,31 @@ func (k *Keys) Resolve(ctx context.Context, key KeyHash) (KeyHash, error) {
 	case !c.rec.usable(now):
 		return "", ErrKeyRevoked
 	}
-	if c.rec.LastUsedAt == nil || now.Sub(*c.rec.LastUsedAt) >= k.opts.UseInterval {
+	if c.touchDue(now, k.opts.UseInterval) {
 		k.touch(ctx, key, now)
 	}
 	return c.rec.Handle, nil
 }
 
+// touchDue reports whether a use at now should be written: the last
+// recorded use is UseInterval old or more, and no failed write is
+// holding the next one back.
+func (c *cachedKey) touchDue(now time.Time, every time.Duration) bool {
+	if now.Before(c.retryAt) {
+		return false
+	}
+	return c.rec.LastUsedAt == nil || now.Sub(*c.rec.LastUsedAt) >= every
+}
+
 // touch records a use of key in the background: at most once per
 // UseInterval per key and process (the cached record remembers it), and
 // with at most maxTouches writes in flight. It is best effort: a failed
-// write is retried on a later use.
+// write is retried on a use touchRetry later or more.
 func (k *Keys) touch(ctx context.Context, key KeyHash, now time.Time) {
 	at := now
+	var prev *time.Time
 	claimed := k.cache.update(key, func(c *cachedKey) bool {
-		if c.rec.LastUsedAt != nil && now.Sub(*c.rec.LastUsedAt) < k.opts.UseInterval {
+		if !c.touchDue(now, k.opts.UseInterval) {
 			return false // another request got here first
 		}
 		select {
@@ -267,6 +285,7 @@ func (k *Keys) touch(ctx context.Context, key KeyHash, now time.Time) {
 		default:
 			return false // every write slot is busy: a later use records it
 		}
+		prev = c.rec.LastUsedAt
 		c.rec.LastUsedAt = &at
 		return true
 	})
@@ -280,12 +299,14 @@ func (k *Keys) touch(ctx context.Context, key KeyHash, now time.Time) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := k.store.TouchKey(ctx, key, at.UTC()); err != nil {
-			// Not recorded: clear the mark so that a later use tries again.
+			// Not recorded: put the stored use back and let a use
+			// touchRetry later try again.
 			k.cache.update(key, func(c *cachedKey) bool {
 				if c.rec.LastUsedAt == nil || !c.rec.LastUsedAt.Equal(at) {
 					return false
 				}
-				c.rec.LastUsedAt = nil
+				c.rec.LastUsedAt = prev
+				c.retryAt = at.Add(min(touchRetry, k.opts.UseInterval))
 				return true
 			})
 		}

@@ -744,7 +744,8 @@ func TestParseKeyID(t *testing.T) {
 }
 
 // A key's last use is written at most once per UseInterval, in the
-// background; a failed write is retried on a later use.
+// background; a failed write is retried on a use touchRetry later, not
+// on every use while the database is down.
 func TestResolveRecordsUse(t *testing.T) {
 	ctx := context.Background()
 	st := newFakeKeyStore()
@@ -771,7 +772,10 @@ func TestResolveRecordsUse(t *testing.T) {
 	clk.advance(time.Nanosecond)
 	st.touchErr = errors.New("database down")
 	resolve("after the interval, the write fails", 2)
+	clk.advance(touchRetry - time.Nanosecond)
+	resolve("no retry before touchRetry, even with the database down", 2)
 	st.touchErr = nil
+	clk.advance(time.Nanosecond)
 	resolve("a failed write is retried", 3)
 	st.mu.Lock()
 	last := st.keys[key].LastUsedAt
