@@ -1,22 +1,12 @@
 package client_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -93,36 +83,12 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// lockedBuffer collects a process's stderr.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // server is one running auth-server process.
 type server struct {
-	base    string // http://127.0.0.1:PORT
-	cmd     *exec.Cmd
-	stderr  *lockedBuffer
-	done    chan struct{} // closed when the process has exited
-	err     error         // Wait's result, valid after done
-	once    sync.Once
-	stopErr error
+	base   string // http://127.0.0.1:PORT
+	proc   *testenv.Process
+	stderr *testenv.LogBuffer
 }
-
-const startTimeout = 30 * time.Second
 
 // serverEnv is the environment of a test server: the test's own, without
 // any setting of auth-server, plus a random port and dbPath; extra entries
@@ -159,110 +125,17 @@ func startServer(t *testing.T, extra ...string) *server {
 
 // launch starts the binary and waits until it answers GET /ping.
 func launch(dbPath string, extra ...string) (*server, error) {
-	cmd := exec.Command(binPath, "serve")
-	cmd.Env = serverEnv(dbPath, extra...)
-	pipe, err := cmd.StderrPipe()
+	proc, err := testenv.Start(binPath, serverEnv(dbPath, extra...), nil)
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout = io.Discard
-	s := &server{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	addrc := make(chan string, 1)
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		found := false
-		for sc.Scan() {
-			line := sc.Bytes()
-			_, _ = s.stderr.Write(append(append([]byte(nil), line...), '\n'))
-			var rec struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if !found && json.Unmarshal(line, &rec) == nil && rec.Msg == "auth-server listening" {
-				found = true
-				addrc <- rec.Addr
-			}
-		}
-		_, _ = io.Copy(s.stderr, pipe)
-	}()
-	go func() {
-		<-readDone
-		s.err = cmd.Wait()
-		close(s.done)
-	}()
-	fail := func(format string, args ...any) (*server, error) {
-		_ = cmd.Process.Kill()
-		<-s.done
-		return nil, fmt.Errorf(format+"\nstderr:\n%s", append(args, s.stderr.String())...)
-	}
-	var addr string
-	select {
-	case addr = <-addrc:
-	case <-s.done:
-		return nil, fmt.Errorf("exited before listening (%v)\nstderr:\n%s", s.err, s.stderr.String())
-	case <-time.After(startTimeout):
-		return fail("no \"auth-server listening\" log line within %v", startTimeout)
-	}
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fail("listening addr %q: %v", addr, err)
-	}
-	s.base = "http://127.0.0.1:" + port
-	hc := &http.Client{Timeout: 5 * time.Second}
-	defer hc.CloseIdleConnections()
-	deadline := time.Now().Add(startTimeout)
-	for {
-		resp, err := hc.Get(s.base + "/ping")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fail("GET /ping did not answer 200 within %v (last error %v)", startTimeout, err)
-		}
-		select {
-		case <-s.done:
-			return nil, fmt.Errorf("exited while waiting for /ping (%v)\nstderr:\n%s", s.err, s.stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return &server{base: proc.Base, proc: proc, stderr: proc.Log}, nil
 }
 
 // stop sends SIGTERM and waits for a clean exit. It is safe to call more
 // than once.
 func (s *server) stop() error {
-	s.once.Do(func() {
-		select {
-		case <-s.done:
-			s.stopErr = fmt.Errorf("exited before it was stopped: %v", s.err)
-			return
-		default:
-		}
-		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			s.stopErr = err
-			return
-		}
-		select {
-		case <-s.done:
-			if s.err != nil {
-				s.stopErr = fmt.Errorf("unclean exit after SIGTERM: %v", s.err)
-			}
-		case <-time.After(20 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.done
-			s.stopErr = errors.New("no exit within 20s of SIGTERM")
-		}
-	})
-	return s.stopErr
+	return s.proc.Stop(20 * time.Second)
 }
 
 // deadlineCtx is a context for one test step.

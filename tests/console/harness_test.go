@@ -7,14 +7,12 @@
 package console
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,7 +20,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -80,32 +77,11 @@ func requireBrowser(t *testing.T) string {
 	return ""
 }
 
-// logBuffer collects a process's output for failure reports.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // server is one running auth-server process.
 type server struct {
-	base   string // http://127.0.0.1:PORT
-	cmd    *exec.Cmd
-	stderr *logBuffer
-	done   chan struct{} // closed when the process has exited
-	err    error         // Wait's result, valid after done
-	http   *http.Client  // follows no redirect: the tests look at them
+	base string // http://127.0.0.1:PORT
+	proc *testenv.Process
+	http *http.Client // follows no redirect: the tests look at them
 }
 
 // startServer builds auth-server and runs it in development mode on a
@@ -127,108 +103,23 @@ func startServer(t *testing.T) *server {
 		"AUTH_TENANT_CREATION_LIMIT="+unlimited,
 		"AUTH_TENANT_CREATION_LIMIT_GLOBAL="+unlimited,
 	)
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = env
-	cmd.Stdout = io.Discard
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{
-		cmd: cmd, stderr: &logBuffer{}, done: make(chan struct{}),
-		http: &http.Client{
-			Timeout:       30 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-	}
-	if err := cmd.Start(); err != nil {
+	s := &server{http: &http.Client{
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+	if s.proc, err = testenv.Start(bin, env, s.http); err != nil {
 		t.Fatalf("start auth-server: %v", err)
 	}
-	addrc := make(chan string, 1)
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		found := false
-		for sc.Scan() {
-			line := sc.Bytes()
-			_, _ = s.stderr.Write(append(append([]byte(nil), line...), '\n'))
-			var rec struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if !found && json.Unmarshal(line, &rec) == nil && rec.Msg == "auth-server listening" {
-				found = true
-				addrc <- rec.Addr
-			}
-		}
-		_, _ = io.Copy(s.stderr, pipe)
-	}()
-	go func() {
-		<-readDone // Wait closes the pipe: read everything first
-		s.err = cmd.Wait()
-		close(s.done)
-	}()
+	s.base = s.proc.Base
 	t.Cleanup(func() {
-		s.stop(t)
+		if err := s.proc.Stop(stopTimeout); err != nil {
+			t.Errorf("auth-server %v", err)
+		}
 		if t.Failed() {
-			t.Logf("auth-server log (%s):\n%s", s.base, s.stderr.String())
+			t.Logf("auth-server log (%s):\n%s", s.base, s.proc.Log.String())
 		}
 	})
-	var addr string
-	select {
-	case addr = <-addrc:
-	case <-s.done:
-		t.Fatalf("auth-server exited before listening (%v)\n%s", s.err, s.stderr.String())
-	case <-time.After(startTimeout):
-		t.Fatalf("no \"auth-server listening\" log line within %v", startTimeout)
-	}
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatalf("listening addr %q: %v", addr, err)
-	}
-	s.base = "http://" + net.JoinHostPort("127.0.0.1", port)
-	deadline := time.Now().Add(startTimeout)
-	for {
-		resp, err := s.http.Get(s.base + "/ping")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /ping did not answer 200 within %v (last error %v)", startTimeout, err)
-		}
-		select {
-		case <-s.done:
-			t.Fatalf("auth-server exited while waiting for /ping (%v)", s.err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// stop sends SIGTERM and waits for the process to exit.
-func (s *server) stop(t *testing.T) {
-	select {
-	case <-s.done:
-		t.Errorf("auth-server exited before it was stopped: %v", s.err)
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-		if s.err != nil {
-			t.Errorf("auth-server did not exit cleanly after SIGTERM: %v", s.err)
-		}
-	case <-time.After(stopTimeout):
-		t.Errorf("auth-server did not exit within %v of SIGTERM", stopTimeout)
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
+	return s
 }
 
 // response is a whole HTTP response.
@@ -351,14 +242,14 @@ func newKey(t *testing.T) string {
 // a browser context of its own (its own cookies).
 type browser struct {
 	ctx    context.Context // the browser's chromedp context
-	output *logBuffer
+	output *testenv.LogBuffer
 }
 
 // startBrowser starts Chromium at path headless with a fresh profile. It is
 // closed when the test ends.
 func startBrowser(t *testing.T, path string) *browser {
 	t.Helper()
-	b := &browser{output: &logBuffer{}}
+	b := &browser{output: &testenv.LogBuffer{}}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.UserDataDir(t.TempDir()),

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ourway/auth/internal/testenv"
 )
 
 // statusesOf runs n requests through send on workers goroutines and
@@ -228,7 +230,7 @@ func TestDevelopmentLog(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var log logBuffer
+	var log testenv.LogBuffer
 	addrc := make(chan string, 1)
 	readDone := make(chan struct{})
 	go func() {
@@ -258,8 +260,8 @@ func TestDevelopmentLog(t *testing.T) {
 	case addr = <-addrc:
 	case <-readDone:
 		t.Fatalf("exited without a text \"auth-server listening\" line")
-	case <-time.After(startTimeout):
-		t.Fatalf("no text \"auth-server listening\" line within %v", startTimeout)
+	case <-time.After(testenv.StartTimeout):
+		t.Fatalf("no text \"auth-server listening\" line within %v", testenv.StartTimeout)
 	}
 	s := &server{base: "http://" + addr, http: &http.Client{Timeout: 10 * time.Second}}
 	c := s.client(newKey(t))

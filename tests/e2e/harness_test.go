@@ -4,15 +4,12 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,7 +17,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -68,33 +64,12 @@ func envValue(env []string, key string) string {
 	return v
 }
 
-// logBuffer collects a process's stderr for failure reports.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // server is one running auth-server process.
 type server struct {
 	env    []string // the whole environment it was started with
 	base   string   // http://127.0.0.1:PORT
-	cmd    *exec.Cmd
-	stderr *logBuffer
-	done   chan struct{} // closed when the process has exited
-	err    error         // Wait's result, valid after done
-	once   sync.Once
+	proc   *testenv.Process
+	stderr *testenv.LogBuffer // the process's stderr
 	http   *http.Client
 	// dbType is "sqlite" or "postgresql"; dbPath and pgURL locate the data.
 	dbType string
@@ -150,10 +125,8 @@ func (s *server) checkSchema(r response) error {
 	return err
 }
 
-const (
-	startTimeout = 30 * time.Second
-	stopTimeout  = 20 * time.Second
-)
+// stopTimeout bounds how long a server has to exit after SIGTERM.
+const stopTimeout = 20 * time.Second
 
 // startServer runs auth-server with env (a complete environment, see
 // serverEnv) and waits until it answers /ping. It is stopped when the test
@@ -209,15 +182,8 @@ func serverEnv(dbPath string, extra ...string) []string {
 }
 
 func launch(env []string) (*server, error) {
-	cmd := exec.Command(binPath, "serve")
-	cmd.Env = env
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stdout = io.Discard
 	s := &server{
-		env: env, cmd: cmd, stderr: &logBuffer{}, done: make(chan struct{}),
+		env:    env,
 		dbType: envValue(env, "AUTH_DB_TYPE"), dbPath: envValue(env, "AUTH_DB_PATH"),
 		pgURL: envValue(env, "POSTGRESQL_URL"), mismatches: &mismatchLog{},
 		http: &http.Client{
@@ -230,109 +196,27 @@ func launch(env []string) (*server, error) {
 	if s.dbType == "" {
 		s.dbType = "sqlite"
 	}
-	if err := cmd.Start(); err != nil {
+	proc, err := testenv.Start(binPath, env, s.http)
+	if err != nil {
 		return nil, err
 	}
-	addrc := make(chan string, 1)
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		found := false
-		for sc.Scan() {
-			line := sc.Bytes()
-			_, _ = s.stderr.Write(append(append([]byte(nil), line...), '\n'))
-			if found {
-				continue
-			}
-			var rec struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(line, &rec) == nil && rec.Msg == "auth-server listening" {
-				found = true
-				addrc <- rec.Addr
-			}
-		}
-		_, _ = io.Copy(s.stderr, stderr)
-	}()
-	go func() {
-		<-readDone // Wait closes the pipe: read everything first
-		s.err = cmd.Wait()
-		close(s.done)
-	}()
-	fail := func(format string, args ...any) (*server, error) {
-		s.kill()
-		return nil, fmt.Errorf(format+"\nstderr:\n%s", append(args, s.stderr.String())...)
-	}
-	var addr string
-	select {
-	case addr = <-addrc:
-	case <-s.done:
-		return nil, fmt.Errorf("exited before listening (%v)\nstderr:\n%s", s.err, s.stderr.String())
-	case <-time.After(startTimeout):
-		return fail("no \"auth-server listening\" log line within %v", startTimeout)
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fail("listening addr %q: %v", addr, err)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		host = "127.0.0.1" // a wildcard listener answers on loopback too
-	}
-	s.base = "http://" + net.JoinHostPort(host, port)
-	deadline := time.Now().Add(startTimeout)
-	for {
-		resp, err := s.http.Get(s.base + "/ping")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fail("GET /ping did not answer 200 within %v (last error %v)", startTimeout, err)
-		}
-		select {
-		case <-s.done:
-			return nil, fmt.Errorf("exited while waiting for /ping (%v)\nstderr:\n%s", s.err, s.stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	s.proc, s.stderr, s.base = proc, proc.Log, proc.Base
+	return s, nil
 }
 
+// kill ends the process at once (SIGKILL), as a crash would.
 func (s *server) kill() {
-	_ = s.cmd.Process.Kill()
-	<-s.done
+	s.proc.Kill()
 }
 
 // stop sends SIGTERM and waits for the process to exit; a non-zero exit or
 // a hang is a test error. It is safe to call more than once.
 func (s *server) stop(t testing.TB) {
 	t.Helper()
-	s.once.Do(func() {
-		s.http.CloseIdleConnections()
-		select {
-		case <-s.done:
-			t.Errorf("auth-server exited before it was stopped: %v", s.err)
-			return
-		default:
-		}
-		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Errorf("SIGTERM: %v", err)
-		}
-		select {
-		case <-s.done:
-			if s.err != nil {
-				t.Errorf("auth-server did not exit cleanly after SIGTERM: %v", s.err)
-			}
-		case <-time.After(stopTimeout):
-			t.Errorf("auth-server did not exit within %v of SIGTERM", stopTimeout)
-			s.kill()
-		}
-	})
+	s.http.CloseIdleConnections()
+	if err := s.proc.Stop(stopTimeout); err != nil {
+		t.Errorf("auth-server %v", err)
+	}
 }
 
 // restart stops s and starts a new server with the same environment (the

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ourway/auth/internal/testenv"
 )
 
 func modelPath(t testing.TB, name string) string {
@@ -184,7 +186,7 @@ func startFailure(t *testing.T, env []string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var buf logBuffer
+	var buf testenv.LogBuffer
 	var wg sync.WaitGroup
 	wg.Add(1)
 	listening := make(chan struct{})

@@ -143,7 +143,7 @@ func (r *replica) waitLive(t testing.TB) {
 
 // kill ends the replica's process at once (SIGKILL), as a crash would.
 func (r *replica) kill() {
-	r.s.once.Do(r.s.kill)
+	r.s.kill()
 }
 
 // restart starts the replica again with its environment.

@@ -136,7 +136,7 @@ func vmRSS(t *testing.T, pid int) int64 {
 func TestTenantFloodMemoryBounded(t *testing.T) {
 	const budget = 4 << 20
 	s := rateServer(t, "AUTH_TENANT_MEMORY_BUDGET=4MiB", "AUTH_AUDIT_DECISIONS=none")
-	pid := s.cmd.Process.Pid
+	pid := s.proc.Pid()
 	warm := s.client(newKey(t))
 	for i := 0; i < 20; i++ {
 		expect(t, warm.post(t, "/api/role/r"+strconv.Itoa(i)), 200, res("true"))

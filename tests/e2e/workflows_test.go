@@ -954,7 +954,7 @@ func TestWorkflowReplicasExactlyOnce(t *testing.T) {
 	}
 	var killed *replica
 	for _, r := range rs.nodes {
-		if strings.Contains(owner, "-"+strconv.Itoa(r.s.cmd.Process.Pid)+"-") {
+		if strings.Contains(owner, "-"+strconv.Itoa(r.s.proc.Pid())+"-") {
 			killed = r
 		}
 	}
