@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ourway/auth"
-	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policydb"
 )
@@ -52,14 +51,7 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 //	go test -run '^$' -bench ColdLoadSmall -benchtime 2000x ./policy/
 func BenchmarkColdLoadSmall(b *testing.B) {
 	const pool = 3000 // tenants in the database
-	dbs := []struct {
-		name string
-		open func(testing.TB) *sqldb.DB
-	}{
-		{"sqlite", openSQLite},
-		{"postgres", openPostgres},
-	}
-	for _, d := range dbs {
+	for _, d := range backends {
 		b.Run(d.name, func(b *testing.B) {
 			ctx := context.Background()
 			db := d.open(b)

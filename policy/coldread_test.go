@@ -12,20 +12,10 @@ import (
 
 	"github.com/ourway/auth"
 	"github.com/ourway/auth/internal/fieldcrypt"
-	"github.com/ourway/auth/internal/sqldb"
 	"github.com/ourway/auth/internal/testenv"
 	"github.com/ourway/auth/policy"
 	"github.com/ourway/auth/policy/policydb"
 )
-
-// coldDBs are the databases the cold-load tests run on.
-var coldDBs = []struct {
-	name string
-	open func(testing.TB) *sqldb.DB
-}{
-	{"sqlite", openSQLite},
-	{"postgres", openPostgres},
-}
 
 // TestColdCheckIsOneStatement: the first check of a tenant not in memory
 // costs one statement and no transaction, with field encryption off and
@@ -33,7 +23,7 @@ var coldDBs = []struct {
 // grant) and under a pattern model; the loaded tenant answers as the one
 // that wrote it.
 func TestColdCheckIsOneStatement(t *testing.T) {
-	for _, d := range coldDBs {
+	for _, d := range backends {
 		t.Run(d.name, func(t *testing.T) {
 			db := d.open(t)
 			count := testenv.CountStatements(t, db)
@@ -152,7 +142,7 @@ func waitingOnTenants() int {
 // tenant that does not exist is not kept in memory.
 func TestConcurrentColdReadsShareOneStatement(t *testing.T) {
 	const racers = 16
-	for _, d := range coldDBs {
+	for _, d := range backends {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
 			db := d.open(t)

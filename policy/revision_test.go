@@ -12,8 +12,9 @@ import (
 	"github.com/ourway/auth/policy/policydb"
 )
 
-// backends are the databases the integration tests of this file and of the
-// change feed and expiry tests run on.
+// backends are the databases the integration tests of this file, of the
+// change feed, expiry and cold-load tests, and the cold-load benchmark run
+// on (PostgreSQL not with -short).
 var backends = []struct {
 	name string
 	open func(testing.TB) *sqldb.DB
